@@ -1,0 +1,30 @@
+# One command to set up and run the demo, one to set up and run the tests.
+#   make demo   -> .venv with everything, then `healthivert demo --out demo_output`
+#   make test   -> .venv with everything, then pytest
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test lint clean
+
+$(BIN)/healthivert: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: the local CPU wheel (an unpinned torch pulls a CUDA build)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(BIN)/healthivert
+
+setup: $(BIN)/healthivert
+
+demo: setup
+	$(BIN)/healthivert demo --out demo_output
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check healthivert tests app benchmarks
+
+clean:
+	rm -rf $(VENV) demo_output

@@ -1,0 +1,292 @@
+"""Synthetic thoracolumbar CT studies with known fractures and known heights.
+
+``make_phantom`` builds one study from a seed (deterministic); ``write_phantom`` writes it in
+the VerSe layout with a ``truth.json``; ``write_cohort`` makes N studies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from healthivert.io.atomic import atomic_write_text
+from healthivert.io.centroids import centroids_from_mask, write_centroids
+from healthivert.io.images import write_volume
+from healthivert.io.verse_tree import study_paths
+from healthivert.io.volume import SourceGeometry, Volume, sitk_from_array
+from healthivert.labels import VERSE_NAMES, verse_label
+from healthivert.phantom.anatomy import vertebra_shape
+from healthivert.phantom.fracture import MORPHOLOGIES, fracture_for_grade, truth_record
+from healthivert.phantom.render import (
+    Grid,
+    PlacedVertebra,
+    finish_ct,
+    paint_background,
+    paint_vertebra_bone,
+    paint_vertebra_soft,
+)
+from healthivert.phantom.spine import local_frame, make_centreline
+
+ORIENTATIONS = ("LPS", "RAS", "IPL", "LAS", "PIR", "RPI")
+SLICE_SPACINGS_MM = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+SACRUM_LABEL = 26
+
+
+@dataclass(frozen=True)
+class FractureSpec:
+    """A requested fracture: vertebra name, Genant grade (1-3) and morphology."""
+
+    vertebra: str
+    grade: int
+    morphology: str
+
+    def __post_init__(self) -> None:
+        if self.grade not in (1, 2, 3):
+            raise ValueError(f"fracture grade must be 1-3; got {self.grade}")
+        if self.morphology not in MORPHOLOGIES:
+            raise ValueError(f"morphology must be one of {MORPHOLOGIES}; got {self.morphology!r}")
+        verse_label(self.vertebra)
+
+
+@dataclass(frozen=True)
+class PhantomConfig:
+    """What to synthesise. ``None`` fields are drawn from the seed.
+
+    Attributes:
+        top, bottom: vertebra range, cranial to caudal (T1..L5).
+        fractures: explicit fractures; when None, ``n_fractures`` random ones.
+        n_fractures: (min, max) number of random fractures.
+        deformity_rate: chance that an unfractured vertebra has a sub-threshold (<20 %) deformity.
+        in_plane_mm, slice_mm: voxel size; None draws a realistic one.
+        orientation: axis codes of the written files; None draws one of ``ORIENTATIONS``.
+        noise_hu: standard deviation of the image noise (HU).
+        blur_mm: point-spread function sigma (mm).
+        margin_mm: field of view beyond the top and bottom vertebrae along the spine (mm);
+            negative values cut those vertebrae.
+    """
+
+    top: str = "T8"
+    bottom: str = "L5"
+    fractures: tuple[FractureSpec, ...] | None = None
+    n_fractures: tuple[int, int] = (0, 3)
+    deformity_rate: float = 0.25
+    in_plane_mm: float | None = None
+    slice_mm: float | None = None
+    orientation: str | None = None
+    noise_hu: float = 20.0
+    blur_mm: float = 0.6
+    margin_mm: float = 12.0
+
+    def labels(self) -> list[int]:
+        lo, hi = verse_label(self.top), verse_label(self.bottom)
+        if not (8 <= lo <= hi <= 24):
+            raise ValueError(f"vertebra range must run cranial to caudal within T1..L5; got {self.top}-{self.bottom}")
+        return list(range(lo, hi + 1))
+
+
+@dataclass
+class PhantomStudy:
+    """A synthetic study: CT (HU), vertebra mask, body-only mask (VerSe labels) and truth."""
+
+    subject: str
+    ct: Volume
+    mask: Volume
+    body_mask: Volume
+    truth: dict = field(default_factory=dict)
+
+
+def _draw_fractures(cfg: PhantomConfig, labels: list[int], rng: np.random.Generator) -> dict[int, tuple[int, str]]:
+    if cfg.fractures is not None:
+        out = {}
+        for f in cfg.fractures:
+            lab = verse_label(f.vertebra)
+            if lab not in labels:
+                raise ValueError(f"fracture at {f.vertebra} is outside the range {cfg.top}-{cfg.bottom}")
+            out[lab] = (f.grade, f.morphology)
+        return out
+    n = int(rng.integers(cfg.n_fractures[0], cfg.n_fractures[1] + 1))
+    chosen = rng.choice(labels, size=min(n, len(labels)), replace=False)
+    return {int(lab): (int(rng.integers(1, 4)), str(rng.choice(MORPHOLOGIES))) for lab in chosen}
+
+
+def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> PhantomStudy:
+    """Build one phantom study, deterministically from ``seed``."""
+    rng = np.random.default_rng(seed)
+    labels = cfg.labels()
+    subject = subject or f"sub-phantom{seed:04d}"
+    scale = float(rng.uniform(0.92, 1.08))
+    shapes = {lab: vertebra_shape(lab, rng, scale) for lab in labels}
+    fractures = _draw_fractures(cfg, labels, rng)
+    trab_hu = float(rng.uniform(90.0, 230.0))  # study bone density: osteoporotic to normal
+    placed_fx = {}
+    for lab in labels:
+        sh = shapes[lab]
+        grade, morph = fractures.get(lab, (0, str(rng.choice(MORPHOLOGIES))))
+        deformity = float(rng.uniform(0.04, 0.16)) if rng.random() < cfg.deformity_rate else 0.0
+        placed_fx[lab] = fracture_for_grade(sh, grade, morph, rng, deformity)
+    truths = {lab: truth_record(shapes[lab], placed_fx[lab]) for lab in labels}
+
+    # place vertebrae along a curved centreline by their (fractured) mid heights
+    heights = {lab: truths[lab]["fractured_heights_mm"]["middle"] for lab in labels}
+    disc_top = shapes[labels[0]].disc_below
+    length = 40 + sum(heights[lab] + shapes[lab].disc_below for lab in labels) + disc_top
+    curve = make_centreline(
+        length, kyphosis_mm=float(rng.uniform(6, 18)), junction=float(rng.uniform(0.35, 0.6)),
+        scoliosis_mm=float(rng.uniform(0, 8)), scoliosis_wavelength_mm=float(rng.uniform(300, 600)),
+        phase=float(rng.uniform(0, 2 * np.pi)),
+    )
+    placed: list[PlacedVertebra] = []
+    cursor = 20.0 + disc_top
+    prev_disc = disc_top
+    for lab in labels:
+        s_centre = cursor + heights[lab] / 2
+        axes = local_frame(curve.superior_tangent(s_centre), float(rng.uniform(-6, 6)))
+        placed.append(PlacedVertebra(shapes[lab], placed_fx[lab], curve.at(s_centre), axes,
+                                     trab_hu * float(rng.uniform(0.9, 1.1)), prev_disc))
+        cursor = s_centre + heights[lab] / 2 + shapes[lab].disc_below
+        prev_disc = shapes[lab].disc_below
+    sacrum = None
+    if labels[-1] == 24:
+        sh = vertebra_shape(24, rng, scale * 1.05)
+        s_centre = cursor + sh.height / 2
+        axes = local_frame(curve.superior_tangent(s_centre), 0.0)
+        tilt = np.deg2rad(30.0)  # sacral promontory faces anteriorly
+        rot = np.array([[1, 0, 0], [0, np.cos(tilt), np.sin(tilt)], [0, -np.sin(tilt), np.cos(tilt)]])
+        sacrum = PlacedVertebra(sh, None, curve.at(s_centre), axes @ rot, trab_hu, prev_disc)
+
+    # grid: spine extent plus soft tissue, in RAS axis order
+    in_plane = cfg.in_plane_mm or float(np.round(rng.uniform(0.6, 1.0), 3))
+    slice_mm = cfg.slice_mm or float(rng.choice(SLICE_SPACINGS_MM))
+    z_factor = max(1, int(np.ceil(slice_mm / 1.0)))
+    z_factor += 1 - z_factor % 2  # odd, so a fine slice sits at every final slice centre
+    top_v, bot_v = placed[0], placed[-1]
+    z_hi = top_v.centre[2] + top_v.shape.height / 2 + cfg.margin_mm
+    z_lo = bot_v.centre[2] - bot_v.shape.height / 2 - cfg.margin_mm
+    pts = curve.points[(curve.points[:, 2] <= z_hi) & (curve.points[:, 2] >= z_lo)]
+    lo = np.array([pts[:, 0].min() - 85, pts[:, 1].min() - 85, z_lo])
+    hi = np.array([pts[:, 0].max() + 85, pts[:, 1].max() + 100, z_hi])
+    spacing = np.array([in_plane, in_plane, slice_mm])
+    shape = tuple(int(n) for n in np.floor((hi - lo) / spacing) + 1)
+    fine_spacing = np.array([in_plane, in_plane, slice_mm / z_factor])
+    fine_origin = lo - np.array([0, 0, (z_factor // 2) * fine_spacing[2]])
+    fine = Grid(fine_origin, fine_spacing, (shape[0], shape[1], shape[2] * z_factor))
+
+    diaphragm = next((v.centre[2] for v in placed if v.shape.label == 19), None)
+    if diaphragm is None and labels[-1] < 19:
+        diaphragm = z_lo - 100.0
+    hu = paint_background(fine, curve, diaphragm)
+    label = np.zeros(fine.shape, np.uint8)
+    body = np.zeros(fine.shape, np.uint8)
+    everything = placed + ([sacrum] if sacrum else [])
+    for v in everything:
+        paint_vertebra_soft(hu, fine, v)
+    for v in everything:
+        lab = SACRUM_LABEL if v is sacrum else v.shape.label
+        paint_vertebra_bone(hu, label, body, fine, v, lab, ribs=v.shape.label <= 19 and v is not sacrum)
+    ct = finish_ct(hu, fine, z_factor, cfg.blur_mm, cfg.noise_hu, rng)
+    centre_slices = slice(z_factor // 2, None, z_factor)
+    grid = Grid(lo, spacing, shape)
+    orientation = cfg.orientation or str(rng.choice(ORIENTATIONS))
+
+    def volume(array: np.ndarray) -> Volume:
+        return Volume(array, grid.affine, _source_for(array, grid.affine, orientation))
+
+    ct_vol = volume(ct)
+    mask_vol = volume(label[:, :, centre_slices].copy())
+    body_vol = volume(body[:, :, centre_slices].copy())
+    present = set(np.unique(mask_vol.array).tolist())
+    coms = centroids_from_mask(mask_vol)
+    vertebrae = []
+    for v in placed:
+        lab = v.shape.label
+        rec = {"label": lab, "name": VERSE_NAMES[lab], **truths[lab]}
+        rec.update({
+            "in_mask": lab in present,
+            "centroid_mm": [round(float(c), 3) for c in coms[lab]] if lab in coms else None,
+            "body_centre_mm": [round(float(c), 3) for c in v.centre],
+            "axes": {k: [round(float(c), 6) for c in v.axes[:, i]] for i, k in enumerate(("lr", "ap", "si"))},
+            "body_size_mm": {"height": round(v.shape.height, 3), "depth": round(v.shape.depth, 3),
+                             "width": round(v.shape.width, 3)},
+            "posterior_wall_mm": round(v.shape.posterior_wall, 3),
+            "trabecular_hu": round(v.trabecular_hu, 1),
+        })
+        vertebrae.append(rec)
+    truth = {
+        "subject": subject,
+        "seed": seed,
+        "coordinate_system": "RAS",
+        "units": {"lengths": "mm", "ct": "HU", "rhlv": "fraction"},
+        "section_definition": "mean body height along the local spine axis in each third of the "
+                              "body's AP extent, central 40 % of its LR extent",
+        "spacing_mm": [float(x) for x in spacing],
+        "orientation": orientation,
+        "trabecular_hu": round(trab_hu, 1),
+        "config": _config_dict(cfg),
+        "vertebrae": vertebrae,
+    }
+    return PhantomStudy(subject, ct_vol, mask_vol, body_vol, truth)
+
+
+def _config_dict(cfg: PhantomConfig) -> dict:
+    d = asdict(cfg)
+    d["n_fractures"] = list(cfg.n_fractures)
+    if cfg.fractures is not None:
+        d["fractures"] = [asdict(f) for f in cfg.fractures]
+    return d
+
+
+def _source_for(array: np.ndarray, affine: np.ndarray, orientation: str) -> SourceGeometry:
+    """The grid the study's files are written on: the RAS grid reoriented to ``orientation``."""
+    small = sitk_from_array(np.zeros((2, 2, 2), np.uint8), affine)
+    image = sitk.Image([int(n) for n in array.shape], sitk.sitkUInt8)
+    image.SetSpacing(small.GetSpacing())
+    image.SetOrigin(small.GetOrigin())
+    image.SetDirection(small.GetDirection())
+    return SourceGeometry.of(sitk.DICOMOrient(image, orientation))
+
+
+def write_phantom(study: PhantomStudy, root: str | Path) -> dict[str, Path]:
+    """Write a study in the VerSe layout under ``root`` (files renamed into place when done)."""
+    paths = study_paths(root, study.subject)
+    for p in paths.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    write_volume(study.ct, paths["ct"])
+    write_volume(study.mask, paths["mask"])
+    write_volume(study.body_mask, paths["body_mask"])
+    write_centroids(centroids_from_mask(study.mask), paths["centroids"], study.mask, fmt="verse")
+    # truth last: its presence marks a complete study
+    atomic_write_text(paths["truth"], json.dumps(study.truth, indent=1) + "\n")
+    return paths
+
+
+def write_cohort(
+    root: str | Path, n: int, seed: int, cfg: PhantomConfig | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[str]:
+    """Write ``n`` studies with seeds ``seed, seed+1, ...``; returns their subject ids."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1; got {n}")
+    cfg = cfg or PhantomConfig()
+    subjects = []
+    for i in range(n):
+        study = make_phantom(cfg, seed + i)
+        write_phantom(study, root)
+        subjects.append(study.subject)
+        if progress:
+            progress(i + 1, n, study.subject)
+    return subjects
+
+
+def summarise(truth: dict) -> list[Sequence]:
+    """Rows (name, grade, morphology, healthy/fractured heights) for printing a study."""
+    rows = []
+    for v in truth["vertebrae"]:
+        h, f = v["healthy_heights_mm"], v["fractured_heights_mm"]
+        rows.append((v["name"], v["genant_grade"], v["morphology"] or "-",
+                     *(f"{f[s]:.1f}/{h[s]:.1f}" for s in ("anterior", "middle", "posterior"))))
+    return rows

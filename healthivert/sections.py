@@ -1,0 +1,83 @@
+"""The one definition of a vertebral body's section heights, shared by phantom truth and
+measurement.
+
+A body is seen as columns along its local superior-inferior axis, one per (AP, LR) position.
+Its antero-posterior extent is split into thirds (anterior, middle, posterior); a section's
+height is the mean column height (mm) over the columns of that third that lie in the central
+``CENTRAL_LR_FRACTION`` of the body's left-right extent (as the HealthiVert-GAN paper measures
+in its central sagittal planes) and at least ``EDGE_MARGIN_MM`` inside its outline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+SECTIONS: tuple[str, str, str] = ("anterior", "middle", "posterior")
+CENTRAL_LR_FRACTION = 0.4
+#: Columns shorter than this fraction of the body's median column are partial-volume slivers
+#: at its walls (a resampled mask grazes them), not body; they are left out.
+MIN_COLUMN_FRACTION = 0.25
+#: Columns closer than this to the body's outline are left out: a voxel mask only
+#: approximates the walls, so the columns grazing them have partial heights.
+EDGE_MARGIN_MM = 1.5
+
+
+def section_heights(
+    heights_mm: np.ndarray, ap_mm: np.ndarray, lr_mm: np.ndarray
+) -> dict[str, float]:
+    """Mean column height of each AP third of a body.
+
+    Args:
+        heights_mm: column heights, shape (n_ap, n_lr); 0 where there is no body. Columns
+            below ``MIN_COLUMN_FRACTION`` of the median are ignored.
+        ap_mm: AP coordinate of each row (mm, larger = more anterior), shape (n_ap,).
+        lr_mm: LR coordinate of each column (mm), shape (n_lr,).
+
+    Returns:
+        ``{"anterior", "middle", "posterior"}`` -> height in mm (NaN for an empty section).
+    """
+    heights_mm = np.asarray(heights_mm, dtype=float)
+    present = heights_mm > 0
+    if present.any():
+        present &= heights_mm >= MIN_COLUMN_FRACTION * np.median(heights_mm[present])
+    if not present.any():
+        return dict.fromkeys(SECTIONS, float("nan"))
+    rows = np.flatnonzero(present.any(axis=1))
+    cols = np.flatnonzero(present.any(axis=0))
+    ap_lo, ap_hi = sorted((ap_mm[rows[0]], ap_mm[rows[-1]]))
+    lr_lo, lr_hi = sorted((lr_mm[cols[0]], lr_mm[cols[-1]]))
+    lr_mid, half_band = (lr_lo + lr_hi) / 2, CENTRAL_LR_FRACTION * (lr_hi - lr_lo) / 2
+    in_band = np.abs(np.asarray(lr_mm) - lr_mid) <= half_band
+    step = (abs(float(ap_mm[1] - ap_mm[0])) if len(ap_mm) > 1 else 1.0,
+            abs(float(lr_mm[1] - lr_mm[0])) if len(lr_mm) > 1 else 1.0)
+    padded = np.pad(present, 1)
+    interior = ndimage.distance_transform_edt(padded, sampling=step)[1:-1, 1:-1] > EDGE_MARGIN_MM
+    # thirds of the AP extent; the posterior third is the lowest AP coordinate
+    edges = ap_lo + (ap_hi - ap_lo) * np.array([0, 1 / 3, 2 / 3, 1])
+    ap = np.asarray(ap_mm)
+    out = {}
+    for name, (lo, hi) in zip(("posterior", "middle", "anterior"), zip(edges[:-1], edges[1:])):
+        in_third = (ap >= lo) & (ap <= hi) if name == "anterior" else (ap >= lo) & (ap < hi)
+        sel = interior & in_third[:, None] & in_band[None, :]
+        out[name] = float(heights_mm[sel].mean()) if sel.any() else float("nan")
+    return {name: out[name] for name in SECTIONS}
+
+
+def relative_height_loss(healthy: dict[str, float], actual: dict[str, float]) -> dict[str, float]:
+    """RHLV per section: (H_healthy - H_actual) / H_healthy, plus ``whole`` over the three."""
+    rhlv = {s: (healthy[s] - actual[s]) / healthy[s] for s in SECTIONS}
+    total_h = sum(healthy[s] for s in SECTIONS)
+    rhlv["whole"] = (total_h - sum(actual[s] for s in SECTIONS)) / total_h
+    return rhlv
+
+
+def genant_grade_from_loss(max_loss: float) -> int:
+    """Genant semi-quantitative grade of a height-loss fraction (0-1): thresholds 20/25/40 %."""
+    if max_loss < 0.20:
+        return 0
+    if max_loss < 0.25:
+        return 1
+    if max_loss <= 0.40:
+        return 2
+    return 3

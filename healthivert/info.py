@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from healthivert.io.images import read_sitk
+from healthivert.io.images import nonfinite_voxels, read_sitk
 from healthivert.io.volume import volume_from_sitk
 from healthivert.labels import TOTALSEG_TO_VERSE, VERSE_NAMES, looks_like_totalseg
 
@@ -31,7 +31,7 @@ def describe_image(path: str | Path, series_uid: str | None = None) -> dict:
         "spacing_mm": [round(s, 4) for s in src.spacing],
         "orientation": src.orientation,
         # the first stored voxel's centre, in RAS (SimpleITK stores LPS)
-        "origin_mm": [round(-src.origin[0], 2), round(-src.origin[1], 2), round(src.origin[2], 2)],
+        "origin_mm": [round(-src.origin[0], 2) + 0.0, round(-src.origin[1], 2) + 0.0, round(src.origin[2], 2) + 0.0],
         "extent_mm": [round(float(n * s), 1) for n, s in zip(src.size, src.spacing)],
         "dtype": str(array.dtype),
     }
@@ -53,7 +53,8 @@ def describe_image(path: str | Path, series_uid: str | None = None) -> dict:
         info.update(
             kind="ct",
             hu_range=[float(finite.min()), float(finite.max())] if finite.size else None,
-            nan_voxels=int(array.size - finite.size),
+            # ITK reads NaN in NIfTI as 0; nonfinite_voxels counts them in the file
+            nan_voxels=max(int(array.size - finite.size), nonfinite_voxels(path)),
         )
     return info
 

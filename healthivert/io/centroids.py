@@ -31,6 +31,7 @@ from healthivert.labels import VERSE_NAMES
 Centroids = dict[int, np.ndarray]
 FORMATS = ("verse", "voxel", "world")
 _AXIS_CODES = {"L", "R", "A", "P", "S", "I"}
+_AXIS_OF_CODE = {"L": 0, "R": 0, "A": 1, "P": 1, "S": 2, "I": 2}
 
 
 def _source_image(reference: Volume) -> sitk.Image:
@@ -58,7 +59,8 @@ def _entries(data, path: Path) -> tuple[str | None, list[dict]]:
         if "direction" in item:
             direction = item["direction"]
             codes = [str(c).upper() for c in direction] if isinstance(direction, list) else []
-            if len(codes) != 3 or not set(codes) <= _AXIS_CODES:
+            # three codes, one per axis: ["P", "A", "R"] names the AP axis twice
+            if len(codes) != 3 or not set(codes) <= _AXIS_CODES or len({_AXIS_OF_CODE[c] for c in codes}) != 3:
                 raise InputError(f"{path}: bad direction entry {direction!r}; expected e.g. ['P','I','R']")
             direction = "".join(codes)
         else:
@@ -93,10 +95,13 @@ def read_centroids(path: str | Path, reference: Volume | None = None) -> Centroi
     out: Centroids = {}
     for p in points:
         try:
-            label = int(p["label"])
+            label_value = float(p["label"])
+            label = int(label_value)
             xyz = np.array([float(p["X"]), float(p["Y"]), float(p["Z"])])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise InputError(f"{path}: each centroid needs a numeric label, X, Y and Z; got {p!r}") from None
+        if label != label_value:
+            raise InputError(f"{path}: centroid label {p['label']!r} is not a whole number")
         if not np.isfinite(xyz).all():
             raise InputError(f"{path}: centroid of label {label} is not finite")
         if label not in VERSE_NAMES:

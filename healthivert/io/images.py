@@ -11,6 +11,7 @@ import gzip
 import zlib
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
@@ -36,10 +37,35 @@ def _check_gzip(path: Path) -> None:
         raise InputError(f"{path}: corrupt or truncated gzip file ({exc})") from None
 
 
+def nonfinite_voxels(path: str | Path) -> int:
+    """Number of NaN / infinite voxels in a floating-point NIfTI file (0 for anything else).
+
+    ITK's NIfTI reader (niftilib) silently turns them into 0, so they are counted in the file
+    itself, with nibabel; integer files (most CTs) are not read twice.
+    """
+    path = Path(path)
+    if not path.is_file() or not _is_nifti(path):
+        return 0
+    try:
+        image = nib.load(str(path))
+        if image.get_data_dtype().kind != "f":
+            return 0
+        return int((~np.isfinite(np.asanyarray(image.dataobj))).sum())
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError):
+        return 0  # unreadable for nibabel: SimpleITK's own error will say why
+
+
 def dicom_series(folder: Path) -> dict[str, list[str]]:
     """The DICOM series in a folder: series UID -> its files, sorted by slice position."""
-    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    return {sid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)) for sid in ids}
+    # GDCM prints a multi-line "No Series were found" warning straight to stderr; the caller
+    # reports an empty folder in one line of its own, so ITK's warnings are off meanwhile.
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+        return {sid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)) for sid in ids}
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def _read_dicom_folder(folder: Path, series_uid: str | None) -> sitk.Image:
@@ -108,8 +134,8 @@ def load_ct(path: str | Path, series_uid: str | None = None) -> Volume:
     image = read_sitk(path, series_uid)
     volume = volume_from_sitk(image)
     array = volume.array.astype(np.float32, copy=False)
-    if not np.isfinite(array).all():
-        bad = int((~np.isfinite(array)).sum())
+    bad = max(int((~np.isfinite(array)).sum()), nonfinite_voxels(path))
+    if bad:
         raise InputError(f"{path}: {bad} voxels are NaN or infinite; a CT must hold finite HU values")
     return volume.with_array(array)
 
@@ -130,7 +156,7 @@ def load_mask(path: str | Path, label_format: str = "auto") -> Volume:
     volume = volume_from_sitk(image)
     array = volume.array
     if array.dtype.kind == "f":
-        if not np.isfinite(array).all():
+        if not np.isfinite(array).all() or nonfinite_voxels(path):
             raise InputError(f"{path}: mask holds NaN or infinite values")
         if not np.array_equal(array, np.round(array)):
             raise InputError(f"{path}: a label mask must hold whole numbers; this one has fractions")

@@ -33,7 +33,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     for mask, what in ((bad_grade, "genant_grade"), (bad_label, "vertebra_label"), (bad_split, "split")):
         if mask.any():
             row = int(mask.idxmax()) + 2
-            raise InputError(f"{path}: line {row}: bad {what} {df.loc[mask.idxmax(), what]!r}")
+            value = df.loc[mask.idxmax(), what]
+            value = value.item() if hasattr(value, "item") else value  # 4, not np.int64(4)
+            raise InputError(f"{path}: line {row}: bad {what} {value!r}")
     return df.astype({"vertebra_label": int, "genant_grade": int})
 
 

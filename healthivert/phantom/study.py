@@ -82,6 +82,20 @@ class PhantomConfig:
     blur_mm: float = 0.6
     margin_mm: float = 12.0
 
+    def __post_init__(self) -> None:
+        # checked here, not deep in rendering: a bad orientation used to fail in SimpleITK after
+        # the whole study was built, and a zero spacing was silently replaced by a drawn one
+        for name in ("in_plane_mm", "slice_mm"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive voxel size in mm; got {value}")
+        if self.orientation is not None:
+            codes = str(self.orientation).upper()
+            axes = sorted("LRAPSI".index(c) // 2 for c in codes if c in "LRAPSI")
+            if len(codes) != 3 or axes != [0, 1, 2]:
+                raise ValueError(f"orientation must be three axis codes, one of L/R, A/P and S/I "
+                                 f"(e.g. LPS); got {self.orientation!r}")
+
     def labels(self) -> list[int]:
         lo, hi = verse_label(self.top), verse_label(self.bottom)
         if not (8 <= lo <= hi <= 24):

@@ -1,0 +1,78 @@
+"""Vertebral body isolation in a straightened crop: pedicles and posterior elements removed.
+
+In the mid-sagittal band, walking from the body's anterior surface posteriorly, the first
+gap of at least ``MIN_GAP_MM`` is the spinal canal; its anterior edge, taken per axial
+slice and then as the median over slices, is the body's posterior wall. Everything behind it
+goes, and of what remains the largest connected piece is the body (checked in 3-D, so a
+slice where a pedicle stub outweighs the body does not matter).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+MIN_GAP_MM = 2.0
+MID_BAND_MM = 4.0
+
+
+def _first_gap_edge(occupied: np.ndarray, ap_mm: np.ndarray, min_gap: int) -> float | None:
+    """AP coordinate where the first gap behind the most anterior occupied run begins."""
+    rows = np.flatnonzero(occupied)
+    if rows.size == 0:
+        return None
+    j = rows[-1]  # most anterior occupied sample (AP grows anteriorly)
+    gap = 0
+    while j >= 0:
+        if occupied[j]:
+            if gap >= min_gap:
+                return float(ap_mm[j + gap])
+            gap = 0
+        else:
+            gap += 1
+        j -= 1
+    return None
+
+
+def posterior_wall_mm(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray) -> float | None:
+    """AP coordinate (mm) of the body's posterior wall, or None when no canal gap is seen.
+
+    Args:
+        label: binary crop (n_lr, n_ap, n_si) of one vertebra.
+    """
+    if not label.any():
+        return None
+    footprint = label.any(axis=2)
+    ap_hi = ap_mm[np.flatnonzero(footprint.any(axis=0))[-1]]
+    front = footprint[:, ap_mm >= ap_hi - 15.0]  # the body's anterior part fixes the mid-line
+    cols = np.flatnonzero(front.any(axis=1))
+    lr_mid = float(np.average(lr_mm[cols], weights=front[cols].sum(axis=1)))
+    band = np.abs(lr_mm - lr_mid) <= MID_BAND_MM
+    step = abs(float(ap_mm[1] - ap_mm[0]))
+    min_gap = max(1, int(np.ceil(MIN_GAP_MM / step)))
+    edges = []
+    for k in range(label.shape[2]):
+        occupied = label[band, :, k].any(axis=0)
+        if occupied.sum() >= 3:
+            e = _first_gap_edge(occupied, ap_mm, min_gap)
+            if e is not None:
+                edges.append(e)
+    if len(edges) < 3:
+        return None
+    return float(np.median(edges))
+
+
+def isolate_body(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray) -> np.ndarray:
+    """The vertebral body of a binary straightened vertebra (n_lr, n_ap, n_si).
+
+    A mask that is a body already (no canal gap) comes back as its largest piece.
+    """
+    body = label.copy()
+    wall = posterior_wall_mm(label, lr_mm, ap_mm)
+    if wall is not None:
+        body[:, ap_mm < wall, :] = False
+    lab, n = ndimage.label(body)
+    if n > 1:
+        sizes = ndimage.sum_labels(body, lab, index=np.arange(1, n + 1))
+        body = lab == (1 + int(np.argmax(sizes)))
+    return ndimage.binary_fill_holes(body)

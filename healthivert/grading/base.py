@@ -1,0 +1,50 @@
+"""The grader interface and its registry (``--grader rule|svm``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+GRADES = (0, 1, 2, 3)
+FEATURES = (
+    "rhlv_anterior", "rhlv_middle", "rhlv_posterior", "rhlv_whole",
+    "ratio_anterior_posterior", "ratio_middle_posterior",
+)
+
+
+class Grader(Protocol):
+    """Turns measurement features into Genant grade probabilities."""
+
+    name: str
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """(n, 4) probabilities of grades 0-3, rows summing to 1."""
+        ...
+
+
+GRADERS: dict[str, Callable[..., Grader]] = {}
+
+
+def register_grader(name: str):
+    """Decorator: make a grader factory available under ``name``."""
+
+    def wrap(factory):
+        GRADERS[name] = factory
+        return factory
+
+    return wrap
+
+
+def get_grader(name: str, **kwargs) -> Grader:
+    """The grader registered as ``name``; a bad name lists the valid ones."""
+    if name not in GRADERS:
+        raise ValueError(f"unknown grader {name!r}; choose one of {', '.join(sorted(GRADERS))}")
+    return GRADERS[name](**kwargs)
+
+
+def grade_from_proba(proba: np.ndarray) -> np.ndarray:
+    """The most probable grade of each row."""
+    return np.asarray(GRADES)[np.argmax(proba, axis=1)]

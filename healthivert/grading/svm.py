@@ -1,0 +1,142 @@
+"""The SVM grader (as HealthiVert-GAN): scaling + SVC on RHLV and ratio features.
+
+Hyper-parameters are chosen by cross-validation grouped by subject (no subject in both a
+training and a validation fold), then probabilities are calibrated (Platt / sigmoid).
+Models are stored with skops, which loads no code: only an allow-list of scikit-learn and
+NumPy types is accepted from a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import skops.io as sio
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from healthivert.errors import InputError
+from healthivert.grading.base import FEATURES, GRADES, register_grader
+from healthivert.io.atomic import atomic_write
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "grader_svm.skops"
+PARAM_GRID = {
+    "svc__kernel": ["linear", "rbf"],
+    "svc__C": [0.1, 1.0, 10.0, 100.0],
+    "svc__gamma": ["scale", 0.1, 1.0],
+}
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "collections.")
+
+
+@dataclass
+class TrainReport:
+    """Cross-validation outcome of a grader fit."""
+
+    best_params: dict
+    cv_macro_f1: float
+    n_vertebrae: int
+    n_subjects: int
+    class_counts: dict[int, int]
+    folds: int
+    features: list[str] = field(default_factory=lambda: list(FEATURES))
+
+
+def _base_pipeline(seed: int) -> Pipeline:
+    return Pipeline([
+        ("scale", StandardScaler()),
+        ("svc", SVC(class_weight="balanced", random_state=seed)),
+    ])
+
+
+def train_svm(
+    features: pd.DataFrame, grades: np.ndarray, groups: np.ndarray, folds: int = 5,
+    param_grid: dict | None = None, seed: int = 0,
+) -> tuple[CalibratedClassifierCV, TrainReport]:
+    """Choose SVC hyper-parameters by subject-grouped CV (macro-F1), refit, calibrate.
+
+    Args:
+        features: one row per vertebra with the columns in ``FEATURES``.
+        grades: Genant grade 0-3 of each row.
+        groups: subject of each row (folds never split a subject).
+    """
+    x = features[list(FEATURES)].to_numpy(float)
+    y = np.asarray(grades, int)
+    groups = np.asarray(groups)
+    if not np.isfinite(x).all():
+        raise InputError("features hold NaN or infinite values; drop ungraded vertebrae first")
+    n_subjects = len(np.unique(groups))
+    folds = min(folds, n_subjects)
+    if folds < 2 or len(np.unique(y)) < 2:
+        raise InputError(f"need at least 2 subjects and 2 grades to train; got {n_subjects} and {np.unique(y)}")
+    search = GridSearchCV(_base_pipeline(seed), param_grid or PARAM_GRID, scoring="f1_macro",
+                          cv=GroupKFold(n_splits=folds), n_jobs=1)
+    search.fit(x, y, groups=groups)
+    best = _base_pipeline(seed).set_params(**search.best_params_)
+    min_class = int(np.bincount(y).compress(np.bincount(y) > 0).min())
+    model = CalibratedClassifierCV(best, method="sigmoid",
+                                   cv=StratifiedKFold(n_splits=max(2, min(3, min_class)), shuffle=True,
+                                                      random_state=seed))
+    model.fit(x, y)
+    report = TrainReport(
+        best_params={k: (v if isinstance(v, str) else float(v)) for k, v in search.best_params_.items()},
+        cv_macro_f1=float(search.best_score_), n_vertebrae=len(y), n_subjects=n_subjects,
+        class_counts={int(g): int((y == g).sum()) for g in GRADES}, folds=folds,
+    )
+    return model, report
+
+
+def macro_f1(y_true, y_pred) -> float:
+    """Macro-F1 over the grades present in truth or prediction."""
+    return float(f1_score(y_true, y_pred, average="macro"))
+
+
+def save_model(model, path: str | Path) -> Path:
+    """Write a grader with skops (atomically)."""
+    return atomic_write(path, lambda tmp: sio.dump(model, tmp))
+
+
+def load_model(path: str | Path):
+    """Load a skops grader, refusing any type outside scikit-learn / NumPy."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such grader model")
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # skops raises several types for a bad archive
+        raise InputError(f"{path}: not a skops model file ({exc})") from None
+    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if refused:
+        raise InputError(f"{path}: refusing to load types outside scikit-learn/NumPy: {refused}")
+    return sio.load(path, trusted=untrusted)
+
+
+class SVMGrader:
+    """Genant grade probabilities from a trained, calibrated SVM."""
+
+    name = "svm"
+
+    def __init__(self, model_path: str | Path = DEFAULT_MODEL) -> None:
+        if not Path(model_path).is_file():
+            raise InputError(
+                f"{model_path}: SVM grader weights are missing; train them with "
+                "`healthivert train grader --config pipelines/grader.yaml` or use --grader rule"
+            )
+        self.model = load_model(model_path)
+        self.model_path = Path(model_path)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        x = features[list(FEATURES)].to_numpy(float)
+        proba = np.zeros((len(x), len(GRADES)))
+        proba[:, [int(c) for c in self.model.classes_]] = self.model.predict_proba(x)
+        return proba
+
+
+@register_grader("svm")
+def svm_grader(**kwargs) -> SVMGrader:
+    return SVMGrader(**kwargs)

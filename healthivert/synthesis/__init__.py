@@ -1,0 +1,6 @@
+"""Pseudo-healthy synthesis: what each vertebra looked like before it fractured."""
+
+from healthivert.synthesis import prior as _prior  # noqa: F401  (registers "prior")
+from healthivert.synthesis.base import SYNTHESIZERS, PseudoHealthy, get_synthesizer, register_synthesizer
+
+__all__ = ["SYNTHESIZERS", "PseudoHealthy", "get_synthesizer", "register_synthesizer"]

@@ -1,0 +1,60 @@
+"""The synthesizer interface and its registry (``--synthesizer prior|gan``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from healthivert.geometry.vertebrae import StraightVertebra
+
+
+@dataclass
+class PseudoHealthy:
+    """A vertebra's pseudo-healthy body in its straightened frame.
+
+    Attributes:
+        heights_mm: (n_lr, n_ap) healthy column heights (mm), 0 outside the footprint.
+        body: (n_lr, n_ap, n_si) pseudo-healthy body mask.
+        method: how it was made ("neighbours", "intra-vertebral ratios", ...).
+        neighbours: VerSe labels it was estimated from.
+    """
+
+    heights_mm: np.ndarray
+    body: np.ndarray
+    method: str
+    neighbours: list[int]
+
+
+Synthesizer = Callable[[list[StraightVertebra]], dict[int, PseudoHealthy]]
+SYNTHESIZERS: dict[str, Callable[..., Synthesizer]] = {}
+
+
+def register_synthesizer(name: str):
+    """Decorator: make a synthesizer factory available under ``name``."""
+
+    def wrap(factory):
+        SYNTHESIZERS[name] = factory
+        return factory
+
+    return wrap
+
+
+def get_synthesizer(name: str, **kwargs) -> Synthesizer:
+    """The synthesizer registered as ``name``; a bad name lists the valid ones."""
+    if name not in SYNTHESIZERS:
+        raise ValueError(f"unknown synthesizer {name!r}; choose one of {', '.join(sorted(SYNTHESIZERS))}")
+    return SYNTHESIZERS[name](**kwargs)
+
+
+def body_from_heights(heights_mm: np.ndarray, reference_body: np.ndarray, si_mm: np.ndarray) -> np.ndarray:
+    """A body mask whose columns have ``heights_mm``, centred on the reference body's columns."""
+    present = reference_body.any(axis=2)
+    idx = np.arange(reference_body.shape[2])
+    first = np.where(present, reference_body.argmax(axis=2), 0)
+    last = np.where(present, reference_body.shape[2] - 1 - reference_body[:, :, ::-1].argmax(axis=2), 0)
+    mid_mm = np.interp((first + last) / 2.0, idx, si_mm)
+    lo, hi = mid_mm - heights_mm / 2, mid_mm + heights_mm / 2
+    body = (si_mm[None, None, :] >= lo[..., None]) & (si_mm[None, None, :] <= hi[..., None])
+    return body & (heights_mm > 0)[..., None]

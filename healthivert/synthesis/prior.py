@@ -1,0 +1,133 @@
+"""The ``prior`` synthesizer: a vertebra's healthy body estimated from its neighbours.
+
+No training. Each neighbour's body column-height map (up to two levels above and below) is
+mapped onto the target's footprint in normalised AP / LR coordinates (so it takes the
+target's own size) and scaled by the population ratio of vertebral body heights between
+the two levels. Neighbours are weighted 1 (adjacent) and 0.5 (next but one).
+
+Like HealthiVert-GAN's iterative synthesis, neighbours come first: a neighbour whose own
+height loss exceeds ``RESTORE_ABOVE`` is replaced by its restored (pseudo-healthy) version
+before it informs the target, repeated until nothing changes, so a run of fractures does not
+drag the estimates down.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from healthivert.geometry.vertebrae import StraightVertebra
+from healthivert.labels import SPINE_ORDER
+from healthivert.sections import SECTIONS, relative_height_loss, section_heights
+from healthivert.synthesis.base import PseudoHealthy, body_from_heights, register_synthesizer
+
+# Mean posterior vertebral body height by level (mm), adult: only ratios between levels are used.
+# Approximate population means compiled from CT/radiograph morphometry (e.g. Panjabi 1991/1992).
+REFERENCE_HEIGHT_MM = {
+    8: 14.5, 9: 15.5, 10: 16.5, 11: 17.0, 12: 17.5, 13: 18.0, 14: 18.7, 15: 19.5, 16: 20.3,
+    17: 21.0, 18: 22.0, 19: 23.0, 28: 23.5, 20: 24.3, 21: 25.0, 22: 25.5, 23: 25.8, 24: 26.3, 25: 26.3,
+}
+RESTORE_ABOVE = 0.15
+NEIGHBOUR_WEIGHTS = {1: 1.0, 2: 0.5}
+MAX_ROUNDS = 5
+
+
+def _extent(heights: np.ndarray, coords: np.ndarray, axis: int) -> tuple[float, float]:
+    present = np.flatnonzero((heights > 0).any(axis=1 - axis))
+    return float(coords[present[0]]), float(coords[present[-1]])
+
+
+def map_onto(source: StraightVertebra, source_heights: np.ndarray, target: StraightVertebra) -> np.ndarray:
+    """A neighbour's column heights resampled onto the target's footprint (normalised coords)."""
+    g_s, g_t = source.grid, target.grid
+    lr0_s, lr1_s = _extent(source_heights, g_s.lr_mm, 0)
+    ap0_s, ap1_s = _extent(source_heights, g_s.ap_mm, 1)
+    lr0_t, lr1_t = _extent(target.heights_mm, g_t.lr_mm, 0)
+    ap0_t, ap1_t = _extent(target.heights_mm, g_t.ap_mm, 1)
+    lam = (g_t.lr_mm - lr0_t) / max(lr1_t - lr0_t, 1e-6)
+    alp = (g_t.ap_mm - ap0_t) / max(ap1_t - ap0_t, 1e-6)
+    lr_src = lr0_s + lam * (lr1_s - lr0_s)
+    ap_src = ap0_s + alp * (ap1_s - ap0_s)
+    i = (lr_src - g_s.lr_mm[0]) / g_s.spacing_mm[0]
+    j = (ap_src - g_s.ap_mm[0]) / g_s.spacing_mm[1]
+    ii, jj = np.meshgrid(i, j, indexing="ij")
+    mapped = ndimage.map_coordinates(source_heights, [ii, jj], order=1, mode="constant", cval=0.0)
+    return np.where(target.heights_mm > 0, mapped, 0.0)
+
+
+def _level_gap(a: int, b: int) -> int:
+    return abs(SPINE_ORDER[a] - SPINE_ORDER[b])
+
+
+def estimate_from_neighbours(
+    target: StraightVertebra, neighbours: list[tuple[StraightVertebra, np.ndarray]]
+) -> np.ndarray | None:
+    """Weighted mean of the neighbours' height maps on the target footprint, level-scaled."""
+    total = np.zeros_like(target.heights_mm, dtype=float)
+    weight = np.zeros_like(total)
+    for nb, heights in neighbours:
+        w = NEIGHBOUR_WEIGHTS[_level_gap(nb.label, target.label)]
+        mapped = map_onto(nb, heights, target)
+        ratio = REFERENCE_HEIGHT_MM.get(target.label, 1.0) / REFERENCE_HEIGHT_MM.get(nb.label, 1.0)
+        total += w * mapped * ratio
+        weight += w * (mapped > 0)
+    footprint = target.heights_mm > 0
+    if not (weight > 0).any():
+        return None
+    est = np.divide(total, weight, out=np.zeros_like(total), where=weight > 0)
+    holes = footprint & (weight == 0)  # footprint columns no neighbour covers: their mean
+    est[holes] = est[weight > 0].mean()
+    return np.where(footprint, est, 0.0)
+
+
+def _sections(v: StraightVertebra, heights: np.ndarray) -> dict[str, float]:
+    return section_heights(heights.T, v.grid.ap_mm, v.grid.lr_mm)
+
+
+def _ratio_estimate(v: StraightVertebra) -> np.ndarray:
+    """No neighbours: every column as tall as the posterior third (intra-vertebral ratios)."""
+    posterior = _sections(v, v.heights_mm)["posterior"]
+    return np.where(v.heights_mm > 0, posterior, 0.0)
+
+
+@register_synthesizer("prior")
+def prior_synthesizer():
+    """Factory for the neighbour-based pseudo-healthy prior."""
+    return synthesize_prior
+
+
+def synthesize_prior(vertebrae: list[StraightVertebra]) -> dict[int, PseudoHealthy]:
+    """Pseudo-healthy bodies of all vertebrae (ordered cranial to caudal)."""
+    usable = [v for v in vertebrae if v.body.any()]
+    healthy = {v.label: v.heights_mm.astype(float) for v in usable}
+    near = {
+        v.label: [n for n in usable if n.label != v.label and _level_gap(n.label, v.label) in NEIGHBOUR_WEIGHTS
+                  and not n.cut_by_fov]
+        for v in usable
+    }
+    estimates: dict[int, np.ndarray | None] = {}
+    for _ in range(MAX_ROUNDS):
+        estimates = {v.label: estimate_from_neighbours(v, [(n, healthy[n.label]) for n in near[v.label]])
+                     for v in usable}
+        changed = False
+        for v in usable:
+            est = estimates[v.label]
+            if est is None:
+                continue
+            loss = relative_height_loss(_sections(v, est), _sections(v, v.heights_mm))
+            restored = max(loss[s] for s in SECTIONS) > RESTORE_ABOVE
+            new = est if restored else v.heights_mm.astype(float)
+            if not np.array_equal(new, healthy[v.label]):
+                healthy[v.label], changed = new, True
+        if not changed:
+            break
+    out = {}
+    for v in usable:
+        est = estimates.get(v.label)
+        if est is None:
+            est, method, used = _ratio_estimate(v), "intra-vertebral ratios", []
+        else:
+            method, used = "neighbours", [n.label for n in near[v.label]]
+        out[v.label] = PseudoHealthy(est.astype(np.float32), body_from_heights(est, v.body, v.grid.si_mm),
+                                     method, used)
+    return out

@@ -1,0 +1,38 @@
+"""Test helpers: the reference-data location and the CLI's bad-input contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT / ".." / "shared" / "data"
+
+
+def shared_path(relative: str) -> Path:
+    """A file or folder under ``../shared/data``, or skip the test saying what is missing.
+
+    The data is never copied into the repository; a fresh clone has no ``../shared``.
+    """
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data folder {SHARED_DATA.resolve()} is absent (no ../shared next to the project)")
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"reference data {relative} is absent from {SHARED_DATA.resolve()}")
+    return path
+
+
+def assert_one_line_error(rc: int, captured, *fragments: str) -> str:
+    """The CLI's contract for bad input: exit 2, one stderr line "healthivert: error: ...",
+    no traceback, nothing on stdout. Returns the line."""
+    out, err = captured
+    assert rc == 2, (rc, out, err)
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
+    assert lines[0].startswith("healthivert: error:"), lines[0]
+    assert out == ""
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]

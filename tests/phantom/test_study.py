@@ -1,0 +1,142 @@
+"""Phantom studies: reproducible from a seed, CT in HU, files in the configured geometry."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from healthivert.io import load_ct, load_mask
+from healthivert.phantom import FractureSpec, PhantomConfig, make_phantom, write_phantom
+
+TINY_CFG = PhantomConfig(top="L1", bottom="L2", slice_mm=2.0)
+
+
+def _files(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_the_same_bytes(tmp_path):
+    write_phantom(make_phantom(TINY_CFG, seed=3), tmp_path / "a")
+    write_phantom(make_phantom(TINY_CFG, seed=3), tmp_path / "b")
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert len(a) == 5  # ct, mask, body mask, centroids, truth
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name] == b[name], name
+
+
+def test_different_seeds_differ(tmp_path):
+    s3 = make_phantom(TINY_CFG, seed=3)
+    s4 = make_phantom(TINY_CFG, seed=4)
+    assert s3.subject != s4.subject
+    assert s3.ct.shape != s4.ct.shape or not np.array_equal(s3.ct.array, s4.ct.array)
+    write_phantom(s3, tmp_path / "x")
+    write_phantom(s4, tmp_path / "y")
+    a, b = _files(tmp_path / "x"), _files(tmp_path / "y")
+    assert len(a) == len(b) == 5
+    for (name_a, data_a), (name_b, data_b) in zip(sorted(a.items()), sorted(b.items())):
+        assert name_a.replace("0003", "0004") == name_b
+        assert data_a != data_b, name_a
+
+
+@pytest.mark.parametrize(
+    "axcodes, in_plane_mm, slice_mm",
+    [
+        ("IPL", 0.8, 1.25),  # the session phantom's geometry
+        ("LPS", 0.7, 2.5),
+        ("RAS", 1.0, 1.0),
+        ("PIR", 0.6, 3.0),
+    ],
+)
+def test_written_orientation_and_spacing_follow_the_config(tmp_path, fractured_phantom, axcodes, in_plane_mm,
+                                                           slice_mm):
+    if (axcodes, in_plane_mm, slice_mm) == ("IPL", 0.8, 1.25):
+        paths = fractured_phantom.paths
+    else:
+        cfg = PhantomConfig(top="L1", bottom="L1", orientation=axcodes, in_plane_mm=in_plane_mm, slice_mm=slice_mm)
+        paths = write_phantom(make_phantom(cfg, seed=1), tmp_path)
+    ras_spacing = {"R": in_plane_mm, "L": in_plane_mm, "A": in_plane_mm, "P": in_plane_mm,
+                   "S": slice_mm, "I": slice_mm}
+    for part in ("ct", "mask", "body_mask"):
+        img = nib.load(str(paths[part]))
+        assert nib.aff2axcodes(img.affine) == tuple(axcodes), part
+        np.testing.assert_allclose(img.header.get_zooms()[:3], [ras_spacing[c] for c in axcodes], atol=1e-5)
+    # inside, every image is RAS with the same anisotropic voxel
+    np.testing.assert_allclose(load_ct(paths["ct"]).spacing_mm, [in_plane_mm, in_plane_mm, slice_mm], atol=1e-5)
+
+
+def _mean_hu(ct, world_mm) -> float:
+    """Mean of the 3 x 3 x 3 voxels around a world point (averages out the 20 HU noise)."""
+    i, j, k = np.round(ct.world_to_voxel(np.asarray(world_mm, float))).astype(int)
+    return float(ct.array[i - 1:i + 2, j - 1:j + 2, k - 1:k + 2].mean())
+
+
+@pytest.fixture(scope="module")
+def phantom_images(any_phantom):
+    return (load_ct(any_phantom.paths["ct"]), load_mask(any_phantom.paths["body_mask"]),
+            load_mask(any_phantom.paths["mask"]), any_phantom.truth)
+
+
+def test_ct_is_in_hounsfield_units(phantom_images):
+    ct, body, mask, truth = phantom_images
+    assert ct.array.min() >= -1024
+    for v in truth["vertebrae"]:
+        in_body = body.array == v["label"]
+        trabecular = ndimage.binary_erosion(in_body, iterations=3)
+        shell = in_body & ~ndimage.binary_erosion(in_body)
+        assert 50 <= _mean_hu(ct, v["body_centre_mm"]) <= 350, v["name"]
+        assert 50 <= np.median(ct.array[trabecular]) <= 350, v["name"]
+        assert np.percentile(ct.array[shell], 90) > 500, v["name"]  # cortical shell
+        posterior = (mask.array == v["label"]) & ~in_body
+        assert np.median(ct.array[posterior]) > 300, v["name"]  # posterior elements are bone too
+    # the field of view's posterior corners are outside the body: air
+    assert -1024 <= ct.array[:3, :3, :].mean() <= -950
+    # 6 cm in front of the lowest body: soft tissue
+    assert -150 <= _mean_hu(ct, np.add(truth["vertebrae"][-1]["body_centre_mm"], [0.0, 60.0, 0.0])) <= 150
+
+
+def test_discs_are_soft_tissue(phantom_images):
+    ct, body, _, truth = phantom_images
+    vertebrae = truth["vertebrae"]
+    for upper, lower in zip(vertebrae, vertebrae[1:]):
+        a, b = np.array(upper["body_centre_mm"]), np.array(lower["body_centre_mm"])
+        points = a + np.linspace(0, 1, 400)[:, None] * (b - a)
+        labels = body.array[tuple(np.round(body.world_to_voxel(points)).astype(int).T)]
+        gap = np.flatnonzero(labels == 0)  # between the two bodies, along the line joining their centres
+        assert len(gap) > 0 and np.all(np.diff(gap) == 1)
+        disc_centre = points[(gap[0] + gap[-1]) // 2]
+        assert -150 <= _mean_hu(ct, disc_centre) <= 150, (upper["name"], lower["name"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"orientation": "XYZ"}, "orientation must be three axis codes"),
+        ({"orientation": "RAA"}, "orientation must be three axis codes"),
+        ({"orientation": "LPSI"}, "orientation must be three axis codes"),
+        ({"slice_mm": 0.0}, "slice_mm must be a positive voxel size in mm; got 0.0"),
+        ({"in_plane_mm": -0.5}, "in_plane_mm must be a positive voxel size in mm; got -0.5"),
+    ],
+)
+def test_config_checks_its_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PhantomConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: PhantomConfig(top="L2", bottom="T12").labels(), "vertebra range must run cranial to caudal"),
+        (lambda: PhantomConfig(top="C3").labels(), "within T1..L5; got C3-L5"),
+        (lambda: FractureSpec("L1", 4, "wedge"), "fracture grade must be 1-3; got 4"),
+        (lambda: FractureSpec("L1", 2, "burst"), "morphology must be one of"),
+        (lambda: FractureSpec("L9", 2, "wedge"), "unknown vertebra name 'L9'"),
+        (lambda: make_phantom(PhantomConfig(top="L1", bottom="L2", fractures=(FractureSpec("T8", 1, "crush"),)), 0),
+         "fracture at T8 is outside the range L1-L2"),
+    ],
+)
+def test_bad_phantom_requests_are_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -54,7 +54,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from healthivert.phantom import FractureSpec, PhantomConfig, make_phantom, write_phantom
-    from healthivert.phantom.study import summarise
+    from healthivert.pipeline import RunOptions, run_study
 
     cfg = PhantomConfig(
         top="T10", bottom="L4",
@@ -62,16 +62,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
                    FractureSpec("L3", 1, "biconcave")),
         slice_mm=1.5, deformity_rate=0.0,
     )
+    print("1/2 writing a synthetic CT study with three known fractures ...", file=sys.stderr)
     study = make_phantom(cfg, args.seed, subject="sub-demo")
     paths = write_phantom(study, Path(args.out) / "phantom")
     print(f"synthetic study {study.subject}: {' x '.join(map(str, study.ct.shape))} voxels at "
-          f"{' x '.join(f'{s:g}' for s in study.ct.spacing_mm)} mm")
-    for name, p in paths.items():
-        print(f"  {name:<10} {p}")
+          f"{' x '.join(f'{s:g}' for s in study.ct.spacing_mm)} mm, in {paths['ct'].parent.parent.parent}")
+    print("2/2 grading it (mask + CT) ...", file=sys.stderr)
+    out = Path(args.out) / "results" / study.subject
+    result = run_study(out, mask_path=paths["mask"], ct_path=paths["ct"], centroids_path=paths["centroids"],
+                       options=RunOptions(grader=args.grader))
     print()
-    print(_table(summarise(study.truth), ("vertebra", "grade", "morphology", "anterior mm",
-                                          "middle mm", "posterior mm")))
-    print("\nheights: fractured / healthy, mean of each third of the body along the spine axis")
+    _print_result(result, out)
+    truth = {v["label"]: v for v in study.truth["vertebrae"]}
+    agree = sum(v["genant_grade"] == truth[v["label"]]["genant_grade"] for v in result["vertebrae"])
+    print("\nknown truth: " + ", ".join(
+        f"{v['name']} grade {v['genant_grade']}" + (f" ({v['morphology']})" if v["morphology"] else "")
+        for v in study.truth["vertebrae"]))
+    print(f"grades agreeing with the truth: {agree} of {len(result['vertebrae'])}")
+    return 0
+
+
+def _print_result(result: dict, out: Path) -> None:
+    rows = []
+    for v in result["vertebrae"]:
+        rh = v.get("rhlv") or {}
+        h = (v.get("heights_mm") or {}).get("original") or {}
+        ph = (v.get("heights_mm") or {}).get("pseudo_healthy") or {}
+        grade = v["genant_grade"]
+        prob = (v.get("probabilities") or {}).get(str(grade)) if grade is not None else None
+        rows.append((
+            v["name"], "-" if grade is None else grade, "-" if prob is None else f"{prob:.2f}",
+            *(f"{100 * rh[s]:.0f}" if rh.get(s) is not None else "-" for s in ("anterior", "middle", "posterior")),
+            *(f"{h[s]:.1f}/{ph[s]:.1f}" if h.get(s) is not None else "-" for s in ("anterior", "middle", "posterior")),
+            "-" if v.get("trabecular_hu") is None else f"{v['trabecular_hu']:.0f}",
+            v["status"],
+        ))
+    print(_table(rows, ("vertebra", "grade", "p", "RHLV ant %", "mid %", "post %", "H ant mm",
+                        "H mid mm", "H post mm", "HU", "status")))
+    print(f"\nheights: measured / pseudo-healthy ({result['synthesizer']}); grades by the {result['grader']} grader")
+    print(f"results in {out}: result.json, vertebrae.csv, height_loss/*.png|.nii.gz")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from healthivert.pipeline import RunOptions, run_study
+
+    result = run_study(args.out, mask_path=args.mask, ct_path=args.ct, centroids_path=args.centroids,
+                       options=RunOptions(synthesizer=args.synthesizer, grader=args.grader),
+                       study_id=args.study_id, progress=_progress("run") if args.verbose else None)
+    _print_result(result, args.out)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from healthivert.training.config import load_grader_config
+    from healthivert.training.grader import train_grader
+
+    cfg = load_grader_config(args.config)
+    out, report, df = train_grader(cfg, _progress("features"))
+    print(f"trained on {report.n_vertebrae} vertebrae from {report.n_subjects} subjects; "
+          f"grades {report.class_counts}")
+    print(f"{report.folds}-fold subject-grouped CV macro-F1 {report.cv_macro_f1:.3f} with {report.best_params}")
+    print(f"model: {out} (card: {Path(out).with_suffix('.json')})")
     return 0
 
 
@@ -86,7 +137,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="make a synthetic study with known fractures and process it")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--seed", type=int, default=7, help="phantom seed (default 7)")
+    p.add_argument("--grader", default="svm", help="svm (default) or rule")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="grade one study: a vertebra mask (and its CT)")
+    p.add_argument("--out", required=True, type=Path, help="result folder (replaced when complete)")
+    p.add_argument("--mask", type=Path, help="vertebra mask (VerSe or TotalSegmentator labels), NIfTI")
+    p.add_argument("--ct", type=Path, help="CT, NIfTI file or DICOM folder (adds bone density and CT crops)")
+    p.add_argument("--centroids", type=Path, help="centroid JSON (default: computed from the mask)")
+    p.add_argument("--synthesizer", default="prior", help="pseudo-healthy synthesizer: prior (default)")
+    p.add_argument("--grader", default="svm", help="svm (default, shipped weights) or rule (Genant thresholds)")
+    p.add_argument("--study-id", default=None, help="study id (default: from the file name)")
+    p.add_argument("--verbose", action="store_true", help="report progress")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("train", help="retrain a model from a recipe in pipelines/")
+    p.add_argument("what", choices=["grader"], help="which model")
+    p.add_argument("--config", required=True, type=Path, help="recipe, e.g. pipelines/grader.yaml")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("phantom", help="write synthetic spine CT studies in the VerSe layout")
     p.add_argument("--out", required=True, type=Path, help="output VerSe tree")

@@ -4,7 +4,7 @@ heights, RHLV and maps -> Genant grades -> the result folder (see DESIGN.md)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,18 +13,18 @@ import pandas as pd
 
 from healthivert import __version__
 from healthivert.errors import InputError
-from healthivert.geometry.vertebrae import straighten_vertebrae
+from healthivert.geometry.vertebrae import StraightVertebra, straighten_vertebrae
 from healthivert.grading import get_grader
-from healthivert.grading.base import GRADES, grade_from_proba
+from healthivert.grading.base import GRADES, Grader, grade_from_proba
 from healthivert.io.atomic import atomic_directory
 from healthivert.io.centroids import centroids_from_mask, read_centroids
 from healthivert.io.images import check_overlap, load_ct, load_mask
 from healthivert.io.volume import Volume
 from healthivert.labels import VERSE_NAMES, VERTEBRA_LABELS
-from healthivert.measurement.heights import measure_vertebra
+from healthivert.measurement.heights import VertebraMeasurement, measure_vertebra
 from healthivert.report.contract import write_result
 from healthivert.report.maps import write_crop, write_loss_map_nifti, write_loss_map_png
-from healthivert.synthesis import get_synthesizer
+from healthivert.synthesis import PseudoHealthy, get_synthesizer
 
 Progress = Callable[[int, int, str], None]
 
@@ -67,77 +67,122 @@ def load_inputs(
     return mask, ct, centroids, computed
 
 
-def run_study(
-    out_dir: str | Path, *, mask_path: str | Path | None = None, ct_path: str | Path | None = None,
-    centroids_path: str | Path | None = None, options: RunOptions = RunOptions(),
-    study_id: str | None = None, progress: Progress | None = None,
-) -> dict:
-    """Process one study and write its result folder atomically; returns the result dict."""
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    mask_path = Path(mask_path) if mask_path else None
-    ct_path = Path(ct_path) if ct_path else None
-    centroids_path = Path(centroids_path) if centroids_path else None
-    synthesize = get_synthesizer(options.synthesizer)
-    grader = get_grader(options.grader)
-    mask, ct, centroids, computed = load_inputs(mask_path, ct_path, centroids_path)
-    study_id = study_id or _study_id(mask_path, ct_path)
-    timings["load"] = time.perf_counter() - t0
+@dataclass
+class StudyAnalysis:
+    """Everything measured on one study, before grading and writing."""
 
+    vertebrae: list[StraightVertebra]
+    healthy: dict[int, PseudoHealthy]
+    measured: dict[int, VertebraMeasurement]
+    records: list[dict]
+    timings: dict[str, float]
+
+
+def analyse_study(
+    mask: Volume, centroids: dict[int, np.ndarray], ct: Volume | None = None,
+    synthesizer: str = "prior", computed_centroids: Sequence[int] = (), progress: Progress | None = None,
+) -> StudyAnalysis:
+    """Straighten, synthesise and measure every vertebra; records carry status, no grade yet."""
+    timings: dict[str, float] = {}
+    synthesize = get_synthesizer(synthesizer)
     t = time.perf_counter()
     _, vertebrae = straighten_vertebrae(mask, centroids, ct, progress=progress)
     timings["straighten"] = time.perf_counter() - t
-
     t = time.perf_counter()
     healthy = synthesize(vertebrae)
     timings["synthesize"] = time.perf_counter() - t
-
     t = time.perf_counter()
     records, measured = [], {}
     for v in vertebrae:
-        rec = {"label": v.label, "name": VERSE_NAMES[v.label], "genant_grade": None,
-               "synthesizer": options.synthesizer, "grader": grader.name}
-        notes = ["centroid computed from the mask"] if v.label in computed else []
+        rec = {"label": v.label, "name": VERSE_NAMES[v.label], "genant_grade": None, "synthesizer": synthesizer}
         if v.cut_by_fov:
             rec["status"] = f"not graded: cut by the field of view (touches the {', '.join(v.cut_by_fov)} edge)"
         elif v.label not in healthy:
             rec["status"] = "not graded: no vertebral body found in the mask"
         else:
             m = measure_vertebra(v, healthy[v.label])
-            measured[v.label] = m
-            method = healthy[v.label].method
+            ph = healthy[v.label]
             rec.update({
-                "status": "graded" if method == "neighbours" else
+                "status": "graded" if ph.method == "neighbours" else
                           "graded from intra-vertebral ratios: no neighbouring vertebra in view",
                 "rhlv": m.rhlv,
                 "heights_mm": {"original": m.original_mm, "pseudo_healthy": m.pseudo_healthy_mm},
                 "ratios": m.ratios,
-                "pseudo_healthy_from": [VERSE_NAMES[n] for n in healthy[v.label].neighbours],
+                "pseudo_healthy_from": [VERSE_NAMES[n] for n in ph.neighbours],
                 "trabecular_hu": m.trabecular_hu, "bone_density": m.density,
             })
-        if notes:
-            rec["notes"] = notes
+            if np.isfinite(list(m.features().values())).all():
+                measured[v.label] = m
+            else:
+                rec["status"] = "not graded: body heights could not be measured"
+        if v.label in computed_centroids:
+            rec["notes"] = ["centroid computed from the mask"]
         records.append(rec)
     timings["measure"] = time.perf_counter() - t
+    return StudyAnalysis(vertebrae, healthy, measured, records, timings)
 
+
+def grade_records(analysis: StudyAnalysis, grader: Grader) -> None:
+    """Add grade, probabilities and grader name to every measured record (in place)."""
+    graded = [r for r in analysis.records if r["label"] in analysis.measured]
+    for r in analysis.records:
+        r["grader"] = grader.name
+    if not graded:
+        return
+    features = pd.DataFrame([analysis.measured[r["label"]].features() for r in graded])
+    proba = grader.predict_proba(features)
+    for r, p in zip(graded, proba):
+        r["genant_grade"] = int(grade_from_proba(p[None])[0])
+        r["probabilities"] = {str(g): float(p[g]) for g in GRADES}
+
+
+def write_study(out_dir: str | Path, result: dict, analysis: StudyAnalysis, write_crops: bool = True) -> None:
+    """Write the result folder atomically: result.json, vertebrae.csv, maps, crops."""
+    with atomic_directory(out_dir) as tmp:
+        maps = tmp / "height_loss"
+        maps.mkdir()
+        by_label = {v.label: v for v in analysis.vertebrae}
+        for r in result["vertebrae"]:
+            if r["label"] not in analysis.measured:
+                continue
+            m, v, name = analysis.measured[r["label"]], by_label[r["label"]], r["name"]
+            write_loss_map_nifti(m.loss_map_mm, v.grid, maps / f"{name}.nii.gz")
+            write_loss_map_nifti(m.loss_map_fraction, v.grid, maps / f"{name}_fraction.nii.gz")
+            grade = r["genant_grade"]
+            write_loss_map_png(m.loss_map_mm, m.loss_map_fraction, v.grid,
+                               f"{result['study_id']} {name}: Genant grade {grade if grade is not None else '-'}",
+                               maps / f"{name}.png")
+            if write_crops:
+                crops = tmp / "straightened"
+                crops.mkdir(exist_ok=True)
+                write_crop(v.body.astype(np.uint8), v.grid, crops / f"{name}_original.nii.gz")
+                write_crop(analysis.healthy[v.label].body.astype(np.uint8), v.grid,
+                           crops / f"{name}_pseudo_healthy.nii.gz")
+                if v.ct is not None:
+                    write_crop(np.round(v.ct).astype(np.int16), v.grid, crops / f"{name}_ct.nii.gz")
+        write_result(result, tmp)
+
+
+def run_study(
+    out_dir: str | Path, *, mask_path: str | Path | None = None, ct_path: str | Path | None = None,
+    centroids_path: str | Path | None = None, options: RunOptions = RunOptions(),
+    study_id: str | None = None, progress: Progress | None = None,
+) -> dict:
+    """Process one study and write its result folder atomically; returns the result dict."""
+    t0 = time.perf_counter()
+    mask_path = Path(mask_path) if mask_path else None
+    ct_path = Path(ct_path) if ct_path else None
+    centroids_path = Path(centroids_path) if centroids_path else None
+    get_synthesizer(options.synthesizer)  # a bad name fails before any work
+    grader = get_grader(options.grader)
+    mask, ct, centroids, computed = load_inputs(mask_path, ct_path, centroids_path)
+    load_s = time.perf_counter() - t0
+    analysis = analyse_study(mask, centroids, ct, options.synthesizer, computed, progress)
     t = time.perf_counter()
-    graded = [r for r in records if r["label"] in measured]
-    if graded:
-        features = pd.DataFrame([measured[r["label"]].features() for r in graded])
-        usable = np.isfinite(features.to_numpy(float)).all(axis=1)
-        proba = np.full((len(graded), len(GRADES)), np.nan)
-        if usable.any():
-            proba[usable] = grader.predict_proba(features[usable])
-        for r, p, ok in zip(graded, proba, usable):
-            if ok:
-                r["genant_grade"] = int(grade_from_proba(p[None])[0])
-                r["probabilities"] = {str(g): float(p[g]) for g in GRADES}
-            else:
-                r["status"] = "not graded: body heights could not be measured"
-    timings["grade"] = time.perf_counter() - t
-
+    grade_records(analysis, grader)
+    timings = {"load": load_s, **analysis.timings, "grade": time.perf_counter() - t}
     result = {
-        "study_id": study_id,
+        "study_id": study_id or _study_id(mask_path, ct_path),
         "inputs": {"mask": str(mask_path) if mask_path else None, "ct": str(ct_path) if ct_path else None,
                    "centroids": str(centroids_path) if centroids_path else None},
         "software_version": __version__,
@@ -145,32 +190,11 @@ def run_study(
         "conventions": {"labels": "VerSe", "rhlv": "(H_pseudo_healthy - H_original) / H_pseudo_healthy",
                         "genant": "0 normal, 1 mild 20-25 %, 2 moderate 25-40 %, 3 severe > 40 %"},
         "synthesizer": options.synthesizer, "grader": grader.name,
-        "vertebrae": records,
+        "vertebrae": analysis.records,
+        "timings_s": timings,
     }
     t = time.perf_counter()
-    with atomic_directory(out_dir) as tmp:
-        maps = tmp / "height_loss"
-        maps.mkdir()
-        by_label = {v.label: v for v in vertebrae}
-        for r in records:
-            if r["label"] not in measured:
-                continue
-            m, v, name = measured[r["label"]], by_label[r["label"]], r["name"]
-            write_loss_map_nifti(m.loss_map_mm, v.grid, maps / f"{name}.nii.gz")
-            write_loss_map_nifti(m.loss_map_fraction, v.grid, maps / f"{name}_fraction.nii.gz")
-            grade = r["genant_grade"]
-            write_loss_map_png(m.loss_map_mm, m.loss_map_fraction, v.grid,
-                               f"{study_id} {name}: Genant grade {grade if grade is not None else '-'}",
-                               maps / f"{name}.png")
-            if options.write_crops:
-                crops = tmp / "straightened"
-                crops.mkdir(exist_ok=True)
-                write_crop(v.body.astype(np.uint8), v.grid, crops / f"{name}_original.nii.gz")
-                write_crop(healthy[v.label].body.astype(np.uint8), v.grid, crops / f"{name}_pseudo_healthy.nii.gz")
-                if v.ct is not None:
-                    write_crop(v.ct.astype(np.int16), v.grid, crops / f"{name}_ct.nii.gz")
-        timings["write"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
-        result["timings_s"] = timings
-        write_result(result, tmp)
+    write_study(out_dir, result, analysis, options.write_crops)
+    timings["write"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
     return result

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -55,17 +57,49 @@ def nonfinite_voxels(path: str | Path) -> int:
         return 0  # unreadable for nibabel: SimpleITK's own error will say why
 
 
-def dicom_series(folder: Path) -> dict[str, list[str]]:
-    """The DICOM series in a folder: series UID -> its files, sorted by slice position."""
-    # GDCM prints a multi-line "No Series were found" warning straight to stderr; the caller
-    # reports an empty folder in one line of its own, so ITK's warnings are off meanwhile.
+@contextmanager
+def _itk_warnings_off() -> Iterator[None]:
+    """ITK prints multi-line warnings straight to stderr ("No Series were found", "missing
+    slices detected"); the callers report those cases in one line of their own."""
     shown = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
-        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-        return {sid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)) for sid in ids}
+        yield
     finally:
         sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
+def dicom_series(folder: Path) -> dict[str, list[str]]:
+    """The DICOM series in a folder: series UID -> its files, sorted by slice position."""
+    with _itk_warnings_off():
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+        return {sid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)) for sid in ids}
+
+
+def _check_even_slices(folder: Path, reader: sitk.ImageSeriesReader, image: sitk.Image) -> None:
+    """Refuse a series whose slice positions are not evenly spaced (a missing or unreadable
+    slice): ITK would only warn and stack the slices at their mean step, distorting heights."""
+    n = image.GetSize()[2]
+    if n < 3 or n != len(reader.GetFileNames()):  # a multi-frame file has one position
+        return
+    if not all(reader.HasMetaDataKey(i, "0020|0032") for i in range(n)):
+        return
+    try:
+        positions = np.array([[float(v) for v in reader.GetMetaData(i, "0020|0032").split("\\")]
+                              for i in range(n)])
+    except ValueError:
+        return
+    if positions.shape != (n, 3):
+        return
+    normal = np.array(image.GetDirection(), dtype=float).reshape(3, 3)[:, 2]
+    steps = np.diff(positions @ normal)
+    median = float(np.median(np.abs(steps)))
+    if median > 0 and np.abs(np.abs(steps) - median).max() <= 0.1 * median:
+        return
+    raise InputError(
+        f"{folder}: DICOM slices are not evenly spaced (steps {np.abs(steps).min():.3g} to "
+        f"{np.abs(steps).max():.3g} mm in {n} slices): a slice is missing, duplicated or unreadable"
+    )
 
 
 def _read_dicom_folder(folder: Path, series_uid: str | None) -> sitk.Image:
@@ -84,12 +118,16 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> sitk.Image:
     files = series[series_uid]
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
+    reader.MetaDataDictionaryArrayUpdateOn()  # slice positions, to check their spacing
     # Spacing along the slices comes from the slice positions, not from SliceThickness
     # (which anonymised or reformatted series often get wrong).
     try:
-        return reader.Execute()
+        with _itk_warnings_off():
+            image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"{folder}: cannot read DICOM series ({_first_line(exc)})") from None
+    _check_even_slices(folder, reader, image)
+    return image
 
 
 def _first_line(exc: BaseException) -> str:

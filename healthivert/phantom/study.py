@@ -147,6 +147,11 @@ def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> P
 
     # place vertebrae along a curved centreline by their (fractured) mid heights
     heights = {lab: truths[lab]["fractured_heights_mm"]["middle"] for lab in labels}
+    # extent of each body below its frame origin: a wedge lowers only its superior endplate, so
+    # its inferior one stays at half the healthy height (placing it by half the fractured height
+    # thinned the disc below by half the height loss)
+    below = {lab: (truths[lab]["healthy_heights_mm"]["middle"] if truths[lab]["morphology"] == "wedge"
+                   else heights[lab]) / 2 for lab in labels}
     disc_top = shapes[labels[0]].disc_below
     length = 40 + sum(heights[lab] + shapes[lab].disc_below for lab in labels) + disc_top
     curve = make_centreline(
@@ -158,11 +163,11 @@ def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> P
     cursor = 20.0 + disc_top
     prev_disc = disc_top
     for lab in labels:
-        s_centre = cursor + heights[lab] / 2
+        s_centre = cursor + heights[lab] - below[lab]
         axes = local_frame(curve.superior_tangent(s_centre), float(rng.uniform(-6, 6)))
         placed.append(PlacedVertebra(shapes[lab], placed_fx[lab], curve.at(s_centre), axes,
                                      trab_hu * float(rng.uniform(0.9, 1.1)), prev_disc))
-        cursor = s_centre + heights[lab] / 2 + shapes[lab].disc_below
+        cursor = s_centre + below[lab] + shapes[lab].disc_below
         prev_disc = shapes[lab].disc_below
     sacrum = None
     if labels[-1] == 24:

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import SimpleITK as sitk
+from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import SimpleITK as sitk  # noqa: E402
-
-from healthivert.geometry.straighten import StraightGrid  # noqa: E402
-from healthivert.io.atomic import atomic_write  # noqa: E402
-from healthivert.io.volume import sitk_from_array  # noqa: E402
+from healthivert.geometry.straighten import StraightGrid
+from healthivert.io.atomic import atomic_write
+from healthivert.io.volume import sitk_from_array
 
 
 def _step(w: np.ndarray, axis: int) -> np.ndarray:
@@ -62,7 +59,8 @@ def write_loss_map_png(
     """
     extent = (grid.lr_mm[-1], grid.lr_mm[0], grid.ap_mm[0], grid.ap_mm[-1])
     body = np.isfinite(loss_mm)
-    fig, axes = plt.subplots(1, 2, figsize=(8.5, 4.0), constrained_layout=True)
+    fig = Figure(figsize=(8.5, 4.0), layout="constrained")
+    axes = fig.subplots(1, 2)
     panels = ((loss_mm, "height loss (mm)", max(5.0, float(np.nanmax(np.abs(loss_mm))) if body.any() else 5.0)),
               (100 * loss_fraction, "height loss (%)", 60.0))
     for ax, (data, label, vmax) in zip(axes, panels):
@@ -76,7 +74,4 @@ def write_loss_map_png(
             ax.set_xlim(grid.lr_mm[cols[-1]] + 3, grid.lr_mm[cols[0]] - 3)
         fig.colorbar(im, ax=ax, label=label, shrink=0.85)
     fig.suptitle(title)
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
-    finally:
-        plt.close(fig)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))

@@ -1,0 +1,187 @@
+"""The review database (SQLAlchemy 2 ORM): current reviews and their append-only audit trail.
+
+SQLite (one file, the default, ``DIR/reviews.sqlite``) or any SQLAlchemy URL (PostgreSQL for
+several reviewers). The algorithm's own grade is never stored over: it stays in result.json,
+and each row here carries a copy of it as it was when the reviewer saw it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Engine,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+ACTIONS: tuple[str, str] = ("accept", "override")
+DEFAULT_DB_NAME = "reviews.sqlite"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone: stored as naive UTC)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: give a timezone-aware (UTC) one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+_GRADE_CHECK = "BETWEEN 0 AND 3"
+
+
+class Review(Base):
+    """The current review of one vertebra of one study (one row, updated in place)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        UniqueConstraint("study_id", "label", name="uq_review_study_label"),
+        CheckConstraint(f"reviewed_grade {_GRADE_CHECK}", name="ck_review_grade"),
+        CheckConstraint("action IN ('accept', 'override')", name="ck_review_action"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(128), index=True)
+    label: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(8))
+    algorithm_grade: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reviewed_grade: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revision: Mapped[int] = mapped_column(Integer, default=1)  # number of saves so far
+
+    def as_dict(self) -> dict:
+        return {"study_id": self.study_id, "label": self.label, "name": self.name,
+                "algorithm_grade": self.algorithm_grade, "reviewed_grade": self.reviewed_grade,
+                "action": self.action, "reviewer": self.reviewer, "comment": self.comment,
+                "reviewed_at": self.reviewed_at.isoformat(), "revision": self.revision}
+
+
+class AuditEntry(Base):
+    """One save: who, when (UTC), which vertebra, grade before and after, and why. Append-only."""
+
+    __tablename__ = "review_audit"
+    __table_args__ = (CheckConstraint(f"new_grade {_GRADE_CHECK}", name="ck_audit_grade"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    study_id: Mapped[str] = mapped_column(String(128), index=True)
+    label: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(8))
+    algorithm_grade: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    old_grade: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    new_grade: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "at": self.at.isoformat(), "reviewer": self.reviewer, "study_id": self.study_id,
+                "label": self.label, "name": self.name, "algorithm_grade": self.algorithm_grade,
+                "old_grade": self.old_grade, "new_grade": self.new_grade, "action": self.action,
+                "comment": self.comment}
+
+
+class AppendOnlyError(RuntimeError):
+    """An attempt to change or delete an audit entry."""
+
+
+@event.listens_for(Session, "before_flush")
+def _audit_is_append_only(session: Session, flush_context, instances) -> None:
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, AuditEntry) and (obj in session.deleted or session.is_modified(obj)):
+            raise AppendOnlyError("the review audit trail is append-only: entries are never changed or deleted")
+
+
+# The database refuses it too, for writers that bypass the ORM.
+_SQLITE_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS review_audit_no_update BEFORE UPDATE ON review_audit "
+    "BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS review_audit_no_delete BEFORE DELETE ON review_audit "
+    "BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END",
+)
+
+
+def default_url(results_root: str | Path) -> str:
+    """``sqlite:///DIR/reviews.sqlite`` for a results folder."""
+    return f"sqlite:///{Path(results_root).resolve() / DEFAULT_DB_NAME}"
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL (readers never block the writer), a busy timeout, and BEGIN IMMEDIATE: a save takes
+    the write lock before it reads the current review, so two saves serialise instead of failing."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def open_database(url: str) -> sessionmaker[Session]:
+    """Connect, create the tables when missing, and return a session factory.
+
+    Raises:
+        ValueError: ``url`` is not a valid SQLAlchemy URL.
+    """
+    try:
+        is_sqlite = url.startswith("sqlite")
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S} if is_sqlite else {},
+                               pool_pre_ping=not is_sqlite)
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError, missing driver (ImportError)
+        raise ValueError(f"cannot use review database {_redact(url)!r}: {exc}") from None
+    if is_sqlite:
+        _sqlite_setup(engine)
+    Base.metadata.create_all(engine)
+    if is_sqlite:
+        with engine.begin() as conn:
+            for sql in _SQLITE_TRIGGERS:
+                conn.exec_driver_sql(sql)
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _redact(url: str) -> str:
+    """A URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<invalid URL>"

@@ -1,0 +1,134 @@
+"""The results folder the viewer was started on, and the only files it may read.
+
+Every path the viewer builds from study ids or vertebra names is resolved (symlinks
+followed) and checked to lie inside the results folder. Study ids are validated against
+the list discovered on disk, never used as given. The one exception is a study's own
+recorded inputs (``result.json`` -> ``inputs``: the user's CT and mask), which may lie
+anywhere: they are read exactly as recorded, never from anything a browser sends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from healthivert.errors import InputError
+
+#: Study ids and vertebra names become file and folder names in exports: no separators, no dots first.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+RESULT_FILE = "result.json"
+
+
+class UnsafePathError(InputError):
+    """A requested path lies outside the results folder (``..``, absolute path or symlink)."""
+
+
+class UnknownStudyError(InputError):
+    """A study id that is not one of the studies discovered in the results folder."""
+
+
+def resolve_inside(root: str | Path, *parts: str | Path) -> Path:
+    """``root / parts`` resolved (symlinks followed), refused unless it stays inside ``root``.
+
+    Args:
+        root: a folder; resolved first.
+        parts: relative path components; absolute ones and ``..`` escapes are refused.
+
+    Raises:
+        UnsafePathError: an absolute part, or a result outside ``root``.
+    """
+    base = Path(root).resolve()
+    for part in parts:
+        if Path(part).is_absolute() or Path(part).drive:
+            raise UnsafePathError(f"{part}: absolute paths are not accepted")
+    target = base.joinpath(*parts).resolve()
+    if target != base and not target.is_relative_to(base):
+        raise UnsafePathError(f"{Path(*parts) if parts else '.'}: lies outside the results folder {base}")
+    return target
+
+
+def is_safe_name(name: object) -> bool:
+    """True for a string usable as one file-name component (``sub-01``, ``L1``)."""
+    return isinstance(name, str) and bool(SAFE_NAME.fullmatch(name))
+
+
+@dataclass
+class ResultsFolder:
+    """A folder of study result folders (each with ``result.json``), or one study folder.
+
+    Attributes:
+        root: the resolved folder the viewer may read.
+        studies: study id (from ``result.json``) -> its resolved folder inside ``root``.
+        problems: one line per folder that was skipped, and why.
+    """
+
+    root: Path
+    studies: dict[str, Path] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: str | Path) -> ResultsFolder:
+        """Discover the studies under ``path``.
+
+        Raises:
+            InputError: ``path`` is not a folder.
+        """
+        root = Path(path).expanduser().resolve()
+        if not root.is_dir():
+            raise InputError(f"{path}: not a folder of results")
+        folder = cls(root)
+        folder.refresh()
+        return folder
+
+    @property
+    def single_study(self) -> bool:
+        """True when the folder is itself one study's result folder."""
+        return (self.root / RESULT_FILE).is_file()
+
+    def refresh(self) -> None:
+        """Re-scan the folder (a batch may still be adding studies)."""
+        self.studies, self.problems = {}, []
+        candidates = [self.root] if self.single_study else sorted(
+            p for p in self.root.iterdir() if not p.name.startswith(".")  # .x.part: being written
+        )
+        for candidate in candidates:
+            self._add(candidate)
+
+    def _add(self, candidate: Path) -> None:
+        try:
+            folder = resolve_inside(self.root, candidate.relative_to(self.root))
+            result = resolve_inside(self.root, candidate.relative_to(self.root), RESULT_FILE)
+        except UnsafePathError:
+            self.problems.append(f"{candidate.name}: skipped, it points outside the results folder")
+            return
+        if not folder.is_dir() or not result.is_file():
+            return
+        try:
+            study_id = json.loads(result.read_text(encoding="utf-8"))["study_id"]
+        except (OSError, ValueError, KeyError, TypeError):
+            self.problems.append(f"{candidate.name}: skipped, unreadable {RESULT_FILE}")
+            return
+        if not is_safe_name(study_id):
+            self.problems.append(f"{candidate.name}: skipped, unsafe study id {study_id!r}")
+        elif study_id in self.studies:
+            self.problems.append(f"{candidate.name}: skipped, study id {study_id!r} also in "
+                                 f"{self.studies[study_id].name}")
+        else:
+            self.studies[study_id] = folder
+
+    def study_dir(self, study_id: object) -> Path:
+        """The folder of a discovered study.
+
+        Raises:
+            UnknownStudyError: ``study_id`` is not a discovered study (whatever it contains).
+        """
+        if not isinstance(study_id, str) or study_id not in self.studies:
+            raise UnknownStudyError(f"no study {str(study_id)[:80]!r} in {self.root}")
+        return self.studies[study_id]
+
+    def study_file(self, study_id: object, *parts: str) -> Path:
+        """A file inside a discovered study's folder (checked to stay inside the results folder)."""
+        folder = self.study_dir(study_id)
+        return resolve_inside(self.root, folder.relative_to(self.root), *parts)

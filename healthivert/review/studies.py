@@ -1,0 +1,97 @@
+"""One study's results as the viewer sees them: result.json (read-only) and its files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from healthivert.review.paths import RESULT_FILE, ResultsFolder, UnsafePathError, is_safe_name
+
+GRADE_NAMES: dict[int, str] = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
+CROP_KINDS: tuple[str, ...] = ("original", "pseudo_healthy", "ct")
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study's result, read once; the viewer never writes it.
+
+    Attributes:
+        study_id: from result.json.
+        folder: resolved result folder (inside the results folder).
+        result: the parsed result.json.
+        folders: the results folder it belongs to (for path checks).
+    """
+
+    study_id: str
+    folder: Path
+    result: dict
+    folders: ResultsFolder
+
+    @classmethod
+    def load(cls, folders: ResultsFolder, study_id: object) -> Study:
+        """Load a discovered study (``UnknownStudyError`` for any other id)."""
+        path = folders.study_file(study_id, RESULT_FILE)
+        result = json.loads(path.read_text(encoding="utf-8"))
+        return cls(result["study_id"], path.parent, result, folders)
+
+    @property
+    def vertebrae(self) -> list[dict]:
+        return list(self.result.get("vertebrae") or [])
+
+    def vertebra(self, label: int) -> dict:
+        """The record of a vertebra label (``KeyError`` when absent)."""
+        for v in self.vertebrae:
+            if int(v["label"]) == int(label):
+                return v
+        raise KeyError(f"study {self.study_id} has no vertebra label {label}")
+
+    @property
+    def graded(self) -> list[dict]:
+        """Vertebrae the algorithm graded."""
+        return [v for v in self.vertebrae if v.get("genant_grade") is not None]
+
+    @property
+    def worst_grade(self) -> int | None:
+        grades = [int(v["genant_grade"]) for v in self.graded]
+        return max(grades) if grades else None
+
+    def input_path(self, kind: str) -> Path | None:
+        """A recorded input (``"ct"``, ``"mask"``) when it exists on disk, else None.
+
+        These are the study's own data, read exactly as recorded in result.json; relative
+        paths are taken from the study folder's parent, then the working directory.
+        """
+        recorded = (self.result.get("inputs") or {}).get(kind)
+        if not recorded:
+            return None
+        path = Path(recorded).expanduser()
+        tries = [path] if path.is_absolute() else [self.folder.parent / path, Path.cwd() / path]
+        return next((p for p in tries if p.exists()), None)
+
+    def _file(self, *parts: str) -> Path | None:
+        try:
+            path = self.folders.study_file(self.study_id, *parts)
+        except UnsafePathError:
+            return None
+        return path if path.is_file() else None
+
+    def loss_map(self, name: str, kind: str = "png") -> Path | None:
+        """``height_loss/<name>.png`` (kind "png"), ``.nii.gz`` ("mm") or ``_fraction.nii.gz``."""
+        if not is_safe_name(name):
+            return None
+        suffix = {"png": ".png", "mm": ".nii.gz", "fraction": "_fraction.nii.gz"}[kind]
+        return self._file("height_loss", f"{name}{suffix}")
+
+    def crop(self, name: str, kind: str) -> Path | None:
+        """``straightened/<name>_<kind>.nii.gz`` for kind in original, pseudo_healthy, ct."""
+        if not is_safe_name(name) or kind not in CROP_KINDS:
+            return None
+        return self._file("straightened", f"{name}_{kind}.nii.gz")
+
+
+def review_status(n_reviewable: int, n_reviewed: int) -> str:
+    """``unreviewed``, ``partly`` or ``reviewed`` from counts of vertebrae."""
+    if n_reviewed == 0:
+        return "unreviewed"
+    return "reviewed" if n_reviewed >= n_reviewable else "partly"

@@ -1,0 +1,90 @@
+"""Typed training recipes read from ``pipelines/*.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from healthivert.errors import InputError
+
+
+@dataclass(frozen=True)
+class PhantomCohort:
+    """Phantom studies to draw training features from (generated in memory)."""
+
+    n_studies: int = 40
+    seed: int = 1000
+    top: str = "T8"
+    bottom: str = "L5"
+    n_fractures: tuple[int, int] = (1, 3)
+
+
+@dataclass(frozen=True)
+class GraderConfig:
+    """``healthivert train grader`` recipe.
+
+    Attributes:
+        source: "phantom" (features of a generated cohort) or "table" (a features CSV).
+        phantom: the cohort when ``source`` is "phantom".
+        table: features CSV (``vertebrae.csv`` / ``cohort.csv`` columns) when "table".
+        grades_column: column of ``table`` holding the reference grade; when absent, grades
+            come from ``manifest`` joined on (study_id = subject, label = vertebra_label).
+        manifest: e.g. data_manifests/verse2019.csv.
+        splits: manifest splits used for training.
+        folds: subject-grouped CV folds for hyper-parameters.
+        param_grid: SVC hyper-parameter grid (``svc__C`` ...); None for the default.
+        output: where the skops model goes (a model card is written beside it).
+    """
+
+    source: str = "phantom"
+    phantom: PhantomCohort = field(default_factory=PhantomCohort)
+    table: str | None = None
+    grades_column: str | None = None
+    manifest: str | None = None
+    splits: tuple[str, ...] = ("train", "test")
+    folds: int = 5
+    seed: int = 0
+    param_grid: dict | None = None
+    output: str = "healthivert/models/grader_svm.skops"
+
+    def __post_init__(self) -> None:
+        if self.source not in ("phantom", "table"):
+            raise InputError(f"grader config: source must be phantom or table; got {self.source!r}")
+        if self.source == "table" and not self.table:
+            raise InputError("grader config: source 'table' needs a 'table' path")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _build(cls, data: dict, where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise InputError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**data)
+
+
+def load_grader_config(path: str | Path) -> GraderConfig:
+    """Read and check a grader recipe."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a recipe is a mapping of keys")
+    phantom = data.pop("phantom", None) or {}
+    if "n_fractures" in phantom:
+        phantom["n_fractures"] = tuple(phantom["n_fractures"])
+    if "splits" in data:
+        data["splits"] = tuple(data["splits"])
+    try:
+        return _build(GraderConfig, {**data, "phantom": _build(PhantomCohort, phantom, f"{path}: phantom")},
+                      str(path))
+    except TypeError as exc:
+        raise InputError(f"{path}: {exc}") from None

@@ -126,6 +126,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from healthivert.review import ResultsFolder, default_url
+    from healthivert.review.launch import viewer_command, viewer_env, viewer_url
+
+    folders = ResultsFolder.open(args.results)
+    if not folders.studies:
+        raise InputError(f"{args.results}: no study result folders (with result.json) found")
+    command = viewer_command(args.port, args.address)
+    print(f"HealthiVert viewer on {len(folders.studies)} studies in {folders.root}")
+    print(f"reviews: {args.db or default_url(folders.root)}")
+    print(f"open {viewer_url(args.port, args.address)} in a browser (Ctrl+C stops it)", flush=True)
+    try:
+        return subprocess.call(command, env=viewer_env(folders.root, args.db))
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from healthivert.review import ResultsFolder, ReviewStore, default_url, export_results
+
+    folders = ResultsFolder.open(args.results)
+    if not folders.studies:
+        raise InputError(f"{args.results}: no study result folders (with result.json) found")
+    store = ReviewStore(args.db or default_url(folders.root))
+    out = args.out or folders.root / "export"
+    summary = export_results(folders, store, out, _progress("export"))
+    print(f"exported {summary.rows} vertebrae of {len(summary.reports)} studies to {summary.out}: "
+          f"{summary.csv.name}, {summary.json.name}, <study>/report.html, <study>/height_loss/ ({summary.maps} maps)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="healthivert",
@@ -172,6 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series", default=None, help="DICOM series UID when a folder holds several")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("view", help="open the review viewer (Streamlit) on a results folder")
+    p.add_argument("results", type=Path, help="folder of study result folders, or one study's folder")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    p.add_argument("--db", default=None, help="review database URL (default: sqlite RESULTS/reviews.sqlite)")
+    p.set_defaults(func=cmd_view)
+
+    p = sub.add_parser("export", help="export grades with their reviews (CSV, JSON), maps and HTML reports")
+    p.add_argument("results", type=Path, help="folder of study result folders, or one study's folder")
+    p.add_argument("--out", type=Path, default=None, help="export folder (default RESULTS/export)")
+    p.add_argument("--db", default=None, help="review database URL (default: sqlite RESULTS/reviews.sqlite)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -189,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("healthivert: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import pytest
 from healthivert.phantom import FractureSpec, PhantomConfig, PhantomStudy, make_phantom, write_phantom
 from tests.helpers import shared_path
 
+
 @pytest.fixture(scope="session")
 def dicom_dir() -> Path:
     return shared_path("real/totalseg_dicom")

@@ -31,7 +31,15 @@ PARAM_GRID = {
     "svc__C": [0.1, 1.0, 10.0, 100.0],
     "svc__gamma": ["scale", 0.1, 1.0],
 }
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "collections.")
+#: Types a calibrated SVM grader holds beyond those skops trusts by default (scikit-learn
+#: estimators, NumPy arrays, plain containers). An exact list, not module prefixes: skops
+#: calls a type from the file with arguments from the file, so trusting "builtins." (or any
+#: NumPy / scikit-learn function) would let a crafted file run ``builtins.exec``.
+_TRUSTED_TYPES = frozenset({
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.model_selection._split.StratifiedKFold",
+})
 
 
 @dataclass
@@ -102,7 +110,7 @@ def save_model(model, path: str | Path) -> Path:
 
 
 def load_model(path: str | Path):
-    """Load a skops grader, refusing any type outside scikit-learn / NumPy."""
+    """Load a skops grader, refusing any type outside skops's defaults and ``_TRUSTED_TYPES``."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such grader model")
@@ -110,9 +118,9 @@ def load_model(path: str | Path):
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises several types for a bad archive
         raise InputError(f"{path}: not a skops model file ({exc})") from None
-    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    refused = [t for t in untrusted if t not in _TRUSTED_TYPES]
     if refused:
-        raise InputError(f"{path}: refusing to load types outside scikit-learn/NumPy: {refused}")
+        raise InputError(f"{path}: refusing to load types a grader model does not hold: {refused}")
     return sio.load(path, trusted=untrusted)
 
 

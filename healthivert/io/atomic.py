@@ -10,6 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _default_mode(directory: bool = False) -> int:
+    """Permissions a plain open()/mkdir() would give under the current umask (mkstemp and
+    mkdtemp use 0600 / 0700, which would surprise a user sharing results)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def _temp_sibling(path: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
@@ -30,6 +38,7 @@ def atomic_write(path: str | Path, writer: Callable[[Path], None]) -> Path:
     tmp = Path(name)
     try:
         writer(tmp)
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -52,6 +61,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, _default_mode(directory=True))
         if path.exists():
             old = _temp_sibling(path)
             old.unlink()

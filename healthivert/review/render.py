@@ -193,9 +193,8 @@ def height_profile(original: Crop, healthy: Crop | None) -> dict[str, np.ndarray
             out[key] = np.full(h.shape[1], np.nan)
             continue
         hh = column_heights_mm(crop)[band]
-        with np.errstate(invalid="ignore"):
-            prof = np.where((hh > 0).any(axis=0), np.nanmean(np.where(hh > 0, hh, np.nan), axis=0), np.nan)
-        out[key] = prof
+        counts = (hh > 0).sum(axis=0)
+        out[key] = np.where(counts > 0, hh.sum(axis=0) / np.maximum(counts, 1), np.nan)
     return out
 
 

@@ -7,7 +7,7 @@ import html
 from datetime import UTC, datetime
 
 from healthivert import __version__
-from healthivert.review.render import GRADE_COLOURS, StudyImages, figure_png, slice_figure
+from healthivert.review.render import GRADE_COLOURS, StudyImages, default_slices, figure_png, slice_figure
 from healthivert.review.studies import GRADE_NAMES, Study
 
 _CSS = """
@@ -18,7 +18,8 @@ h1 { font-size: 15pt; margin: 0 0 2mm; } h2 { font-size: 11pt; margin: 3mm 0 1mm
 .top { display: flex; gap: 4mm; align-items: flex-start; }
 .top img { width: 62mm; flex: none; }
 table { border-collapse: collapse; font-size: 8pt; width: 100%; }
-th, td { border: 1px solid #bbb; padding: 0.6mm 1.2mm; text-align: right; }
+th, td { border: 1px solid #bbb; padding: 0.6mm 1.2mm; text-align: right; white-space: nowrap; }
+td.t { white-space: normal; }
 th { background: #eee; } td.t { text-align: left; }
 .g { font-weight: bold; color: #fff; text-align: center; border-radius: 2px; }
 .maps { display: flex; flex-wrap: wrap; gap: 2mm; } .maps figure { margin: 0; width: 91mm; }
@@ -80,8 +81,6 @@ def study_report_html(study: Study, rows: list[dict], images: StudyImages | None
     """
     parts = []
     if images is not None and images.display is not None:
-        from healthivert.review.render import default_slices
-
         grades = {int(r["label"]): r["final_grade"] for r in rows}
         fig = slice_figure(images, "sagittal", default_slices(images)["sagittal"], "bone", grades=grades,
                            size_in=3.2)
@@ -96,8 +95,8 @@ def study_report_html(study: Study, rows: list[dict], images: StudyImages | None
             maps.append(f"<figure>{_img(png.read_bytes(), caption)}<figcaption>{html.escape(caption)}"
                         "</figcaption></figure>")
     res = study.result
-    meta = (f"software {html.escape(str(res.get('software_version', '?')))} · grader "
-            f"{html.escape(str(res.get('grader', '?')))} · pseudo-healthy {html.escape(str(res.get('synthesizer', '?')))}"
+    esc = {k: html.escape(str(res.get(k, "?"))) for k in ("software_version", "grader", "synthesizer")}
+    meta = (f"software {esc['software_version']} · grader {esc['grader']} · pseudo-healthy {esc['synthesizer']}"
             f" · report {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · healthivert {__version__}")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>HealthiVert report {html.escape(study.study_id)}</title>

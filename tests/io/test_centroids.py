@@ -172,7 +172,8 @@ _POINT = {"label": 20, "X": 1.0, "Y": 2.0, "Z": 3.0}
         ('[{"label": 20, "X": NaN, "Y": 2, "Z": 3}]', "centroid of label 20 is not finite"),
         (json.dumps([{"label": 99, "X": 1, "Y": 2, "Z": 3}]), "99 is not a VerSe vertebra label"),
         (json.dumps([{"label": 27, "X": 1, "Y": 2, "Z": 3}]), "27 is not a VerSe vertebra label"),
-        (json.dumps([{"direction": ["P", "I"]}, _POINT]), "bad direction entry ['P', 'I']; expected e.g. ['P','I','R']"),
+        (json.dumps([{"direction": ["P", "I"]}, _POINT]),
+         "bad direction entry ['P', 'I']; expected e.g. ['P','I','R']"),
         (json.dumps([{"direction": ["P", "I", "X"]}, _POINT]), "bad direction entry ['P', 'I', 'X']"),
         (json.dumps([{"direction": ["P", "A", "R"]}, _POINT]), "bad direction entry ['P', 'A', 'R']"),
         (json.dumps([{"direction": "PIR"}, _POINT]), "bad direction entry 'PIR'"),
@@ -187,8 +188,8 @@ def test_malformed_centroid_json(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(InputError) as info:
         read_centroids(path, reference=_box_mask())
-    assert str(info.value).startswith(f"{path}: ")
-    assert message in str(info.value)
+    # the file, then what is wrong with it (in full, or up to a detail quoted from the file)
+    assert str(info.value).startswith(f"{path}: {message}")
     assert "\n" not in str(info.value)
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from healthivert.geometry.frames import sample_label_in_frame
 from healthivert.io import load_mask, read_centroids
-from healthivert.sections import SECTIONS, genant_grade_from_loss, section_heights
 from healthivert.labels import verse_label
+from healthivert.sections import SECTIONS, genant_grade_from_loss, section_heights
 
 STEP_MM = 0.5
 

@@ -18,7 +18,7 @@ from healthivert.grading import get_grader
 from healthivert.grading.base import GRADES, Grader, grade_from_proba
 from healthivert.io.atomic import atomic_directory
 from healthivert.io.centroids import centroids_from_mask, read_centroids
-from healthivert.io.images import check_overlap, load_ct, load_mask
+from healthivert.io.images import check_overlap, load_ct, load_mask, write_volume
 from healthivert.io.volume import Volume
 from healthivert.labels import VERSE_NAMES, VERTEBRA_LABELS
 from healthivert.measurement.heights import VertebraMeasurement, measure_vertebra
@@ -50,16 +50,34 @@ def _study_id(mask_path: Path | None, ct_path: Path | None) -> str:
     return name
 
 
+def segment_study(ct: Volume, weights: str | Path | None = None):
+    """Vertebra mask of a CT from the shipped (or given) segmentation weights."""
+    from healthivert.segmentation import DEFAULT_WEIGHTS, load_weights, segment_ct
+
+    model, cfg, _ = load_weights(weights or DEFAULT_WEIGHTS)
+    return segment_ct(ct, model, cfg)
+
+
 def load_inputs(
     mask_path: Path | None, ct_path: Path | None, centroids_path: Path | None,
+    segmenter_weights: str | Path | None = None, notes: list[str] | None = None,
 ) -> tuple[Volume, Volume | None, dict[int, np.ndarray], list[int]]:
-    """Load and cross-check a study's inputs; centroids missing from the file come from the mask."""
-    if mask_path is None:
-        raise InputError("a vertebra mask is needed (--mask); segmentation from a CT alone is not available yet")
-    mask = load_mask(mask_path)
+    """Load and cross-check a study's inputs; centroids missing from the file come from the mask.
+
+    Without a mask the CT is segmented first (``notes`` receives how its labels were anchored).
+    """
+    if mask_path is None and ct_path is None:
+        raise InputError("give a vertebra mask (--mask), a CT (--ct), or both")
     ct = load_ct(ct_path) if ct_path is not None else None
-    if ct is not None:
-        check_overlap(ct, mask)
+    if mask_path is not None:
+        mask = load_mask(mask_path)
+        if ct is not None:
+            check_overlap(ct, mask)
+    else:
+        seg = segment_study(ct, segmenter_weights)
+        mask = seg.mask
+        if notes is not None:
+            notes.extend(["mask segmented from the CT", *seg.notes])
     from_mask = centroids_from_mask(mask)
     given = read_centroids(centroids_path, mask) if centroids_path is not None else {}
     centroids = {lab: given.get(lab, c) for lab, c in from_mask.items() if lab in VERTEBRA_LABELS}
@@ -136,9 +154,16 @@ def grade_records(analysis: StudyAnalysis, grader: Grader) -> None:
         r["probabilities"] = {str(g): float(p[g]) for g in GRADES}
 
 
-def write_study(out_dir: str | Path, result: dict, analysis: StudyAnalysis, write_crops: bool = True) -> None:
-    """Write the result folder atomically: result.json, vertebrae.csv, maps, crops."""
+def write_study(
+    out_dir: str | Path, result: dict, analysis: StudyAnalysis, write_crops: bool = True,
+    segmented_mask: Volume | None = None,
+) -> None:
+    """Write the result folder atomically: result.json, vertebrae.csv, maps, crops, and the
+    mask when it was segmented here (``mask.nii.gz``, on the CT's grid)."""
     with atomic_directory(out_dir) as tmp:
+        if segmented_mask is not None:
+            write_volume(segmented_mask, tmp / "mask.nii.gz")
+            result["inputs"]["segmented_mask"] = "mask.nii.gz"
         maps = tmp / "height_loss"
         maps.mkdir()
         by_label = {v.label: v for v in analysis.vertebrae}
@@ -175,7 +200,8 @@ def run_study(
     centroids_path = Path(centroids_path) if centroids_path else None
     get_synthesizer(options.synthesizer)  # a bad name fails before any work
     grader = get_grader(options.grader)
-    mask, ct, centroids, computed = load_inputs(mask_path, ct_path, centroids_path)
+    notes: list[str] = []
+    mask, ct, centroids, computed = load_inputs(mask_path, ct_path, centroids_path, notes=notes)
     load_s = time.perf_counter() - t0
     analysis = analyse_study(mask, centroids, ct, options.synthesizer, computed, progress)
     t = time.perf_counter()
@@ -190,11 +216,12 @@ def run_study(
         "conventions": {"labels": "VerSe", "rhlv": "(H_pseudo_healthy - H_original) / H_pseudo_healthy",
                         "genant": "0 normal, 1 mild 20-25 %, 2 moderate 25-40 %, 3 severe > 40 %"},
         "synthesizer": options.synthesizer, "grader": grader.name,
+        "notes": notes,
         "vertebrae": analysis.records,
         "timings_s": timings,
     }
     t = time.perf_counter()
-    write_study(out_dir, result, analysis, options.write_crops)
+    write_study(out_dir, result, analysis, options.write_crops, mask if mask_path is None else None)
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return result

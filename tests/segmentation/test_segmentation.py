@@ -1,0 +1,162 @@
+"""Segmentation: identification, the inference pipeline around the network, weights, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from healthivert.cli import main
+from healthivert.io.volume import Volume
+from healthivert.phantom import PhantomConfig, make_phantom
+from healthivert.segmentation import infer
+from healthivert.segmentation.config import SegmenterConfig
+from healthivert.segmentation.identify import identify
+from healthivert.segmentation.network import build_network, load_weights, save_weights
+from healthivert.training.segmenter import (
+    class_map,
+    dice_per_class,
+    load_segmenter_config,
+    train_segmenter,
+)
+from tests.helpers import assert_one_line_error
+
+
+def _stack(n: int, sacrum: bool) -> np.ndarray:
+    """n box 'vertebrae' 10 voxels tall with 3-voxel gaps, top to bottom, optional sacrum."""
+    classes = np.zeros((30, 30, 20 + 13 * (n + 1)), np.uint8)
+    z = classes.shape[2] - 5
+    for _ in range(n):
+        classes[8:22, 8:22, z - 10:z] = 1
+        z -= 13
+    if sacrum:
+        classes[5:25, 5:25, z - 10:z] = 2
+    return classes
+
+
+@pytest.mark.parametrize(
+    ("n", "sacrum", "expected", "anchored"),
+    [
+        (5, True, [20, 21, 22, 23, 24, 26], True),
+        (3, True, [22, 23, 24, 26], True),
+        (4, False, [21, 22, 23, 24], False),
+    ],
+)
+def test_identify_counts_up_from_the_sacrum(n, sacrum, expected, anchored):
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    ident = identify(_stack(n, sacrum), affine)
+    assert sorted(int(x) for x in np.unique(ident.labels) if x) == expected
+    assert ident.anchored_on_sacrum is anchored
+    # cranial vertebrae get the smaller labels: superior = larger z index
+    z_of = {lab: np.argwhere(ident.labels == lab)[:, 2].mean() for lab in expected if lab != 26}
+    assert sorted(z_of, key=lambda lab: -z_of[lab]) == sorted(z_of)
+    if not sacrum:
+        assert any("assumed to be L5" in note for note in ident.notes)
+
+
+def test_identify_drops_fragments_and_reports_empty():
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    classes = _stack(2, True)
+    classes[0:2, 0:2, 0:2] = 1  # 8 voxels x 8 ml... far below a vertebra
+    ident = identify(classes, affine)
+    assert sorted(int(x) for x in np.unique(ident.labels) if x) == [23, 24, 26]
+    empty = identify(np.zeros((10, 10, 10), np.uint8), affine)
+    assert not empty.labels.any() and empty.notes == ["no vertebra found"]
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom(PhantomConfig(top="L1", bottom="L5", slice_mm=2.0, in_plane_mm=1.0), 11)
+
+
+def test_segment_ct_with_a_perfect_network_recovers_the_phantom(phantom, monkeypatch):
+    """Everything around the network (resampling, cleaning, identification, back to the CT
+    grid) is exact enough: with the true class map as 'prediction', Dice and labels hold."""
+    cfg = SegmenterConfig()
+    truth_classes = infer.resample_labels(phantom.mask.with_array(class_map(phantom.mask.array)), cfg)
+    monkeypatch.setattr(infer, "predict_classes",
+                        lambda model, image, cfg: np.round(truth_classes.numpy()[0]).astype(np.uint8))
+    seg = infer.segment_ct(phantom.ct, model=None, cfg=cfg)
+    assert seg.mask.shape == phantom.ct.shape and np.allclose(seg.mask.affine, phantom.ct.affine)
+    assert seg.anchored_on_sacrum
+    for label in range(20, 25):
+        p, t = seg.mask.array == label, phantom.mask.array == label
+        dice = 2 * (p & t).sum() / (p.sum() + t.sum())
+        assert dice > 0.85, (label, dice)
+
+
+def test_no_spine_in_view_is_a_clear_error(phantom, monkeypatch):
+    monkeypatch.setattr(infer, "predict_classes", lambda model, image, cfg: np.zeros(image.shape[1:], np.uint8))
+    with pytest.raises(ValueError, match="no vertebra found in the CT"):
+        infer.segment_ct(phantom.ct, model=None, cfg=SegmenterConfig())
+
+
+def test_weights_round_trip(tmp_path):
+    cfg = SegmenterConfig(patch=(32, 32, 32), channels=(4, 8, 16), strides=(2, 2))
+    model = build_network(cfg)
+    path = save_weights(model, cfg, tmp_path / "w.safetensors", {"trained_on": "nothing"})
+    loaded, cfg2, card = load_weights(path)
+    assert cfg2 == cfg and card == {"trained_on": "nothing"}
+    x = torch.randn(1, 1, 32, 32, 32)
+    model.eval()
+    assert torch.allclose(model(x), loaded(x))
+
+
+@pytest.mark.parametrize("bad", [{"patch": [30, 30, 30]}, {"channels": [8, 16]}, {"spacing_mm": 0}])
+def test_config_checks_its_arguments(bad):
+    with pytest.raises(ValueError):
+        SegmenterConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in bad.items()})
+
+
+def test_dice_per_class():
+    a = np.array([0, 1, 1, 2, 2])
+    b = np.array([0, 1, 0, 2, 2])
+    d = dice_per_class(a, b)
+    assert d[1] == pytest.approx(2 / 3) and d[2] == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_two_step_training_runs_and_resumes(tmp_path):
+    recipe = tmp_path / "seg.yaml"
+    recipe.write_text(
+        "train_studies: 1\ntrain_seed: 2000\nval_studies: 1\nval_seed: 3000\ntop: L3\nbottom: L5\n"
+        "steps: 2\neval_every: 2\ncheckpoint_every: 1\n"
+        f"workdir: {tmp_path / 'work'}\noutput: {tmp_path / 'w.safetensors'}\n"
+        "network: {patch: [32, 32, 32], channels: [4, 8, 16], strides: [2, 2]}\n"
+    )
+    cfg = load_segmenter_config(recipe)
+    final = train_segmenter(cfg)
+    assert final["step"] == 2 and np.isfinite(final["loss"])
+    assert (tmp_path / "w.safetensors").is_file() and (tmp_path / "work" / "checkpoint.pt").is_file()
+    # resume: two more steps start from the checkpoint, not from scratch
+    recipe.write_text(recipe.read_text().replace("steps: 2", "steps: 4"))
+    final = train_segmenter(load_segmenter_config(recipe))
+    assert final["step"] == 4
+    _, _, card = load_weights(tmp_path / "w.safetensors")
+    assert [h["step"] for h in card["history"]] == [2, 4]
+
+
+def test_segment_cli_without_weights_is_a_clear_error(tmp_path, phantom, capfd):
+    from healthivert.io.images import write_volume
+
+    ct = write_volume(phantom.ct, tmp_path / "ct.nii.gz")
+    rc = main(["segment", "--ct", str(ct), "--out", str(tmp_path / "m.nii.gz"),
+               "--weights", str(tmp_path / "none.safetensors")])
+    assert_one_line_error(rc, capfd.readouterr(), "segmentation weights are missing")
+    assert not (tmp_path / "m.nii.gz").exists()
+
+
+def test_bad_segmenter_recipe(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("stepz: 3\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_segmenter_config(recipe)
+
+
+def test_volume_is_unchanged_by_preprocess(phantom):
+    before = phantom.ct.array.copy()
+    image = infer.preprocess(phantom.ct, SegmenterConfig())
+    assert np.array_equal(before, phantom.ct.array)
+    assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
+    assert np.allclose(np.linalg.norm(image.affine.numpy()[:3, :3], axis=0), 2.0)
+    assert isinstance(phantom.ct, Volume)

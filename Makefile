@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean browser-deps
 
 $(BIN)/healthivert: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ setup: $(BIN)/healthivert
 demo: setup
 	$(BIN)/healthivert demo --out demo_output
 
-test: setup
+# the viewer's real-browser test drives Debian's chromium (apt) through playwright (pip)
+browser-deps: setup
+	scripts/install_browser_test_deps.sh $(BIN)/python
+
+test: setup browser-deps
 	$(BIN)/python -m pytest -q
 
 lint: setup

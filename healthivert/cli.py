@@ -79,6 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{v['name']} grade {v['genant_grade']}" + (f" ({v['morphology']})" if v["morphology"] else "")
         for v in study.truth["vertebrae"]))
     print(f"grades agreeing with the truth: {agree} of {len(result['vertebrae'])}")
+    print(f"\nreview and export the grades in the viewer: healthivert view {Path(args.out) / 'results'}")
     return 0
 
 
@@ -113,7 +114,57 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from healthivert.batch import discover_studies, format_progress, format_summary, plan_batch, run_batch
+    from healthivert.pipeline import RunOptions
+
+    specs = discover_studies(args.input)
+    if args.dry_run:
+        plan = plan_batch(specs, args.out)
+        for s in plan.todo:
+            print(f"run   {s.study_id}  {s.describe()}")
+        for s in plan.done:
+            print(f"skip  {s.study_id}  (done: {Path(args.out) / 'studies' / s.study_id / 'result.json'})")
+        print(f"dry run: {len(plan.todo)} to run, {len(plan.done)} to skip (done) of {len(specs)} studies")
+        return 0
+    tty = sys.stderr.isatty()
+
+    def show(p) -> None:  # one line rewritten in place on a terminal, a line per study otherwise
+        last = p.finished >= p.total
+        print(("\r\x1b[K" if tty else "") + format_progress(p), end="\n" if last or not tty else "",
+              file=sys.stderr, flush=True)
+
+    summary = run_batch(specs, args.out, workers=args.workers, scheduler=args.scheduler,
+                        options=RunOptions(synthesizer=args.synthesizer, grader=args.grader), progress=show)
+    print(format_summary(summary))
+    return 0 if summary.ok else 1
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from healthivert.io.centroids import centroids_from_mask, write_centroids
+    from healthivert.io.images import load_ct, write_volume
+    from healthivert.labels import VERSE_NAMES
+    from healthivert.pipeline import segment_study
+
+    seg = segment_study(load_ct(args.ct, args.series), args.weights)
+    out = write_volume(seg.mask, args.out)
+    ctd = args.centroids_out or Path(str(out).replace(".nii.gz", "").replace(".nii", "") + "_ctd.json")
+    cents = centroids_from_mask(seg.mask)
+    write_centroids(cents, ctd, seg.mask, fmt="verse")
+    print(f"mask: {out} ({', '.join(VERSE_NAMES[k] for k in sorted(cents))})")
+    print(f"centroids: {ctd}")
+    for note in seg.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.what == "segmenter":
+        from healthivert.training.segmenter import load_segmenter_config, train_segmenter
+
+        final = train_segmenter(load_segmenter_config(args.config), _progress("train"))
+        print(f"segmenter trained: {final}")
+        return 0
     from healthivert.training.config import load_grader_config
     from healthivert.training.grader import train_grader
 
@@ -184,8 +235,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="report progress")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("batch", help="grade a cohort on Dask: resumable, one result folder per study")
+    p.add_argument("input", type=Path, help="VerSe tree, folder of NIfTI files / DICOM series folders, or "
+                   "manifest CSV (study_id,mask,ct,centroids)")
+    p.add_argument("--out", required=True, type=Path, help="output folder: studies/<id>/, cohort.csv, failed.csv")
+    p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (instead of local)")
+    p.add_argument("--dry-run", action="store_true", help="list what would run and what is skipped as done")
+    p.add_argument("--synthesizer", default="prior", help="pseudo-healthy synthesizer: prior (default)")
+    p.add_argument("--grader", default="svm", help="svm (default, shipped weights) or rule (Genant thresholds)")
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("segment", help="CT to a VerSe-labelled vertebra mask and its centroids")
+    p.add_argument("--ct", required=True, type=Path, help="CT, NIfTI file or DICOM folder")
+    p.add_argument("--out", required=True, type=Path, help="mask to write (.nii.gz), on the CT's grid")
+    p.add_argument("--centroids-out", type=Path, default=None, help="centroid JSON (default: beside the mask)")
+    p.add_argument("--series", default=None, help="DICOM series UID when a folder holds several")
+    p.add_argument("--weights", type=Path, default=None, help="segmenter weights (default: shipped)")
+    p.set_defaults(func=cmd_segment)
+
     p = sub.add_parser("train", help="retrain a model from a recipe in pipelines/")
-    p.add_argument("what", choices=["grader"], help="which model")
+    p.add_argument("what", choices=["grader", "segmenter"], help="which model")
     p.add_argument("--config", required=True, type=Path, help="recipe, e.g. pipelines/grader.yaml")
     p.set_defaults(func=cmd_train)
 

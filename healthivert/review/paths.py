@@ -113,8 +113,12 @@ class ResultsFolder:
         if not is_safe_name(study_id):
             self.problems.append(f"{candidate.name}: skipped, unsafe study id {study_id!r}")
         elif study_id in self.studies:
-            self.problems.append(f"{candidate.name}: skipped, study id {study_id!r} also in "
-                                 f"{self.studies[study_id].name}")
+            # a folder named like its study wins; otherwise the first in name order
+            kept, skipped = self.studies[study_id], folder
+            if candidate.name == study_id:
+                kept, skipped = folder, kept
+            self.studies[study_id] = kept
+            self.problems.append(f"{skipped.name}: skipped, study id {study_id!r} also in {kept.name}")
         else:
             self.studies[study_id] = folder
 

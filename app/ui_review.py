@@ -1,0 +1,77 @@
+"""Reviewing one vertebra (accept or override, with name and comment), its audit trail, and the
+study's downloads."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from healthivert.review.export import rows_csv, rows_json, study_images_or_none
+from healthivert.review.report_html import study_report_html
+from healthivert.review.store import ReviewRequest, ReviewStore
+from healthivert.review.studies import GRADE_NAMES, Study
+
+
+def _save(store: ReviewStore, study: Study, label: int) -> None:
+    """Button callback: runs before the page is redrawn, so every table shows the new review."""
+    v = study.vertebra(label)  # the algorithm grade comes from result.json, not from the browser
+    state = st.session_state
+    try:
+        review = store.save(ReviewRequest(
+            study.study_id, int(v["label"]), v["name"], v.get("genant_grade"), state["action"],
+            state.get("reviewer", ""), state.get("comment", ""), state.get("grade"),
+        ))
+    except ValueError as exc:
+        state["review_message"] = ("error", str(exc))
+        return
+    state["review_message"] = ("success", f"saved: {review.name} grade {review.reviewed_grade} "
+                                          f"({review.action}) by {review.reviewer}")
+    state["comment"] = ""
+
+
+def show_review(store: ReviewStore, study: Study, label: int) -> None:
+    v = study.vertebra(label)
+    algorithm = v.get("genant_grade")
+    current = store.review(study.study_id, label)
+    st.subheader(f"Review {v['name']}")
+    if algorithm is None:
+        st.write(f"The algorithm did not grade {v['name']}: {v.get('status', '')}")
+    else:
+        st.write(f"Algorithm grade: **{algorithm}** ({GRADE_NAMES[algorithm]})")
+    if current is not None:
+        st.write(f"Current review: **{current.reviewed_grade}** ({current.action}) by {current.reviewer}, "
+                 f"{current.reviewed_at:%Y-%m-%d %H:%M} UTC")
+    actions = ["accept", "override"] if algorithm is not None else ["override"]
+    c1, c2 = st.columns(2)
+    action = c1.radio("decision", actions, horizontal=True, key="action",
+                      format_func=lambda a: f"accept grade {algorithm}" if a == "accept" else "override")
+    c2.selectbox("reviewed grade", [0, 1, 2, 3], key="grade", disabled=action != "override",
+                 format_func=lambda g: f"{g} {GRADE_NAMES[g]}")
+    st.text_input("reviewer", key="reviewer", max_chars=200)
+    st.text_area("comment" + (" (required for an override)" if action == "override" else ""), key="comment",
+                 max_chars=4000)
+    st.button("Save review", key="save", type="primary", on_click=_save, args=(store, study, label))
+    kind, text = st.session_state.pop("review_message", (None, None))
+    if kind == "error":
+        st.error(text)
+    elif kind == "success":
+        st.success(text)
+    audit = store.audit(study.study_id, label)
+    if audit:
+        st.caption("audit trail (append-only)")
+        st.dataframe(pd.DataFrame([{
+            "when (UTC)": a.at.strftime("%Y-%m-%d %H:%M:%S"), "reviewer": a.reviewer, "action": a.action,
+            "old grade": a.old_grade, "new grade": a.new_grade, "comment": a.comment,
+        } for a in audit]), hide_index=True)
+
+
+def show_downloads(store: ReviewStore, study: Study, rows: list[dict]) -> None:
+    st.subheader("Export")
+    audit = [a.as_dict() for a in store.audit(study.study_id)]
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("CSV", rows_csv(rows), f"{study.study_id}_reviewed.csv", "text/csv", key="dl_csv")
+    c2.download_button("JSON", rows_json(rows, audit, study.study_id), f"{study.study_id}_reviewed.json",
+                       "application/json", key="dl_json")
+    if c3.checkbox("prepare HTML report", key="want_report"):
+        html = study_report_html(study, rows, study_images_or_none(study))
+        c3.download_button("HTML report", html, f"{study.study_id}_report.html", "text/html", key="dl_html")

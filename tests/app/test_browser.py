@@ -1,0 +1,134 @@
+"""The viewer in a real browser: `healthivert view` serving, headless Chromium (Debian's
+package) driven by Playwright, override a grade, reload, and find it persisted with its audit.
+
+Setup: scripts/install_browser_test_deps.sh (run here when chromium or playwright is missing).
+The study view's screenshot is kept in tests/app/artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from healthivert.review import ReviewStore
+from tests.review.results_fixture import CT_STUDY, algorithm_grades
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("HEALTHIVERT_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.slow
+
+
+def _playwright_importable() -> bool:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def browser_deps() -> None:
+    """Install chromium (apt) and playwright (pip) when missing; skip only when that fails."""
+    if CHROMIUM.exists() and _playwright_importable():
+        return
+    script = ROOT / "scripts" / "install_browser_test_deps.sh"
+    proc = subprocess.run(["bash", str(script), sys.executable], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0 or not CHROMIUM.exists() or not _playwright_importable():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        pytest.skip(f"chromium / playwright could not be installed by {script.name}: {' | '.join(tail)}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def viewer(results):
+    """`healthivert view` on the results folder, on a free port; yields its URL."""
+    port = _free_port()
+    log = open(results.root.parent / "viewer.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "healthivert.cli", "view", str(results.root), "--port", str(port),
+         "--db", results.db_url], stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail(f"viewer did not start: {(results.root.parent / 'viewer.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the viewer and its streamlit child, which we started
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    out = (results.root.parent / "viewer.log").read_text()
+    assert f"open {url}" in out
+
+
+def test_override_in_the_browser(browser_deps, viewer: str, results) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    grades = algorithm_grades(results.root, CT_STUDY)
+    new = (grades["L1"] + 1) % 4
+    names = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(30_000)
+            page.goto(f"{viewer}/?study={CT_STUDY}")
+            expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible()
+            expect(page.get_by_text("Review L1")).to_be_visible()  # the worst vertebra is selected first
+            expect(page.locator("img")).to_have_count(6, timeout=60_000)  # 3 planes, crops, map, profile
+            page.get_by_text("override", exact=True).click()
+            page.get_by_label("reviewer", exact=True).fill("Dr Browser")
+            page.get_by_label("comment (required for an override)").fill("posterior wall displaced")
+            page.get_by_label("reviewer", exact=True).press("Tab")
+            page.locator("div[data-testid='stSelectbox']").filter(has_text="reviewed grade").click()
+            page.get_by_role("option", name=f"{new} {names[new]}").click()
+            page.wait_for_timeout(500)
+            page.get_by_role("button", name="Save review").click()
+            expect(page.get_by_text(f"saved: L1 grade {new} (override) by Dr Browser")).to_be_visible()
+
+            page.reload()
+            expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible()
+            expect(page.get_by_text(f"Current review: {new} (override) by Dr Browser")).to_be_visible()
+            expect(page.get_by_text("audit trail (append-only)")).to_be_visible()
+            expect(page.locator("img")).to_have_count(6, timeout=60_000)
+            page.set_viewport_size({"width": 1500, "height": 3000})  # the app scrolls inside its own pane
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(ARTIFACTS / "viewer_study.png"), full_page=True)
+        finally:
+            browser.close()
+    store = ReviewStore(results.db_url)
+    review = store.review(CT_STUDY, 20)
+    assert (review.reviewed_grade, review.reviewer, review.comment) == (new, "Dr Browser", "posterior wall displaced")
+    assert [(a.action, a.old_grade, a.new_grade, a.reviewer) for a in store.audit(CT_STUDY, 20)] == [
+        ("override", grades["L1"], new, "Dr Browser")]
+    store.dispose()

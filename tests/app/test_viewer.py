@@ -1,0 +1,132 @@
+"""The viewer's interactions through Streamlit's AppTest (in-process, no browser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from healthivert.review import ReviewStore
+from healthivert.review.launch import ENV_DB, ENV_RESULTS
+from tests.review.results_fixture import CT_STUDY, MASK_STUDY, algorithm_grades
+
+APP = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+TIMEOUT_S = 60
+
+
+@pytest.fixture
+def app(results, monkeypatch) -> AppTest:
+    monkeypatch.setenv(ENV_RESULTS, str(results.root))
+    monkeypatch.setenv(ENV_DB, results.db_url)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _open(at: AppTest, study: str) -> AppTest:
+    at.selectbox(key="study").select(study).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _studies_listed(at: AppTest) -> list[str]:
+    return list(at.dataframe[0].value["study"])
+
+
+def test_list_shows_the_studies(app: AppTest) -> None:
+    assert sorted(_studies_listed(app)) == sorted([CT_STUDY, MASK_STUDY])
+    row = app.dataframe[0].value.set_index("study").loc[CT_STUDY]
+    assert row["graded"] == 3 and row["review status"] == "unreviewed" and row["worst grade (algorithm)"] >= 1
+
+
+def test_filter_and_sort(app: AppTest) -> None:
+    app.text_input(key="filter_text").input("mask").run()
+    assert _studies_listed(app) == [MASK_STUDY]
+    app.text_input(key="filter_text").input("").run()
+    app.multiselect(key="filter_status").set_value(["reviewed"]).run()
+    assert _studies_listed(app) == []
+    app.multiselect(key="filter_status").set_value(["unreviewed", "partly", "reviewed"]).run()
+    app.selectbox(key="sort_by").set_value("study id").run()
+    assert _studies_listed(app) == [MASK_STUDY, CT_STUDY]
+
+
+def test_study_view(app: AppTest) -> None:
+    _open(app, CT_STUDY)
+    assert app.title[0].value == f"Study {CT_STUDY}"
+    assert app.query_params["study"] in (CT_STUDY, [CT_STUDY])
+    assert len(app.get("image")) >= 5  # three planes, straightened bodies, map, profile
+    assert [s.key for s in app.slider] == ["slice_sagittal", "slice_coronal", "slice_axial"]
+    table = app.dataframe[0].value
+    assert list(table["vertebra"]) == ["T12", "L1", "L2"]
+    assert {"algorithm grade", "reviewed grade", "p0", "RHLV ante %", "H ante mm", "status"} <= set(table.columns)
+    app.radio(key="window").set_value("soft tissue").run()
+    app.slider(key="slice_axial").set_value(3).run()
+    assert not app.exception
+
+
+def test_override_then_accept(app: AppTest, results) -> None:
+    _open(app, CT_STUDY)
+    grades = algorithm_grades(results.root, CT_STUDY)
+    app.selectbox(key="vertebra").set_value(20).run()
+    new = (grades["L1"] + 1) % 4
+    app.radio(key="action").set_value("override").run()
+    app.selectbox(key="grade").set_value(new)
+    app.text_input(key="reviewer").input("Dr Override")
+    app.text_area(key="comment").input("endplate intact on the CT")
+    app.button(key="save").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert "saved: L1" in app.success[0].value
+    table = app.dataframe[0].value.set_index("vertebra")
+    assert table.loc["L1", "reviewed grade"] == new and table.loc["L1", "algorithm grade"] == grades["L1"]
+
+    store = ReviewStore(results.db_url)
+    review = store.review(CT_STUDY, 20)
+    assert (review.reviewed_grade, review.action, review.reviewer) == (new, "override", "Dr Override")
+    audit = store.audit(CT_STUDY, 20)
+    assert [(a.old_grade, a.new_grade, a.comment) for a in audit] == [
+        (grades["L1"], new, "endplate intact on the CT")]
+
+    app.radio(key="action").set_value("accept").run()
+    app.button(key="save").click().run()
+    assert "accept" in app.success[0].value
+    assert store.review(CT_STUDY, 20).reviewed_grade == grades["L1"]
+    assert [a.action for a in store.audit(CT_STUDY, 20)] == ["override", "accept"]
+    assert "partly" in [m.value for m in app.metric]
+    store.dispose()
+
+
+def test_override_needs_name_and_comment(app: AppTest, results) -> None:
+    _open(app, CT_STUDY)
+    app.radio(key="action").set_value("override").run()
+    app.button(key="save").click().run()
+    assert "reviewer's name" in app.error[0].value
+    assert ReviewStore(results.db_url).audit() == []
+
+
+def test_mask_only_study(app: AppTest) -> None:
+    _open(app, MASK_STUDY)
+    assert any("mask-only" in c.value for c in app.caption)
+    assert app.radio(key="window").disabled
+
+
+def test_link_to_unknown_study(results, monkeypatch) -> None:
+    monkeypatch.setenv(ENV_RESULTS, str(results.root))
+    monkeypatch.setenv(ENV_DB, results.db_url)
+    for bad in ("../../etc", "/etc/passwd", "sub-nope"):
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+        at.query_params["study"] = bad
+        at.run()
+        assert not at.exception and "not in this results folder" in at.warning[0].value
+        assert at.session_state["study"] == "(study list)"
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.query_params["study"] = CT_STUDY
+    at.run()
+    assert at.title[0].value == f"Study {CT_STUDY}"
+
+
+def test_no_results_folder(monkeypatch) -> None:
+    monkeypatch.delenv(ENV_RESULTS, raising=False)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    assert "No results folder" in at.error[0].value

@@ -1,0 +1,105 @@
+"""Exports: CSV / JSON columns with both grades, copied maps, the HTML report, and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from healthivert.cli import main
+from healthivert.review import EXPORT_COLUMNS, ResultsFolder, ReviewRequest, ReviewStore, export_results
+from healthivert.review.launch import ENV_DB, ENV_RESULTS, viewer_command, viewer_env, viewer_url
+from tests.review.results_fixture import CT_STUDY, MASK_STUDY, algorithm_grades
+
+XSS = "<script>alert(1)</script> wedge"
+
+
+@pytest.fixture
+def reviewed(results):
+    store = ReviewStore(results.db_url)
+    grades = algorithm_grades(results.root, CT_STUDY)
+    store.save(ReviewRequest(CT_STUDY, 20, "L1", grades["L1"], "override", "Dr A", XSS, (grades["L1"] + 1) % 4))
+    store.save(ReviewRequest(CT_STUDY, 19, "T12", grades["T12"], "accept", "Dr B"))
+    yield results, store
+    store.dispose()
+
+
+def test_export_files(reviewed, tmp_path: Path) -> None:
+    results, store = reviewed
+    summary = export_results(ResultsFolder.open(results.root), store, tmp_path / "export")
+    with summary.csv.open(encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == EXPORT_COLUMNS
+        rows = list(reader)
+    assert len(rows) == summary.rows == 6  # 3 vertebrae x 2 studies
+    by = {(r["study_id"], r["name"]): r for r in rows}
+    l1, t12, l2 = by[(CT_STUDY, "L1")], by[(CT_STUDY, "T12")], by[(CT_STUDY, "L2")]
+    g = algorithm_grades(results.root, CT_STUDY)
+    new = str((g["L1"] + 1) % 4)
+    assert (l1["algorithm_grade"], l1["reviewed_grade"], l1["reviewer"], l1["review_action"]) == (
+        str(g["L1"]), new, "Dr A", "override")
+    assert l1["comment"] == XSS and l1["reviewed_at"].endswith("+00:00") and l1["final_grade"] == new
+    assert (t12["algorithm_grade"], t12["reviewed_grade"], t12["review_action"]) == (str(g["T12"]),) * 2 + ("accept",)
+    assert l2["reviewed_grade"] == "" and l2["final_grade"] == l2["algorithm_grade"]
+    assert float(l1["rhlv_anterior"]) > 0.2 and float(l1["height_anterior_mm"]) > 0
+    assert by[(MASK_STUDY, "L1")]["trabecular_hu"] == ""
+
+    data = json.loads(summary.json.read_text(encoding="utf-8"))
+    assert data["columns"] == EXPORT_COLUMNS and len(data["vertebrae"]) == 6
+    assert all(list(r) == EXPORT_COLUMNS for r in data["vertebrae"])
+    assert [a["action"] for a in data["audit"]] == ["override", "accept"]
+
+    maps = sorted(p.name for p in (summary.out / CT_STUDY / "height_loss").iterdir())
+    assert {"L1.png", "L1.nii.gz", "L1_fraction.nii.gz"} <= set(maps) and summary.maps == 18
+    assert (summary.out / CT_STUDY / "height_loss" / "L1.png").read_bytes() == (
+        results.root / CT_STUDY / "height_loss" / "L1.png").read_bytes()
+
+
+def test_html_report(reviewed, tmp_path: Path) -> None:
+    results, store = reviewed
+    summary = export_results(ResultsFolder.open(results.root), store, tmp_path / "export")
+    html = summary.reports[CT_STUDY].read_text(encoding="utf-8")
+    assert "<table id='vertebrae'>" in html and all(n in html for n in ("T12", "L1", "L2"))
+    assert "Dr A" in html and "<script>" not in html and "&lt;script&gt;" in html
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) >= 3  # the mid-sagittal CT and the maps
+    assert "@page { size: A4" in html and "@media print" in html
+    assert "mid-sagittal" in html
+    mask_only = summary.reports[MASK_STUDY].read_text(encoding="utf-8")
+    assert "mid-sagittal" in mask_only  # drawn from the mask alone
+
+
+def test_cli_export(results, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "exp"
+    assert main(["export", str(results.root), "--out", str(out), "--db", results.db_url]) == 0
+    assert "exported 6 vertebrae of 2 studies" in capsys.readouterr().out
+    assert (out / "reviewed_vertebrae.csv").is_file() and (out / CT_STUDY / "report.html").is_file()
+
+
+def test_cli_export_default_places(results, capsys) -> None:
+    assert main(["export", str(results.root / CT_STUDY)]) == 0
+    assert (results.root / CT_STUDY / "export" / "reviewed_vertebrae.csv").is_file()
+    assert (results.root / CT_STUDY / "reviews.sqlite").is_file()
+
+
+@pytest.mark.parametrize("command", ["export", "view"])
+def test_cli_bad_folder(tmp_path: Path, capsys, command: str) -> None:
+    assert main([command, str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.startswith("healthivert: error:")
+    assert main([command, str(tmp_path)]) == 2  # a folder without studies
+    assert "no study result folders" in capsys.readouterr().err
+
+
+def test_view_command(tmp_path: Path) -> None:
+    cmd = viewer_command(8600, "127.0.0.1")
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]).name == "main.py" and Path(cmd[4]).is_file()
+    assert cmd[cmd.index("--server.headless") + 1] == "true" and cmd[cmd.index("--server.port") + 1] == "8600"
+    env = viewer_env(tmp_path, "postgresql://u:secret@h/db")
+    assert env[ENV_RESULTS] == str(tmp_path.resolve()) and env[ENV_DB].endswith("/db")
+    assert "secret" not in " ".join(cmd)
+    assert viewer_url(8600) == "http://127.0.0.1:8600"
+    with pytest.raises(ValueError, match="port"):
+        viewer_command(0)

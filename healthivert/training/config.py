@@ -59,16 +59,8 @@ class GraderConfig:
         return asdict(self)
 
 
-def _build(cls, data: dict, where: str):
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise InputError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    return cls(**data)
-
-
-def load_grader_config(path: str | Path) -> GraderConfig:
-    """Read and check a grader recipe."""
+def read_recipe(path: str | Path) -> dict:
+    """A recipe file's mapping of keys (YAML), or InputError saying what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such config file")
@@ -78,13 +70,28 @@ def load_grader_config(path: str | Path) -> GraderConfig:
         raise InputError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: a recipe is a mapping of keys")
+    return data
+
+
+def build_checked(cls, data: dict, where: str):
+    """``cls(**data)``, refusing unknown keys and bad values with an InputError."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise InputError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def load_grader_config(path: str | Path) -> GraderConfig:
+    """Read and check a grader recipe."""
+    data = read_recipe(path)
     phantom = data.pop("phantom", None) or {}
     if "n_fractures" in phantom:
         phantom["n_fractures"] = tuple(phantom["n_fractures"])
     if "splits" in data:
         data["splits"] = tuple(data["splits"])
-    try:
-        return _build(GraderConfig, {**data, "phantom": _build(PhantomCohort, phantom, f"{path}: phantom")},
-                      str(path))
-    except TypeError as exc:
-        raise InputError(f"{path}: {exc}") from None
+    cohort = build_checked(PhantomCohort, phantom, f"{path}: phantom")
+    return build_checked(GraderConfig, {**data, "phantom": cohort}, str(path))

@@ -12,12 +12,11 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from monai.losses import DiceCELoss
 from monai.transforms import (
     Compose,
@@ -30,7 +29,6 @@ from monai.transforms import (
 )
 from monai.utils import set_determinism
 
-from healthivert.errors import InputError
 from healthivert.io.atomic import atomic_write
 from healthivert.labels import VERTEBRA_LABELS
 from healthivert.phantom import PhantomConfig, make_phantom
@@ -38,6 +36,7 @@ from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, Segmen
 from healthivert.segmentation.identify import SACRUM_LABEL
 from healthivert.segmentation.infer import predict_classes, preprocess, resample_labels
 from healthivert.segmentation.network import build_network, save_weights
+from healthivert.training.config import build_checked, read_recipe
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -66,23 +65,10 @@ class SegmenterTrainConfig:
 
 def load_segmenter_config(path: str | Path) -> SegmenterTrainConfig:
     """Read and check a segmenter recipe."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from None
-    net = data.pop("network", None) or {}
-    known = {f.name for f in fields(SegmenterTrainConfig)}
-    unknown = set(data) - known
-    if unknown:
-        raise InputError(f"{path}: unknown keys {sorted(unknown)}")
-    try:
-        network = SegmenterConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in net.items()})
-        return SegmenterTrainConfig(**data, network=network)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{path}: {exc}") from None
+    data = read_recipe(path)
+    net = {k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("network", None) or {}).items()}
+    network = build_checked(SegmenterConfig, net, f"{path}: network")
+    return build_checked(SegmenterTrainConfig, {**data, "network": network}, str(path))
 
 
 def class_map(labels: np.ndarray) -> np.ndarray:

@@ -159,6 +159,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")  # metrics per eval
     if args.what == "segmenter":
         from healthivert.training.segmenter import load_segmenter_config, train_segmenter
 

@@ -67,6 +67,9 @@ def isolate_body(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray) -> np.
 
     A mask that is a body already (no canal gap) comes back as its largest piece.
     """
+    # an enclosed cavity (a hole in a segmentation, a vacuum cleft) would pass for the canal's
+    # gap; the canal itself is open above and below, so filling in 3-D leaves it alone
+    label = ndimage.binary_fill_holes(label)
     body = label.copy()
     wall = posterior_wall_mm(label, lr_mm, ap_mm)
     if wall is not None:

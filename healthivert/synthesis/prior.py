@@ -55,18 +55,24 @@ def map_onto(source: StraightVertebra, source_heights: np.ndarray, target: Strai
     return np.where(target.heights_mm > 0, mapped, 0.0)
 
 
-def _level_gap(a: int, b: int) -> int:
-    return abs(SPINE_ORDER[a] - SPINE_ORDER[b])
+T13 = 28
+
+
+def _level_gap(a: int, b: int, with_t13: bool = False) -> int:
+    """Levels between two vertebrae. T13 sits between T12 and L1 in ``SPINE_ORDER`` but counts
+    only in a spine that has one: in all others T12 and L1 are adjacent."""
+    lo, hi = sorted((SPINE_ORDER[a], SPINE_ORDER[b]))
+    return hi - lo - int(not with_t13 and lo < SPINE_ORDER[T13] < hi)
 
 
 def estimate_from_neighbours(
-    target: StraightVertebra, neighbours: list[tuple[StraightVertebra, np.ndarray]]
+    target: StraightVertebra, neighbours: list[tuple[StraightVertebra, np.ndarray]], with_t13: bool = False,
 ) -> np.ndarray | None:
     """Weighted mean of the neighbours' height maps on the target footprint, level-scaled."""
     total = np.zeros_like(target.heights_mm, dtype=float)
     weight = np.zeros_like(total)
     for nb, heights in neighbours:
-        w = NEIGHBOUR_WEIGHTS[_level_gap(nb.label, target.label)]
+        w = NEIGHBOUR_WEIGHTS[_level_gap(nb.label, target.label, with_t13)]
         mapped = map_onto(nb, heights, target)
         ratio = REFERENCE_HEIGHT_MM.get(target.label, 1.0) / REFERENCE_HEIGHT_MM.get(nb.label, 1.0)
         total += w * mapped * ratio
@@ -100,14 +106,15 @@ def synthesize_prior(vertebrae: list[StraightVertebra]) -> dict[int, PseudoHealt
     """Pseudo-healthy bodies of all vertebrae (ordered cranial to caudal)."""
     usable = [v for v in vertebrae if v.body.any()]
     healthy = {v.label: v.heights_mm.astype(float) for v in usable}
+    with_t13 = any(v.label == T13 for v in vertebrae)
     near = {
-        v.label: [n for n in usable if n.label != v.label and _level_gap(n.label, v.label) in NEIGHBOUR_WEIGHTS
-                  and not n.cut_by_fov]
+        v.label: [n for n in usable if n.label != v.label
+                  and _level_gap(n.label, v.label, with_t13) in NEIGHBOUR_WEIGHTS and not n.cut_by_fov]
         for v in usable
     }
     estimates: dict[int, np.ndarray | None] = {}
     for _ in range(MAX_ROUNDS):
-        estimates = {v.label: estimate_from_neighbours(v, [(n, healthy[n.label]) for n in near[v.label]])
+        estimates = {v.label: estimate_from_neighbours(v, [(n, healthy[n.label]) for n in near[v.label]], with_t13)
                      for v in usable}
         changed = False
         for v in usable:

@@ -1,0 +1,126 @@
+"""Segmentation accuracy and speed (issue: MONAI vertebra segmentation).
+
+    .venv/bin/python benchmarks/segmentation.py [--studies 4] [--seed 6000] [--weights W]
+
+Prints markdown tables: held-out phantoms (mean Dice per vertebra, identification rate by
+the VerSe definition: the nearest predicted centroid has the right label and lies within
+20 mm), the real CT ../shared/data/real/totalseg_example (Dice per vertebra against
+TotalSegmentator's mask for T12..L5, labels right), and wall time / peak memory of
+`healthivert segment` on that CT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from healthivert.io.centroids import centroids_from_mask
+from healthivert.io.images import load_ct, load_mask
+from healthivert.labels import VERSE_NAMES
+from healthivert.phantom import PhantomConfig, make_phantom
+from healthivert.segmentation import DEFAULT_WEIGHTS, load_weights, segment_ct
+
+ROOT = Path(__file__).resolve().parents[1]
+TOTALSEG = ROOT.parent / "shared" / "data" / "real" / "totalseg_example"
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    denom = a.sum() + b.sum()
+    return float(2 * (a & b).sum() / denom) if denom else float("nan")
+
+
+def identification(pred, truth) -> tuple[int, int]:
+    """(identified, total) truth vertebrae by the VerSe rule."""
+    pc, tc = centroids_from_mask(pred), centroids_from_mask(truth)
+    tc = {k: v for k, v in tc.items() if k < 26}
+    pc = {k: v for k, v in pc.items() if k < 26}
+    hits = 0
+    for label, c in tc.items():
+        if not pc:
+            continue
+        nearest = min(pc, key=lambda k: np.linalg.norm(pc[k] - c))
+        hits += nearest == label and np.linalg.norm(pc[nearest] - c) <= 20.0
+    return hits, len(tc)
+
+
+def phantom_table(model, cfg, n: int, seed: int) -> str:
+    dices, hits, total = [], 0, 0
+    for i in range(n):
+        study = make_phantom(PhantomConfig(), seed + i)
+        seg = segment_ct(study.ct, model, cfg)
+        for label in (int(x) for x in np.unique(study.mask.array) if 0 < x < 26):
+            dices.append(dice(seg.mask.array == label, study.mask.array == label))
+        h, t = identification(seg.mask, study.mask)
+        hits, total = hits + h, total + t
+        print(f"  phantom {i + 1}/{n}", file=sys.stderr)
+    return "\n".join([
+        f"Held-out phantoms ({n} studies T8-L5, seeds {seed}..{seed + n - 1}):", "",
+        "| metric | value | target |", "|---|---|---|",
+        f"| mean Dice per vertebra | {np.nanmean(dices):.3f} (n={len(dices)}) | >= 0.90 |",
+        f"| identification rate | {100 * hits / max(total, 1):.1f} % ({hits}/{total}) | >= 95 % |",
+    ])
+
+
+def real_table(model, cfg) -> str:
+    if not TOTALSEG.is_dir():
+        return "totalseg_example: ../shared/data/real/totalseg_example absent, skipped"
+    ct = load_ct(TOTALSEG / "ct.nii.gz")
+    ref = load_mask(TOTALSEG / "vertebrae_totalsegmentator.nii.gz")
+    seg = segment_ct(ct, model, cfg)
+    rows = ["Real CT totalseg_example (3 mm) against TotalSegmentator:", "",
+            "| vertebra | Dice (same label) | predicted label at its largest overlap |", "|---|---|---|"]
+    dices, right = [], 0
+    for label in range(19, 25):  # T12..L5
+        r = ref.array == label
+        d = dice(seg.mask.array == label, r)
+        overlap = seg.mask.array[r]
+        overlap = overlap[overlap > 0]
+        got = int(np.bincount(overlap).argmax()) if overlap.size else 0
+        right += got == label
+        dices.append(d)
+        rows.append(f"| {VERSE_NAMES[label]} | {d:.3f} | {VERSE_NAMES.get(got, 'none')} |")
+    rows.append(f"\nmean Dice T12..L5: {np.nanmean(dices):.3f} (target >= 0.80); labels right: {right} of 6 "
+                f"(target >= 5); notes: {seg.notes or '-'}")
+    return "\n".join(rows)
+
+
+def speed_table(weights: Path) -> str:
+    if not TOTALSEG.is_dir():
+        return "speed: totalseg_example absent, skipped"
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        subprocess.run([str(ROOT / ".venv" / "bin" / "healthivert"), "segment", "--ct", str(TOTALSEG / "ct.nii.gz"),
+                        "--out", str(Path(tmp) / "m.nii.gz"), "--weights", str(weights)], check=True,
+                       capture_output=True)
+        wall = time.perf_counter() - t
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
+    return "\n".join(["`healthivert segment` on totalseg_example/ct.nii.gz, this 2-core machine:", "",
+                      "| wall (s) | peak memory (GB) | target |", "|---|---|---|",
+                      f"| {wall:.1f} | {peak_gb:.2f} | <= 30 s, <= 4 GB |"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=6000)
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    args = parser.parse_args()
+    model, cfg, card = load_weights(args.weights)
+    print(f"weights: {args.weights.name}; {card.get('trained_on', '?')}; {card.get('steps', '?')} steps\n")
+    print(phantom_table(model, cfg, args.studies, args.seed))
+    print()
+    print(real_table(model, cfg))
+    print()
+    print(speed_table(args.weights))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Vertebral body isolation (healthivert/geometry/body.py) on hand-made straightened labels.
+
+Axes are (LR, AP, SI) with 1 mm samples; AP grows anteriorly. The body's posterior wall is at
+AP 0, the spinal canal runs from AP -1 to -19 and the lamina from -20 to -25.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from healthivert.geometry.body import isolate_body, posterior_wall_mm
+
+LR = np.arange(-30.0, 31.0)
+AP = np.arange(-40.0, 36.0)
+N_SI = 60
+
+
+def _region(lr: tuple[float, float], ap: tuple[float, float], si: tuple[int, int]) -> np.ndarray:
+    out = np.zeros((len(LR), len(AP), N_SI), bool)
+    out[np.ix_((LR >= lr[0]) & (LR <= lr[1]), (AP >= ap[0]) & (AP <= ap[1]), np.arange(si[0], si[1] + 1))] = True
+    return out
+
+
+def _body() -> np.ndarray:
+    """A box with small central caps at both endplates (tapered ends, as a biconcave body)."""
+    core = _region((-15, 15), (0, 30), (22, 38))
+    caps = _region((-4, 4), (11, 19), (18, 21)) | _region((-4, 4), (11, 19), (39, 42))
+    return core | caps
+
+
+def _posterior_elements() -> np.ndarray:
+    pedicles = _region((10, 14), (-19, -1), (24, 36)) | _region((-14, -10), (-19, -1), (24, 36))
+    lamina = _region((-14, 14), (-25, -20), (24, 36))
+    spinous = _region((-2, 2), (-40, -26), (26, 34))
+    return pedicles | lamina | spinous
+
+
+def _stub() -> np.ndarray:
+    """A pedicle stub beside the body, apart from it: in SI slices 16-21 it outweighs the body."""
+    return _region((17, 24), (2, 27), (16, 24))
+
+
+def test_posterior_wall_is_the_front_of_the_canal():
+    assert posterior_wall_mm(_body() | _posterior_elements(), LR, AP) == -1.0
+    assert posterior_wall_mm(_body(), LR, AP) is None  # no canal: no wall to cut at
+    assert posterior_wall_mm(np.zeros_like(_body()), LR, AP) is None
+
+
+def test_isolate_body_removes_posterior_elements_and_a_larger_stub():
+    body, stub = _body(), _stub()
+    for k in range(18, 22):  # the stub is larger than the body in these axial slices
+        assert stub[:, :, k].sum() > body[:, :, k].sum() > 0
+    out = isolate_body(body | _posterior_elements() | stub, LR, AP)
+    assert out[body].all(), "part of the body was lost"
+    assert not out[stub].any(), "the pedicle stub was kept"
+    assert not out[:, AP < -1, :].any(), "something behind the posterior wall was kept"
+    extra = out & ~body  # only the pedicles' sample at the wall itself (AP -1) may remain
+    assert not extra[:, AP != -1, :].any()
+    dice = 2 * (out & body).sum() / (out.sum() + body.sum())
+    assert dice > 0.99
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        _body(),
+        _region((-15, 15), (0, 30), (10, 40)),  # a plain box
+        _region((-15, 15), (-30, 30), (10, 40)),  # a deep body reaching far back
+    ],
+    ids=["tapered", "box", "deep"],
+)
+def test_body_only_input_comes_back_whole(label):
+    np.testing.assert_array_equal(isolate_body(label, LR, AP), label)
+
+
+def test_body_with_a_cavity_and_a_speck_comes_back_filled_without_the_speck():
+    body = _region((-15, 15), (0, 30), (10, 40))
+    hollow = body & ~_region((-5, 5), (10, 20), (20, 30))
+    speck = _region((25, 26), (30, 31), (50, 51))
+    np.testing.assert_array_equal(isolate_body(hollow | speck, LR, AP), body)
+
+
+def test_empty_label_gives_empty_body():
+    assert not isolate_body(np.zeros((len(LR), len(AP), N_SI), bool), LR, AP).any()

@@ -1,0 +1,110 @@
+"""Straightening (geometry/straighten.py, geometry/vertebrae.py) on box-shaped vertebra masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from healthivert.geometry.curve import fit_spine_curve
+from healthivert.geometry.straighten import CropSpec, straight_grid
+from healthivert.geometry.vertebrae import column_heights, fov_faces, straighten_vertebrae
+from healthivert.io.centroids import centroids_from_mask
+from healthivert.sections import SECTIONS, section_heights
+from tests.geometry.builders import box_mask
+
+#: a crop just larger than the boxes (the default one is sized for real vertebrae): faster
+SMALL = CropSpec(lr_half_mm=24.0, ap_front_mm=24.0, ap_back_mm=30.0, si_half_mm=20.0)
+
+
+@pytest.mark.parametrize(
+    "spacing_mm, n_xy, n_z",
+    [((1.0, 1.0, 1.0), 30, 25), ((0.8, 0.8, 2.0), 38, 12), ((0.6, 0.6, 3.0), 50, 8), ((1.0, 1.0, 1.25), 30, 20)],
+)
+def test_box_vertebra_heights_are_its_height_at_any_voxel_size(spacing_mm, n_xy, n_z):
+    """A box of n_z slices measures n_z * slice thickness, to sub-voxel precision."""
+    shape = (n_xy + 20, n_xy + 20, n_z + 16)
+    mask = box_mask({20: (slice(10, 10 + n_xy), slice(10, 10 + n_xy), slice(8, 8 + n_z))}, shape, spacing_mm,
+                    origin_mm=(3.3, -7.1, 12.9))
+    _, (v,) = straighten_vertebrae(mask, centroids_from_mask(mask), spec=SMALL)
+    height = n_z * spacing_mm[2]
+    assert v.label == 20 and v.cut_by_fov == []
+    assert section_heights(v.heights_mm.T, v.grid.ap_mm, v.grid.lr_mm) == pytest.approx(
+        dict.fromkeys(SECTIONS, height), abs=0.05)
+    # the footprint is the box's, to within a sample at each side
+    width = n_xy * spacing_mm[0]
+    for axis in (0, 1):
+        extent = np.flatnonzero(v.body.any(axis=2).any(axis=1 - axis))
+        assert abs(len(extent) - width) <= 2.0
+
+
+def test_stacked_boxes_are_each_centred_in_their_crop():
+    boxes = {19: (slice(10, 40), slice(10, 40), slice(62, 85)), 20: (slice(10, 40), slice(10, 40), slice(36, 53)),
+             21: (slice(10, 40), slice(10, 40), slice(5, 30))}
+    mask = box_mask(boxes, (50, 50, 92))
+    curve, vertebrae = straighten_vertebrae(mask, centroids_from_mask(mask), spec=SMALL)
+    assert [v.label for v in vertebrae] == [19, 20, 21]  # cranial to caudal
+    np.testing.assert_allclose(curve.frames, np.broadcast_to(np.eye(3), curve.frames.shape), atol=1e-9)
+    for v, height in zip(vertebrae, (23.0, 17.0, 25.0)):
+        assert v.heights_mm.max() == pytest.approx(height, abs=0.05)
+        # the body sits around SI 0 of its own crop and holds no voxel of its neighbours
+        si = v.grid.si_mm[np.flatnonzero(v.body.any(axis=(0, 1)))]
+        assert abs(si[0] + si[-1]) <= 1.0
+        assert si[-1] - si[0] == pytest.approx(height, abs=1.0)
+
+
+def test_cut_by_fov_only_when_the_body_reaches_the_edge():
+    body = (slice(10, 40), slice(20, 50), slice(8, 33))
+    # the body runs into the top of the image
+    top = box_mask({20: (body[0], body[1], slice(8, 40))}, (50, 60, 40))
+    assert fov_faces(top, 20) == ["superior"]
+    _, (v,) = straighten_vertebrae(top, centroids_from_mask(top), spec=SMALL)
+    assert v.cut_by_fov == ["superior"]
+    # a posterior process (behind a canal gap) reaches the image's back; the body is in view
+    mask = box_mask({20: body}, (50, 60, 45))
+    mask.array[23:27, 0:14, 18:24] = 20
+    assert fov_faces(mask, 20) == ["posterior"]
+    _, (v,) = straighten_vertebrae(mask, centroids_from_mask(mask), spec=SMALL)
+    assert v.cut_by_fov == []
+
+
+@pytest.mark.parametrize(
+    "soft, body, expected_samples",
+    [
+        ([0, 0, 0.5, 1, 1, 1, 0.5, 0, 0], None, 4.0),  # boundaries half-way between source voxels
+        ([0, 0.25, 0.75, 1, 1, 0.75, 0.25, 0], None, 4.0),  # sub-voxel ramps count in full
+        # another label's voxels (the ends) further than two samples from the body do not count
+        ([1, 0, 0, 0, 0.5, 1, 1, 0.5, 0, 0, 0, 1], [0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0], 3.0),
+        ([0, 0.4, 0.4, 0.4, 0], None, 0.0),  # never reaches one half: no body, no height
+    ],
+)
+@pytest.mark.parametrize("step_mm", [0.5, 1.0])
+def test_column_heights(soft, body, expected_samples, step_mm):
+    column = np.asarray(soft, np.float32)[None, None, :]
+    body = column >= 0.5 if body is None else np.asarray(body, bool)[None, None, :]
+    heights = column_heights(column, body, step_mm)
+    assert heights.shape == (1, 1)
+    assert heights[0, 0] == pytest.approx(expected_samples * step_mm)
+
+
+def test_straight_grid_samples_the_frame_around_the_anchor():
+    centroids = {19: np.array([0.0, 0.0, 60.0]), 20: np.array([0.0, 0.0, 30.0]), 21: np.array([0.0, 0.0, 0.0])}
+    curve = fit_spine_curve(centroids)
+    spec = CropSpec(lr_half_mm=4.0, ap_front_mm=3.0, ap_back_mm=5.0, si_half_mm=2.0)
+    grid = straight_grid(curve, 20, spec)
+    assert grid.shape == (9, 9, 9)
+    assert grid.spacing_mm == (1.0, 1.0, 0.5)
+    i0, j0, k0 = 4, 5, 4  # LR 0, AP 0, SI 0
+    np.testing.assert_allclose(grid.world_mm[i0, j0, k0], [0.0, 0.0, 30.0], atol=1e-6)
+    np.testing.assert_allclose(grid.world_mm[i0 + 1, j0, k0] - grid.world_mm[i0, j0, k0], [1.0, 0.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(grid.world_mm[i0, j0 + 1, k0] - grid.world_mm[i0, j0, k0], [0.0, 1.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(grid.world_mm[i0, j0, k0 + 1] - grid.world_mm[i0, j0, k0], [0.0, 0.0, 0.5], atol=1e-9)
+    curved = straight_grid(curve, 20, spec, curved=True)  # on a straight spine the two agree
+    np.testing.assert_allclose(curved.world_mm, grid.world_mm, atol=1e-6)
+    with pytest.raises(ValueError, match="label 22"):
+        straight_grid(curve, 22, spec)
+
+
+@pytest.mark.parametrize("field", ["lr_half_mm", "ap_front_mm", "ap_back_mm", "si_half_mm", "si_step_mm"])
+def test_crop_spec_rejects_non_positive_sizes(field):
+    with pytest.raises(ValueError, match=field):
+        CropSpec(**{field: 0.0})

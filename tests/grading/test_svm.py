@@ -1,0 +1,189 @@
+"""The SVM grader (healthivert/grading/svm.py): subject-grouped training, skops persistence."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.model_selection import GroupKFold, KFold, cross_val_score
+
+from healthivert.errors import InputError
+from healthivert.grading import FEATURES, get_grader, grade_from_proba
+from healthivert.grading import svm as svm_module
+from healthivert.grading.svm import DEFAULT_MODEL, SVMGrader, load_model, save_model, train_svm
+
+#: one configuration: no hyper-parameter search to get lucky with
+ONE_SVC = {"svc__kernel": ["rbf"], "svc__C": [10.0], "svc__gamma": [1.0]}
+SMALL_GRID = {"svc__kernel": ["linear", "rbf"], "svc__C": [1.0, 10.0]}
+GRADE_LOSS = {0: 0.05, 1: 0.225, 2: 0.32, 3: 0.5}
+
+
+def _row(loss: float) -> dict[str, float]:
+    """A wedge-like vertebra: anterior loss ``loss``, middle half of it, posterior intact."""
+    return {"rhlv_anterior": loss, "rhlv_middle": loss / 2, "rhlv_posterior": 0.0, "rhlv_whole": loss / 2,
+            "ratio_anterior_posterior": 1 - loss, "ratio_middle_posterior": 1 - loss / 2}
+
+
+@cache
+def _table(n_subjects: int = 8, per_subject: int = 8, seed: int = 0):
+    """Vertebrae of ``n_subjects`` subjects, grades 0-3 with losses in their Genant bands."""
+    rng = np.random.default_rng(seed)
+    rows, grades, groups = [], [], []
+    for s in range(n_subjects):
+        for k in range(per_subject):
+            grade = (s + k) % 4
+            rows.append(_row(GRADE_LOSS[grade] + rng.normal(0.0, 0.01)))
+            grades.append(grade)
+            groups.append(f"sub-{s:02d}")
+    return pd.DataFrame(rows), np.array(grades), np.array(groups)
+
+
+@cache
+def _trained():
+    features, grades, groups = _table()
+    return train_svm(features, grades, groups, folds=4, param_grid=SMALL_GRID)
+
+
+def test_train_svm_learns_the_grades_and_reports_its_cv():
+    model, report = _trained()
+    features, grades, _ = _table()
+    assert report.folds == 4 and report.n_subjects == 8 and report.n_vertebrae == 64
+    assert report.class_counts == {0: 16, 1: 16, 2: 16, 3: 16}
+    assert report.features == list(FEATURES)
+    assert set(report.best_params) == set(SMALL_GRID)
+    assert report.cv_macro_f1 > 0.9
+    assert (model.predict(features[list(FEATURES)].to_numpy()) == grades).mean() > 0.95
+
+
+def test_cv_folds_never_split_a_subject(monkeypatch):
+    """Every CV split is by subject: no subject on both sides, each validated exactly once."""
+    splits = []
+
+    class RecordingGroupKFold(GroupKFold):
+        def split(self, X, y=None, groups=None):
+            for train, test in super().split(X, y, groups):
+                splits.append((set(groups[train]), set(groups[test])))
+                yield train, test
+
+    monkeypatch.setattr(svm_module, "GroupKFold", RecordingGroupKFold)
+    features, grades, groups = _table()
+    train_svm(features, grades, groups, folds=4, param_grid=ONE_SVC)
+    folds = {frozenset(test) for _, test in splits}
+    assert len(folds) == 4
+    assert sorted(s for fold in folds for s in fold) == sorted(set(groups))
+    for train, test in splits:
+        assert not train & test
+
+
+def test_subject_leak_would_show_in_the_cv_score():
+    """Each subject has one grade and its own feature signature unrelated to the grade. A
+    vertebra-wise split lets the SVM recognise subjects (CV ~ 1.0); the grouped CV cannot (chance)."""
+    rng = np.random.default_rng(0)
+    n_subjects, per_subject = 12, 6
+    signature = np.repeat(rng.normal(0.0, 1.0, (n_subjects, len(FEATURES))), per_subject, axis=0)
+    x = signature + rng.normal(0.0, 0.01, signature.shape)
+    y = np.repeat(np.arange(n_subjects) % 2, per_subject)
+    groups = np.repeat([f"sub-{i:02d}" for i in range(n_subjects)], per_subject)
+    _, report = train_svm(pd.DataFrame(x, columns=list(FEATURES)), y, groups, folds=4, param_grid=ONE_SVC)
+    leaky = cross_val_score(svm_module._base_pipeline(0).set_params(**{k: v[0] for k, v in ONE_SVC.items()}), x, y,
+                            cv=KFold(4, shuffle=True, random_state=0), scoring="f1_macro").mean()
+    assert leaky > 0.95  # the scenario does leak when subjects are split
+    assert report.cv_macro_f1 < 0.6
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda f, g, s: (f.assign(rhlv_whole=np.nan), g, s), "NaN"),
+        (lambda f, g, s: (f, g, np.full(len(s), "sub-00")), "at least 2 subjects"),
+        (lambda f, g, s: (f, np.zeros_like(g), s), "2 grades"),
+    ],
+    ids=["nan", "one subject", "one grade"],
+)
+def test_train_svm_refuses_untrainable_tables(mutate, message):
+    features, grades, groups = mutate(*_table())
+    with pytest.raises(InputError, match=message):
+        train_svm(features, grades, groups, folds=4, param_grid=ONE_SVC)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model, _ = _trained()
+    path = save_model(model, tmp_path / "models" / "grader.skops")
+    assert path.is_file() and not list(path.parent.glob(".*part*"))
+    loaded = load_model(path)
+    features = pd.DataFrame([_row(x) for x in np.linspace(-0.1, 0.7, 25)])
+    x = features[list(FEATURES)].to_numpy()
+    np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+    grader = SVMGrader(path)
+    proba = grader.predict_proba(features)
+    assert proba.shape == (25, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert get_grader("svm", model_path=path).predict_proba(features).tolist() == proba.tolist()
+
+
+class Gadget:
+    """Not scikit-learn: a file holding one must not load."""
+
+    def __init__(self) -> None:
+        self.payload = [1, 2, 3]
+
+
+def test_load_model_refuses_types_outside_scikit_learn(tmp_path):
+    path = tmp_path / "gadget.skops"
+    sio.dump({"model": Gadget()}, path)
+    with pytest.raises(InputError, match="refusing to load.*Gadget"):
+        load_model(path)
+
+
+def test_load_model_refuses_a_file_that_would_call_builtins(tmp_path):
+    """skops rebuilds some objects by calling the type named in the file with arguments from the
+    file; a file naming ``builtins.exec`` must be refused before anything runs."""
+    marker = tmp_path / "ran"
+    call = {"__class__": "exec", "__module__": "builtins", "__loader__": "ConstructorFromReduceNode",
+            "content": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
+                        "content": [{"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode",
+                                     "content": json.dumps(f"open({str(marker)!r}, 'w').close()"),
+                                     "is_json": True}]}}
+    genuine = tmp_path / "genuine.skops"
+    sio.dump([1], genuine)
+    with zipfile.ZipFile(genuine) as z:
+        schema = json.loads(z.read("schema.json"))  # a real header: protocol and skops version
+    schema["content"] = [call]
+    path = tmp_path / "crafted.skops"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("schema.json", json.dumps(schema))
+    assert "builtins.exec" in sio.get_untrusted_types(file=path)
+    with pytest.raises(InputError, match="refusing to load"):
+        load_model(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip at all", b"PK\x03\x04 truncated"])
+def test_load_model_refuses_a_file_that_is_not_skops(tmp_path, content):
+    path = tmp_path / "model.skops"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="not a skops model file"):
+        load_model(path)
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path):
+    with pytest.raises(InputError, match="no such grader model"):
+        load_model(tmp_path / "absent.skops")
+    with pytest.raises(InputError, match="train grader.*--grader rule"):
+        SVMGrader(tmp_path / "absent.skops")
+
+
+def test_shipped_model_grades_clear_cases():
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"no shipped grader weights at {DEFAULT_MODEL}")
+    grader = get_grader("svm")
+    severe = dict.fromkeys(FEATURES, 0.5) | {"ratio_anterior_posterior": 1.0, "ratio_middle_posterior": 1.0}
+    intact = dict.fromkeys(FEATURES, 0.0) | {"ratio_anterior_posterior": 1.0, "ratio_middle_posterior": 1.0}
+    proba = grader.predict_proba(pd.DataFrame([severe, intact]))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert grade_from_proba(proba).tolist() == [3, 0]

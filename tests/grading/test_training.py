@@ -1,0 +1,95 @@
+"""Grader training recipes (healthivert/training/): the YAML checks and a small phantom run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from healthivert.errors import InputError
+from healthivert.grading import FEATURES
+from healthivert.grading.svm import load_model
+from healthivert.training.config import GraderConfig, PhantomCohort, load_grader_config
+from healthivert.training.grader import train_grader
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _recipe(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "grader.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_load_grader_config_reads_a_recipe(tmp_path):
+    cfg = load_grader_config(_recipe(tmp_path, (
+        "source: phantom\n"
+        "phantom: {n_studies: 3, seed: 7, top: T12, bottom: L3, n_fractures: [1, 2]}\n"
+        "splits: [train]\nfolds: 2\noutput: out/model.skops\n")))
+    assert cfg.phantom == PhantomCohort(n_studies=3, seed=7, top="T12", bottom="L3", n_fractures=(1, 2))
+    assert (cfg.source, cfg.splits, cfg.folds, cfg.output) == ("phantom", ("train",), 2, "out/model.skops")
+    assert cfg.to_dict()["phantom"]["n_fractures"] == (1, 2)
+
+
+def test_shipped_recipes_load():
+    for name in ("grader.yaml", "grader_verse2019.yaml"):
+        path = PROJECT_ROOT / "pipelines" / name
+        if not path.is_file():
+            pytest.skip(f"{path} is absent")
+        assert load_grader_config(path).source in ("phantom", "table")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("source: phantom\nlearning_rate: 0.1\n", r"unknown keys \['learning_rate'\]"),
+        ("phantom: {n_studies: 3, slices: 2}\n", r"phantom: unknown keys \['slices'\]"),
+        ("source: verse\n", "source must be phantom or table; got 'verse'"),
+        ("source: table\n", "source 'table' needs a 'table' path"),
+        ("source: [phantom\n", "not valid YAML"),
+        ("- source\n- phantom\n", "a recipe is a mapping"),
+    ],
+    ids=["unknown key", "unknown phantom key", "bad source", "table without table", "bad yaml", "not a mapping"],
+)
+def test_load_grader_config_rejects_bad_recipes(tmp_path, text, message):
+    with pytest.raises(InputError, match=message):
+        load_grader_config(_recipe(tmp_path, text))
+
+
+def test_load_grader_config_needs_the_file(tmp_path):
+    with pytest.raises(InputError, match="no such config file"):
+        load_grader_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("kwargs, message", [({"source": "dicom"}, "source must be"),
+                                             ({"source": "table"}, "needs a 'table' path")])
+def test_grader_config_checks_itself(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        GraderConfig(**kwargs)
+
+
+@pytest.mark.slow
+def test_phantom_training_run_writes_model_and_card(tmp_path):
+    output = tmp_path / "models" / "grader.skops"
+    cfg = GraderConfig(phantom=PhantomCohort(n_studies=3, top="T12", bottom="L3", n_fractures=(1, 2)), folds=2,
+                       param_grid={"svc__kernel": ["linear", "rbf"], "svc__C": [1.0, 10.0]}, output=str(output))
+    out, report, table = train_grader(cfg)
+    assert out == output and output.is_file()
+    # the features table: four vertebrae of three subjects, each with its truth grade
+    assert len(table) == 12 and table["study_id"].nunique() == 3
+    assert set(table["label"]) == {19, 20, 21, 22}
+    assert set(FEATURES) <= set(table.columns)
+    assert table.groupby("study_id")["genant_grade"].max().min() >= 1  # every study has a fracture
+    assert report.n_vertebrae == 12 and report.n_subjects == 3 and report.folds == 2
+    card = json.loads(output.with_suffix(".json").read_text(encoding="utf-8"))
+    assert card["features"] == list(FEATURES)
+    assert card["vertebrae"] == 12 and card["subjects"] == 3
+    assert card["cv"].startswith("2-fold GroupKFold by subject")
+    assert card["config"]["phantom"]["n_studies"] == 3 and card["config"]["output"] == str(output)
+    assert 0.0 <= card["cv_macro_f1"] <= 1.0
+    model = load_model(output)
+    proba = model.predict_proba(table[list(FEATURES)].to_numpy(float))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert set(model.classes_.tolist()) == set(table["genant_grade"])

@@ -1,0 +1,124 @@
+"""The neighbour prior (healthivert/synthesis/prior.py) on synthetic straightened bodies with
+exact column heights (see tests/geometry/builders.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from healthivert.sections import SECTIONS, section_heights
+from healthivert.synthesis import SYNTHESIZERS, get_synthesizer
+from healthivert.synthesis.prior import REFERENCE_HEIGHT_MM, map_onto, synthesize_prior
+from tests.geometry.builders import AP_MM, LR_MM, SI_MM, ap_wedge, footprint, straight_box
+
+LABELS = [18, 19, 20, 21, 22]  # T11 .. L3
+SCALE = 0.9  # a smaller-than-average patient: only ratios between levels matter
+
+
+def _sections(v, heights) -> dict[str, float]:
+    return section_heights(np.asarray(heights).T, v.grid.ap_mm, v.grid.lr_mm)
+
+
+def _healthy(label: int) -> float:
+    return SCALE * REFERENCE_HEIGHT_MM[label]
+
+
+def test_healthy_spine_is_its_own_pseudo_healthy():
+    """Bodies in the population's height ratios come back unchanged, from their neighbours."""
+    vertebrae = [straight_box(lab, _healthy(lab)) for lab in LABELS]
+    out = synthesize_prior(vertebrae)
+    assert sorted(out) == LABELS
+    for v in vertebrae:
+        ph = out[v.label]
+        assert ph.method == "neighbours"
+        np.testing.assert_allclose(ph.heights_mm, v.heights_mm, rtol=1e-5)
+        # the pseudo-healthy body mask has those column heights (to a sample)
+        si_step = SI_MM[1] - SI_MM[0]
+        np.testing.assert_allclose(ph.body.sum(axis=2)[v.heights_mm > 0] * si_step, _healthy(v.label), atol=si_step)
+    assert out[20].neighbours == [18, 19, 21, 22]
+    assert out[18].neighbours == [19, 20]  # the top one has neighbours on one side only
+
+
+def test_adjacent_fractures_do_not_drag_each_other_down():
+    """L1 at 50 % and L2 at 70 % of their height: restored neighbours first, so both estimates
+    reach the healthy height (a single pass would leave L1 10 % short)."""
+    vertebrae = [straight_box(lab, _healthy(lab) * {20: 0.5, 21: 0.7}.get(lab, 1.0)) for lab in LABELS]
+    out = synthesize_prior(vertebrae)
+    for v in vertebrae:
+        estimate = _sections(v, out[v.label].heights_mm)
+        for s in SECTIONS:
+            assert estimate[s] == pytest.approx(_healthy(v.label), rel=0.01), (v.label, s)
+
+
+@pytest.mark.parametrize(
+    "labels, neighbours_of_l1",
+    [
+        ([18, 19, 20, 21], [18, 19, 21]),  # T12 and L1 adjacent; T11 next but one
+        ([18, 19, 28, 20, 21], [19, 28, 21]),  # a T13 between them: T12 next but one, T11 too far
+    ],
+    ids=["no T13", "T13"],
+)
+def test_t12_and_l1_are_adjacent_unless_the_spine_has_a_t13(labels, neighbours_of_l1):
+    out = synthesize_prior([straight_box(lab, REFERENCE_HEIGHT_MM[lab]) for lab in labels])
+    assert out[20].neighbours == neighbours_of_l1
+
+
+def test_neighbour_weights_and_level_ratios():
+    """T12 (adjacent, weight 1) at 1.0 x and L2 (next but one, weight 0.5) at 1.3 x their
+    reference heights: L1's estimate is (1 * 1.0 + 0.5 * 1.3) / 1.5 = 1.1 x its own reference."""
+    heights = {19: REFERENCE_HEIGHT_MM[19], 20: 1.1 * REFERENCE_HEIGHT_MM[20], 22: 1.3 * REFERENCE_HEIGHT_MM[22]}
+    vertebrae = [straight_box(lab, h) for lab, h in heights.items()]
+    out = synthesize_prior(vertebrae)
+    assert out[20].neighbours == [19, 22]
+    expected = (1.0 * 1.0 + 0.5 * 1.3) / 1.5 * REFERENCE_HEIGHT_MM[20]
+    np.testing.assert_allclose(out[20].heights_mm[vertebrae[1].heights_mm > 0], expected, rtol=1e-5)
+
+
+def test_neighbour_maps_onto_the_target_footprint():
+    """A wedge-shaped neighbour on a 30 x 30 mm footprint, mapped onto a 20 x 16 mm one, keeps
+    its AP profile in normalised coordinates: posterior edge 24 mm, anterior edge 18 mm."""
+    source = straight_box(19, ap_wedge(anterior_mm=18.0, posterior_mm=24.0))
+    target_foot = footprint(half_lr_mm=10.0, half_ap_mm=8.0)
+    target = straight_box(20, 10.0, foot=target_foot)
+    mapped = map_onto(source, source.heights_mm, target)
+    assert not mapped[~target_foot].any()
+    alpha = (AP_MM + 8.0) / 16.0  # 0 at the target's posterior edge, 1 at its anterior edge
+    expected = 24.0 + (18.0 - 24.0) * alpha
+    inside = np.flatnonzero(np.abs(AP_MM) <= 8.0)
+    centre = int(np.flatnonzero(LR_MM == 0)[0])
+    np.testing.assert_allclose(mapped[centre, inside], expected[inside], atol=1e-4)
+    assert np.ptp(mapped[target_foot[:, inside[0]], inside[0]]) < 1e-4  # uniform along LR
+
+
+def test_single_vertebra_uses_intra_vertebral_ratios():
+    """No neighbour: every column as tall as the body's posterior third."""
+    v = straight_box(20, ap_wedge(anterior_mm=15.0, posterior_mm=25.0))
+    ph = synthesize_prior([v])[20]
+    assert ph.method == "intra-vertebral ratios"
+    assert ph.neighbours == []
+    posterior = _sections(v, v.heights_mm)["posterior"]
+    np.testing.assert_allclose(ph.heights_mm[v.heights_mm > 0], posterior, rtol=1e-6)
+    assert not ph.heights_mm[v.heights_mm == 0].any()
+
+
+def test_vertebrae_cut_by_the_field_of_view_inform_no_one():
+    vertebrae = [straight_box(19, 5.0, cut_by_fov=("superior",)), straight_box(20, _healthy(20)),
+                 straight_box(21, _healthy(21))]
+    out = synthesize_prior(vertebrae)
+    assert out[20].neighbours == [21]
+    np.testing.assert_allclose(out[20].heights_mm[vertebrae[1].heights_mm > 0], _healthy(20), rtol=1e-5)
+
+
+def test_vertebra_without_body_gets_no_estimate():
+    empty = straight_box(19, 0.0)
+    assert not empty.body.any()
+    out = synthesize_prior([empty, straight_box(20, 20.0), straight_box(21, 21.0)])
+    assert 19 not in out
+    assert out[20].neighbours == [21]
+
+
+def test_registry():
+    assert "prior" in SYNTHESIZERS
+    assert get_synthesizer("prior") is synthesize_prior
+    with pytest.raises(ValueError, match="unknown synthesizer 'gann'.*prior"):
+        get_synthesizer("gann")

@@ -1,0 +1,91 @@
+"""The single-study pipeline (healthivert/pipeline.py) on box-shaped spines with exact answers.
+
+Boxes on a 1 mm grid measure exactly their voxel counts (tests/geometry/test_straighten.py),
+and bodies whose heights follow the prior's population ratios are their own pseudo-healthy
+versions (tests/synthesis/test_prior.py), so RHLV and grades are known in advance.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from healthivert.grading import get_grader
+from healthivert.io.centroids import centroids_from_mask
+from healthivert.pipeline import analyse_study, grade_records
+from healthivert.sections import SECTIONS
+from healthivert.synthesis.prior import REFERENCE_HEIGHT_MM
+from tests.geometry.builders import box_mask
+
+FOOT = (slice(10, 40), slice(10, 40))
+
+
+def _spine(heights: dict[int, int], gap: int = 6, top_margin: int = 7) -> object:
+    """Boxes stacked cranial (first) to caudal, ``gap`` voxels apart."""
+    boxes, z = {}, 5
+    for label in reversed(list(heights)):
+        boxes[label] = (*FOOT, slice(z, z + heights[label]))
+        z += heights[label] + gap
+    return box_mask(boxes, (50, 50, z - gap + top_margin))
+
+
+def _analyse(mask, computed=()):
+    analysis = analyse_study(mask, centroids_from_mask(mask), computed_centroids=computed)
+    grade_records(analysis, get_grader("rule"))
+    return analysis, {r["label"]: r for r in analysis.records}
+
+
+def test_box_spine_with_a_collapsed_l1():
+    """T12 23 mm, L2 25 mm (the population ratio 23.0 : 25.0) and L1 17 mm where 24.3 is
+    expected: RHLV (24.3 - 17) / 24.3 = 30 % in every section, Genant grade 2."""
+    assert (REFERENCE_HEIGHT_MM[19], REFERENCE_HEIGHT_MM[20], REFERENCE_HEIGHT_MM[21]) == (23.0, 24.3, 25.0)
+    analysis, records = _analyse(_spine({19: 23, 20: 17, 21: 25}), computed=[21])
+    assert [r["name"] for r in analysis.records] == ["T12", "L1", "L2"]
+    loss = (24.3 - 17.0) / 24.3
+    expected = {19: (23.0, 0.0, 0), 20: (24.3, loss, 2), 21: (25.0, 0.0, 0)}
+    for label, (healthy, rhlv, grade) in expected.items():
+        r = records[label]
+        assert r["status"] == "graded"
+        assert r["genant_grade"] == grade
+        assert r["heights_mm"]["pseudo_healthy"] == pytest.approx(dict.fromkeys(SECTIONS, healthy), abs=0.02)
+        assert r["rhlv"] == pytest.approx(dict.fromkeys((*SECTIONS, "whole"), rhlv), abs=1e-3)
+        assert sum(r["probabilities"].values()) == pytest.approx(1.0)
+        assert r["grader"] == "rule" and r["synthesizer"] == "prior"
+        assert r["trabecular_hu"] is None and r["bone_density"] is None
+    assert records[20]["heights_mm"]["original"] == pytest.approx(dict.fromkeys(SECTIONS, 17.0), abs=0.02)
+    assert records[20]["pseudo_healthy_from"] == ["T12", "L2"]
+    # the centroid said to be computed is noted, the others are not
+    assert records[21]["notes"] == ["centroid computed from the mask"]
+    assert "notes" not in records[19] and "notes" not in records[20]
+    assert set(analysis.timings) == {"straighten", "synthesize", "measure"}
+
+
+def test_vertebra_cut_by_the_field_of_view_is_not_graded():
+    mask = _spine({19: 23, 20: 24, 21: 25}, top_margin=0)  # T12 runs into the top of the image
+    analysis, records = _analyse(mask)
+    assert records[19]["genant_grade"] is None
+    assert records[19]["status"] == "not graded: cut by the field of view (touches the superior edge)"
+    assert "rhlv" not in records[19] and 19 not in analysis.measured
+    assert "probabilities" not in records[19]
+    # the others are graded, and the cut one does not inform L1's pseudo-healthy body
+    assert records[20]["genant_grade"] == 0 and records[21]["genant_grade"] == 0
+    assert records[20]["pseudo_healthy_from"] == ["L2"]
+
+
+def test_single_vertebra_is_graded_from_intra_vertebral_ratios():
+    mask = box_mask({20: (*FOOT, slice(5, 29))}, (50, 50, 34))
+    analysis, records = _analyse(mask)
+    record = records[20]
+    assert record["status"] == "graded from intra-vertebral ratios: no neighbouring vertebra in view"
+    assert record["genant_grade"] == 0
+    assert record["rhlv"] == pytest.approx(dict.fromkeys((*SECTIONS, "whole"), 0.0), abs=1e-6)
+    assert analysis.healthy[20].method == "intra-vertebral ratios"
+
+
+def test_grade_records_with_nothing_measured_only_names_the_grader():
+    mask = _spine({19: 23, 20: 24}, top_margin=0)
+    mask.array[mask.array == 20] = 0  # T12 alone, and cut
+    analysis = analyse_study(mask, centroids_from_mask(mask))
+    grade_records(analysis, get_grader("rule"))
+    (record,) = analysis.records
+    assert record["genant_grade"] is None and record["grader"] == "rule"
+    assert analysis.measured == {} and "probabilities" not in record

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from healthivert.grading import get_grader
-from healthivert.grading.base import grade_from_proba
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.phantom import MORPHOLOGIES, FractureSpec, PhantomConfig, make_phantom
 from healthivert.pipeline import RunOptions, analyse_study, run_study
@@ -62,7 +61,7 @@ def phantom_rows(n_studies: int, seed: int) -> pd.DataFrame:
         analysis = analyse_study(study.mask, centroids_from_mask(study.mask))
         labels = list(analysis.measured)
         feats = pd.DataFrame([analysis.measured[lab].features() for lab in labels])
-        grades = {name: grade_from_proba(g.predict_proba(feats)) for name, g in graders.items()}
+        grades = {name: g.predict(feats) for name, g in graders.items()}
         for j, lab in enumerate(labels):
             m, t = analysis.measured[lab], truth[lab]
             row = {"study": study.subject, "label": lab, "truth_grade": t["genant_grade"],

@@ -15,7 +15,7 @@ from healthivert import __version__
 from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import StraightVertebra, straighten_vertebrae
 from healthivert.grading import get_grader
-from healthivert.grading.base import GRADES, Grader, grade_from_proba
+from healthivert.grading.base import GRADES, Grader
 from healthivert.io.atomic import atomic_directory
 from healthivert.io.centroids import centroids_from_mask, read_centroids
 from healthivert.io.images import check_overlap, load_ct, load_mask, write_volume
@@ -148,9 +148,9 @@ def grade_records(analysis: StudyAnalysis, grader: Grader) -> None:
     if not graded:
         return
     features = pd.DataFrame([analysis.measured[r["label"]].features() for r in graded])
-    proba = grader.predict_proba(features)
-    for r, p in zip(graded, proba):
-        r["genant_grade"] = int(grade_from_proba(p[None])[0])
+    proba, grades = grader.predict_proba(features), grader.predict(features)
+    for r, p, g in zip(graded, proba, grades):
+        r["genant_grade"] = int(g)
         r["probabilities"] = {str(g): float(p[g]) for g in GRADES}
 
 

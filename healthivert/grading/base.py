@@ -24,6 +24,10 @@ class Grader(Protocol):
         """(n, 4) probabilities of grades 0-3, rows summing to 1."""
         ...
 
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """(n,) Genant grades 0-3."""
+        ...
+
 
 GRADERS: dict[str, Callable[..., Grader]] = {}
 

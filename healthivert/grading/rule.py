@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from healthivert.grading.base import register_grader
+from healthivert.sections import genant_grade_from_loss
 
 THRESHOLDS = (0.20, 0.25, 0.40)
 #: width (fraction of height) of the soft step at each threshold: a loss 1 % from a
@@ -16,8 +17,9 @@ SOFTNESS = 0.01
 class GenantRuleGrader:
     """Genant semi-quantitative grade from max(RHLV anterior, middle, posterior).
 
-    Probabilities come from logistic steps at each threshold, so a loss near a boundary
-    shares its probability between the two grades; the most probable grade is the rule's.
+    The grade is the rule's. Probabilities come from logistic steps at each threshold, so a
+    loss near a boundary shares its probability between the two grades (exactly on a
+    boundary they tie, and the grade still follows the rule).
     """
 
     name = "rule"
@@ -27,8 +29,15 @@ class GenantRuleGrader:
             raise ValueError(f"softness must be positive; got {softness}")
         self.softness = softness
 
+    @staticmethod
+    def _worst_loss(features: pd.DataFrame) -> np.ndarray:
+        return features[["rhlv_anterior", "rhlv_middle", "rhlv_posterior"]].to_numpy(float).max(axis=1)
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        return np.array([genant_grade_from_loss(x) for x in self._worst_loss(features)], dtype=int)
+
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        loss = features[["rhlv_anterior", "rhlv_middle", "rhlv_posterior"]].to_numpy(float).max(axis=1)
+        loss = self._worst_loss(features)
         # P(grade >= g) for g = 1, 2, 3
         above = [1.0 / (1.0 + np.exp(-(loss - t) / self.softness)) for t in THRESHOLDS]
         p = np.stack([1 - above[0], above[0] - above[1], above[1] - above[2], above[2]], axis=1)

@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from healthivert.errors import InputError
-from healthivert.grading.base import FEATURES, GRADES, register_grader
+from healthivert.grading.base import FEATURES, GRADES, grade_from_proba, register_grader
 from healthivert.io.atomic import atomic_write
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "grader_svm.skops"
@@ -143,6 +143,9 @@ class SVMGrader:
         proba = np.zeros((len(x), len(GRADES)))
         proba[:, [int(c) for c in self.model.classes_]] = self.model.predict_proba(x)
         return proba
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        return grade_from_proba(self.predict_proba(features))
 
 
 @register_grader("svm")

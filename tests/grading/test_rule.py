@@ -72,3 +72,10 @@ def test_grader_reads_its_features_by_name():
     row = _features(0.3, 0.1, 0.0)
     shuffled = pd.DataFrame([{k: row[k] for k in reversed(FEATURES)}])
     assert grade_from_proba(GenantRuleGrader().predict_proba(shuffled)).tolist() == [2]
+
+
+@pytest.mark.parametrize(("loss", "grade"), [(0.1999, 0), (0.20, 1), (0.2499, 1), (0.25, 2), (0.40, 2),
+                                             (0.4001, 3)])
+def test_predict_follows_the_rule_exactly_on_boundaries(loss, grade):
+    row = pd.DataFrame([_features(loss, 0.0, 0.0)])
+    assert GenantRuleGrader().predict(row).tolist() == [grade]

@@ -59,8 +59,9 @@ def write_loss_map_png(
     """
     extent = (grid.lr_mm[-1], grid.lr_mm[0], grid.ap_mm[0], grid.ap_mm[-1])
     body = np.isfinite(loss_mm)
-    fig = Figure(figsize=(8.5, 4.0), layout="constrained")
-    axes = fig.subplots(1, 2)
+    fig = Figure(figsize=(8.5, 4.0))  # fixed margins: a layout engine costs ~0.4 s a map
+    axes = fig.subplots(1, 2, gridspec_kw={"left": 0.08, "right": 0.93, "bottom": 0.13, "top": 0.88,
+                                           "wspace": 0.45})
     panels = ((loss_mm, "height loss (mm)", max(5.0, float(np.nanmax(np.abs(loss_mm))) if body.any() else 5.0)),
               (100 * loss_fraction, "height loss (%)", 60.0))
     for ax, (data, label, vmax) in zip(axes, panels):

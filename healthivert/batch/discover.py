@@ -38,13 +38,13 @@ _JSON_ROLES = (
 
 
 def discover_studies(source: str | Path) -> list[StudySpec]:
-    """The studies of a batch INPUT, sorted by study id.
+    """The studies of a batch INPUT, sorted by study id, with absolute paths.
 
     Raises:
         InputError: ``source`` is missing, is none of the three kinds, holds no study, or
             names a study twice (or with an id that cannot name a folder).
     """
-    source = Path(source).expanduser()
+    source = Path(source).expanduser().absolute()  # workers may run elsewhere: absolute paths
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
     if source.is_file():

@@ -6,14 +6,20 @@
     DIR/cohort.csv            every vertebra of every done study
     DIR/failed.csv            studies that failed: study_id, reason, mask, ct, centroids
     DIR/batch.log             the run's log
+    DIR/.batch.lock           held while a batch writes (one batch per folder at a time)
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from healthivert.errors import InputError
 
 # healthivert.io.atomic writes under ".<name>.<random>.part[<suffixes>]" and renames when done.
 _PART = re.compile(r"^\..+\.part(\..+)?$")
@@ -40,6 +46,10 @@ class BatchLayout:
     @property
     def log(self) -> Path:
         return self.root / "batch.log"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".batch.lock"
 
     def study(self, study_id: str) -> Path:
         return self.studies / study_id
@@ -74,3 +84,30 @@ def remove_stale_parts(layout: BatchLayout) -> list[Path]:
         else:
             p.unlink(missing_ok=True)
     return removed
+
+
+@contextmanager
+def exclusive(layout: BatchLayout) -> Iterator[None]:
+    """Hold the output folder for one batch at a time (an advisory ``flock`` on ``.batch.lock``).
+
+    Two batches writing into one folder would remove each other's unfinished writes and
+    overwrite each other's tables. Where ``fcntl`` is missing (Windows) nothing is locked.
+
+    Raises:
+        InputError: another batch holds the folder.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    layout.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise InputError(f"{layout.root}: another batch is writing into this folder") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from healthivert.errors import InputError
 
+# The rule the review viewer and export apply to study ids (healthivert.review.paths.SAFE_NAME),
+# so every batch result can be opened there: one file-name component, no leading dot.
+STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
 
 def check_study_id(study_id: str, where: str = "") -> str:
     """Return ``study_id`` if it can name a result folder; else raise :class:`InputError`.
 
-    An id names ``DIR/studies/<id>/``, so it must be one path component; a leading dot is
-    refused because dot-names are the temporary ``.part`` folders of unfinished writes.
+    An id names ``DIR/studies/<id>/``: 1-128 letters, digits, ``.``, ``_`` or ``-``, starting
+    with a letter or digit (dot-names are the temporary ``.part`` folders of unfinished writes).
     """
-    prefix = f"{where}: " if where else ""
-    if not isinstance(study_id, str) or not study_id.strip():
-        raise InputError(f"{prefix}empty study id")
-    if study_id != study_id.strip() or any(c in study_id for c in "/\\\0\n\r"):
-        raise InputError(f"{prefix}study id {study_id!r} must be one folder name (no slashes or surrounding spaces)")
-    if study_id.startswith("."):
-        raise InputError(f"{prefix}study id {study_id!r} must not start with a dot")
+    if not isinstance(study_id, str) or not STUDY_ID.fullmatch(study_id):
+        prefix = f"{where}: " if where else ""
+        raise InputError(f"{prefix}study id {study_id!r} must be 1-128 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit")
     return study_id
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from healthivert.errors import InputError
-
-# The rule the review viewer and export apply to study ids (healthivert.review.paths.SAFE_NAME),
-# so every batch result can be opened there: one file-name component, no leading dot.
-STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from healthivert.io.ids import is_safe_name
 
 
 def check_study_id(study_id: str, where: str = "") -> str:
@@ -19,7 +15,7 @@ def check_study_id(study_id: str, where: str = "") -> str:
     An id names ``DIR/studies/<id>/``: 1-128 letters, digits, ``.``, ``_`` or ``-``, starting
     with a letter or digit (dot-names are the temporary ``.part`` folders of unfinished writes).
     """
-    if not isinstance(study_id, str) or not STUDY_ID.fullmatch(study_id):
+    if not is_safe_name(study_id):
         prefix = f"{where}: " if where else ""
         raise InputError(f"{prefix}study id {study_id!r} must be 1-128 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit")

@@ -10,14 +10,12 @@ anywhere: they are read exactly as recorded, never from anything a browser sends
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from healthivert.errors import InputError
+from healthivert.io.ids import is_safe_name
 
-#: Study ids and vertebra names become file and folder names in exports: no separators, no dots first.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 RESULT_FILE = "result.json"
 
 
@@ -47,11 +45,6 @@ def resolve_inside(root: str | Path, *parts: str | Path) -> Path:
     if target != base and not target.is_relative_to(base):
         raise UnsafePathError(f"{Path(*parts) if parts else '.'}: lies outside the results folder {base}")
     return target
-
-
-def is_safe_name(name: object) -> bool:
-    """True for a string usable as one file-name component (``sub-01``, ``L1``)."""
-    return isinstance(name, str) and bool(SAFE_NAME.fullmatch(name))
 
 
 @dataclass
@@ -90,9 +83,14 @@ class ResultsFolder:
     def refresh(self) -> None:
         """Re-scan the folder (a batch may still be adding studies)."""
         self.studies, self.problems = {}, []
-        candidates = [self.root] if self.single_study else sorted(
-            p for p in self.root.iterdir() if not p.name.startswith(".")  # .x.part: being written
-        )
+        if self.single_study:
+            candidates = [self.root]
+        else:  # study folders, and those of a batch output (DIR/studies/<id>/)
+            parents = [self.root] + [p for p in (self.root / "studies",) if p.is_dir() and not p.is_symlink()]
+            candidates = sorted(
+                p for parent in parents for p in parent.iterdir()
+                if not p.name.startswith(".") and p.name != "studies"  # .x.part: being written
+            )
         for candidate in candidates:
             self._add(candidate)
 

@@ -107,3 +107,20 @@ def test_not_a_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         ResultsFolder.open(tmp_path / "missing")
     assert os.path.exists(tmp_path)
+
+
+def test_a_batch_output_folder_lists_its_studies(tmp_path):
+    """`healthivert view DIR` on a batch's DIR finds DIR/studies/<id>/ as well."""
+    import json
+
+    from healthivert.review.paths import ResultsFolder
+
+    for sid in ("sub-a", "sub-b"):
+        folder = tmp_path / "studies" / sid
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps({"study_id": sid, "vertebrae": []}))
+    (tmp_path / "studies" / ".sub-c.x.part").mkdir()  # a study still being written
+    (tmp_path / "cohort.csv").write_text("study_id\n")
+    found = ResultsFolder.open(tmp_path)
+    assert sorted(found.studies) == ["sub-a", "sub-b"]
+    assert found.study_dir("sub-a") == (tmp_path / "studies" / "sub-a").resolve()

@@ -60,28 +60,7 @@ MIN_SPACING_MM = 16.0  # vertebral bodies are at least this far apart (C3 and be
 
 
 COLUMN_RADIUS_MM = 45.0
-
-
-def _column(vertebra: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """The spine column: the largest piece of "vertebra" and every piece whose centre lies
-    within ``COLUMN_RADIUS_MM`` (in the axial plane) of that piece's axis at its level, so
-    separate vertebrae stay while pelvis, ribs and stray bone go."""
-    lab, n = ndimage.label(vertebra)
-    if n <= 1:
-        return vertebra
-    sizes = ndimage.sum_labels(vertebra, lab, index=np.arange(1, n + 1))
-    biggest = 1 + int(np.argmax(sizes))
-    idx = np.argwhere(lab == biggest)
-    zs = np.unique(idx[:, 2])
-    axis_xy = np.array([idx[idx[:, 2] == z, :2].mean(axis=0) for z in zs])
-    coms = ndimage.center_of_mass(vertebra, lab, np.arange(1, n + 1))
-    scale = np.linalg.norm(affine[:3, :2], axis=0)
-    keep = np.zeros(n + 1, bool)
-    for i, c in enumerate(coms, start=1):
-        j = int(np.clip(np.searchsorted(zs, c[2]), 0, len(zs) - 1))
-        local = np.median(axis_xy[max(0, j - 10): j + 11], axis=0)  # steady past the piece's ends
-        keep[i] = np.linalg.norm((np.array(c[:2]) - local) * scale) <= COLUMN_RADIUS_MM
-    return keep[lab] & vertebra
+MIDLINE_MM = 25.0
 
 
 def _ball(radius_vox: int) -> np.ndarray:
@@ -89,23 +68,37 @@ def _ball(radius_vox: int) -> np.ndarray:
     return (r[:, None, None] ** 2 + r[None, :, None] ** 2 + r[None, None, :] ** 2) <= radius_vox ** 2
 
 
-def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.ndarray:
-    """Instances of a spine column, cut at the discs.
+def _bodies(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.ndarray:
+    """Vertebral bodies: what survives an opening with a ``BODY_OPENING_MM`` ball (laminae,
+    processes, ribs and the iliac wings do not), in pieces near the left-right midline of all
+    the bone found (the bilateral pelvis and ribs sit off it)."""
+    step = float(np.mean(np.linalg.norm(affine[:3, :3], axis=0)))
+    opened = ndimage.binary_opening(vertebra, structure=_ball(max(1, int(round(BODY_OPENING_MM / 2 / step)))))
+    lab, n = ndimage.label(opened)
+    if n == 0:
+        return opened
+    sizes = ndimage.sum_labels(opened, lab, index=np.arange(1, n + 1)) * voxel_ml
+    coms = np.array(ndimage.center_of_mass(opened, lab, np.arange(1, n + 1)))
+    mid_x = float(np.median(np.argwhere(vertebra)[:, 0]))
+    dx = np.abs(coms[:, 0] - mid_x) * float(np.linalg.norm(affine[:3, 0]))
+    keep = np.concatenate([[False], (sizes >= MIN_BODY_ML) & (dx <= MIDLINE_MM)])
+    return keep[lab]
 
-    An opening with a ``BODY_OPENING_MM`` ball keeps the vertebral bodies and drops the thin
-    posterior elements; the bodies' centres give the axis and their cross-section along it,
-    which falls to (near) nothing at each disc. The column is cut at those minima, every voxel
-    going to the segment of its nearest axis point.
+
+def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.ndarray:
+    """Instances of the spine column, cut at the discs.
+
+    The bodies' centres give the spine axis and their cross-section along it, which falls to
+    (near) nothing at each disc. Bone within ``COLUMN_RADIUS_MM`` of the axis is the column;
+    it is cut at those minima, every voxel going to the segment of its nearest axis point.
     """
     from scipy.signal import find_peaks
     from scipy.spatial import cKDTree
 
-    column = _column(vertebra, affine)
     step = float(np.mean(np.linalg.norm(affine[:3, :3], axis=0)))
-    bodies = ndimage.binary_opening(column, structure=_ball(max(1, int(round(BODY_OPENING_MM / 2 / step)))))
+    bodies = _bodies(vertebra, affine, voxel_ml)
     body_idx = np.argwhere(bodies)
-    idx = np.argwhere(column)
-    if len(body_idx) == 0 or len(idx) == 0:
+    if len(body_idx) == 0:
         return np.zeros(vertebra.shape, np.int32)
     zs = np.unique(body_idx[:, 2])
     centres = np.array([body_idx[body_idx[:, 2] == z].mean(axis=0) for z in zs])
@@ -114,13 +107,15 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
     all_z = np.arange(zs.min(), zs.max() + 1)
     axis = np.stack([np.interp(all_z, zs, centres[:, k]) for k in range(3)], axis=1)
     area = np.interp(all_z, zs, area) * np.isin(all_z, zs)
-    width = max(1, int(round(AXIS_SMOOTH_MM / step)))
-    axis = ndimage.uniform_filter1d(axis, width, axis=0, mode="nearest")
+    axis = ndimage.uniform_filter1d(axis, max(1, int(round(AXIS_SMOOTH_MM / step))), axis=0, mode="nearest")
     cuts, _ = find_peaks(-ndimage.uniform_filter1d(area, 2), distance=max(1, int(MIN_SPACING_MM / step)),
-                         prominence=area.max() * 0.3)
+                         prominence=area.max() * 0.15)
+    idx = np.argwhere(vertebra)
     world_axis = axis @ affine[:3, :3].T + affine[:3, 3]
     world = idx @ affine[:3, :3].T + affine[:3, 3]
-    nearest = cKDTree(world_axis).query(world)[1]
+    dist, nearest = cKDTree(world_axis).query(world)
+    on_column = dist <= COLUMN_RADIUS_MM
+    idx, nearest = idx[on_column], nearest[on_column]
     segment = np.searchsorted(cuts, nearest, side="right")
     out = np.zeros(vertebra.shape, np.int32)
     out[tuple(idx.T)] = segment + 1

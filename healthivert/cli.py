@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,7 +80,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{v['name']} grade {v['genant_grade']}" + (f" ({v['morphology']})" if v["morphology"] else "")
         for v in study.truth["vertebrae"]))
     print(f"grades agreeing with the truth: {agree} of {len(result['vertebrae'])}")
-    print(f"\nreview and export the grades in the viewer: healthivert view {Path(args.out) / 'results'}")
+    # the command as this user can type it: bare when on PATH, else as it was invoked (.venv/bin/...)
+    exe = "healthivert" if shutil.which("healthivert") else sys.argv[0]
+    print(f"\nreview and export the grades in the viewer: {exe} view {Path(args.out) / 'results'}")
     return 0
 
 

@@ -116,14 +116,37 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
     dist, nearest = cKDTree(world_axis).query(world)
     on_column = dist <= COLUMN_RADIUS_MM
     idx, nearest = idx[on_column], nearest[on_column]
-    segment = np.searchsorted(cuts, nearest, side="right")
-    out = np.zeros(vertebra.shape, np.int32)
-    out[tuple(idx.T)] = segment + 1
-    # a segment needs a vertebral body
-    body_ml = np.bincount(out[bodies], minlength=len(cuts) + 2) * voxel_ml
+    column = np.zeros(vertebra.shape, bool)
+    column[tuple(idx.T)] = True
+    # bodies take the segment of their nearest axis point; the rest of each vertebra (pedicles,
+    # laminae, processes) is reached by growing the bodies through the column, so a process
+    # that reaches down past the disc still joins the body it is attached to
+    seeds = np.zeros(vertebra.shape, np.int32)
+    seeds[tuple(idx.T)] = np.searchsorted(cuts, nearest, side="right") + 1
+    seeds[~bodies] = 0
+    body_ml = np.bincount(seeds.ravel(), minlength=len(cuts) + 2) * voxel_ml
     for k in range(1, len(cuts) + 2):
-        if body_ml[k] < MIN_BODY_ML:
-            out[out == k] = 0
+        if body_ml[k] < MIN_BODY_ML:  # a segment needs a vertebral body
+            seeds[seeds == k] = 0
+    out = _grow(seeds, column)
+    return out
+
+
+def _grow(seeds: np.ndarray, within: np.ndarray, max_steps: int = 60) -> np.ndarray:
+    """Labels grown one voxel at a time through ``within`` (a geodesic nearest-seed map)."""
+    out = seeds.copy()
+    lo = np.argwhere(within).min(axis=0)
+    hi = np.argwhere(within).max(axis=0) + 1
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    lab, free = out[box], within[box] & (out[box] == 0)
+    for _ in range(max_steps):
+        grown = ndimage.grey_dilation(lab, size=(3, 3, 3))
+        take = free & (grown > 0)
+        if not take.any():
+            break
+        lab[take] = grown[take]
+        free &= ~take
+    out[box] = lab
     return out
 
 

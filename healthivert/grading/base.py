@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
+
+from healthivert.registry import Registry
 
 GRADES = (0, 1, 2, 3)
 FEATURES = (
@@ -29,24 +30,13 @@ class Grader(Protocol):
         ...
 
 
-GRADERS: dict[str, Callable[..., Grader]] = {}
-
-
-def register_grader(name: str):
-    """Decorator: make a grader factory available under ``name``."""
-
-    def wrap(factory):
-        GRADERS[name] = factory
-        return factory
-
-    return wrap
+GRADERS: Registry[Grader] = Registry("grader")
+register_grader = GRADERS.register
 
 
 def get_grader(name: str, **kwargs) -> Grader:
     """The grader registered as ``name``; a bad name lists the valid ones."""
-    if name not in GRADERS:
-        raise ValueError(f"unknown grader {name!r}; choose one of {', '.join(sorted(GRADERS))}")
-    return GRADERS[name](**kwargs)
+    return GRADERS.create(name, **kwargs)
 
 
 def grade_from_proba(proba: np.ndarray) -> np.ndarray:

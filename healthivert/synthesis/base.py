@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from healthivert.geometry.vertebrae import StraightVertebra
+from healthivert.registry import Registry
 
 
 @dataclass
@@ -28,24 +29,13 @@ class PseudoHealthy:
 
 
 Synthesizer = Callable[[list[StraightVertebra]], dict[int, PseudoHealthy]]
-SYNTHESIZERS: dict[str, Callable[..., Synthesizer]] = {}
-
-
-def register_synthesizer(name: str):
-    """Decorator: make a synthesizer factory available under ``name``."""
-
-    def wrap(factory):
-        SYNTHESIZERS[name] = factory
-        return factory
-
-    return wrap
+SYNTHESIZERS: Registry[Synthesizer] = Registry("synthesizer")
+register_synthesizer = SYNTHESIZERS.register
 
 
 def get_synthesizer(name: str, **kwargs) -> Synthesizer:
     """The synthesizer registered as ``name``; a bad name lists the valid ones."""
-    if name not in SYNTHESIZERS:
-        raise ValueError(f"unknown synthesizer {name!r}; choose one of {', '.join(sorted(SYNTHESIZERS))}")
-    return SYNTHESIZERS[name](**kwargs)
+    return SYNTHESIZERS.create(name, **kwargs)
 
 
 def body_from_heights(heights_mm: np.ndarray, reference_body: np.ndarray, si_mm: np.ndarray) -> np.ndarray:

@@ -105,6 +105,8 @@ def _print_result(result: dict, out: Path) -> None:
                         "H mid mm", "H post mm", "HU", "status")))
     print(f"\nheights: measured / pseudo-healthy ({result['synthesizer']}); grades by the {result['grader']} grader")
     print(f"results in {out}: result.json, vertebrae.csv, height_loss/*.png|.nii.gz")
+    for note in result.get("notes") or []:
+        print(f"note: {note}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

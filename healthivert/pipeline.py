@@ -77,7 +77,8 @@ def load_inputs(
         seg = segment_study(ct, segmenter_weights)
         mask = seg.mask
         if notes is not None:
-            notes.extend(["mask segmented from the CT", *seg.notes])
+            notes.extend(["mask segmented from the CT by a model trained on phantoms only: check "
+                          "mask.nii.gz in the viewer before trusting these grades", *seg.notes])
     from_mask = centroids_from_mask(mask)
     given = read_centroids(centroids_path, mask) if centroids_path is not None else {}
     centroids = {lab: given.get(lab, c) for lab, c in from_mask.items() if lab in VERTEBRA_LABELS}

@@ -63,17 +63,18 @@ COLUMN_RADIUS_MM = 45.0
 MIDLINE_MM = 25.0
 
 
+def _axial_disc(radius_vox: int) -> np.ndarray:
+    r = np.arange(-radius_vox, radius_vox + 1)
+    return ((r[:, None] ** 2 + r[None, :] ** 2) <= radius_vox ** 2)[:, :, None]
+
+
 def _ball(radius_vox: int) -> np.ndarray:
     r = np.arange(-radius_vox, radius_vox + 1)
     return (r[:, None, None] ** 2 + r[None, :, None] ** 2 + r[None, None, :] ** 2) <= radius_vox ** 2
 
 
-def _bodies(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.ndarray:
-    """Vertebral bodies: what survives an opening with a ``BODY_OPENING_MM`` ball (laminae,
-    processes, ribs and the iliac wings do not), in pieces near the left-right midline of all
-    the bone found (the bilateral pelvis and ribs sit off it)."""
-    step = float(np.mean(np.linalg.norm(affine[:3, :3], axis=0)))
-    opened = ndimage.binary_opening(vertebra, structure=_ball(max(1, int(round(BODY_OPENING_MM / 2 / step)))))
+def _midline_pieces(opened: np.ndarray, vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.ndarray:
+    """Pieces of an opened mask big enough for a body and near the LR midline of all the bone."""
     lab, n = ndimage.label(opened)
     if n == 0:
         return opened
@@ -83,6 +84,29 @@ def _bodies(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.nda
     dx = np.abs(coms[:, 0] - mid_x) * float(np.linalg.norm(affine[:3, 0]))
     keep = np.concatenate([[False], (sizes >= MIN_BODY_ML) & (dx <= MIDLINE_MM)])
     return keep[lab]
+
+
+def _bodies(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.ndarray:
+    """Vertebral bodies near the left-right midline of all the bone found (the bilateral
+    pelvis and ribs sit off it).
+
+    A ``BODY_OPENING_MM`` ball keeps bodies and drops laminae, processes, ribs and iliac
+    wings, but also a body crushed to less than its diameter; an axial disc of that diameter,
+    one slice thick, keeps crushed bodies too but also slivers of the sacrum, so its pieces are
+    added only between the top and bottom of what the ball kept.
+    """
+    step = float(np.mean(np.linalg.norm(affine[:3, :3], axis=0)))
+    radius = max(1, int(round(BODY_OPENING_MM / 2 / step)))
+    ball = _midline_pieces(ndimage.binary_opening(vertebra, structure=_ball(radius)), vertebra, affine, voxel_ml)
+    if not ball.any():
+        return ball
+    flat = _midline_pieces(ndimage.binary_opening(vertebra, structure=_axial_disc(radius)), vertebra, affine,
+                           voxel_ml)
+    z = np.argwhere(ball)[:, 2]
+    lab, n = ndimage.label(flat)
+    coms = ndimage.center_of_mass(flat, lab, np.arange(1, n + 1)) if n else []
+    between = np.concatenate([[False], [z.min() <= c[2] <= z.max() for c in coms]]).astype(bool)
+    return ball | between[lab]
 
 
 def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.ndarray:

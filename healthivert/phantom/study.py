@@ -7,7 +7,7 @@ the VerSe layout with a ``truth.json``; ``write_cohort`` makes N studies.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -299,13 +299,3 @@ def write_cohort(
         if progress:
             progress(i + 1, n, study.subject)
     return subjects
-
-
-def summarise(truth: dict) -> list[Sequence]:
-    """Rows (name, grade, morphology, healthy/fractured heights) for printing a study."""
-    rows = []
-    for v in truth["vertebrae"]:
-        h, f = v["healthy_heights_mm"], v["fractured_heights_mm"]
-        rows.append((v["name"], v["genant_grade"], v["morphology"] or "-",
-                     *(f"{f[s]:.1f}/{h[s]:.1f}" for s in ("anterior", "middle", "posterior"))))
-    return rows

@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from healthivert.labels import sort_cranial_to_caudal
-
-MIN_VERTEBRA_ML = 4.0
 MIN_BODY_ML = 3.0  # a vertebral body near the axis: T1 is ~ 5 ml, L5 ~ 35 ml
 MIN_SACRUM_ML = 5.0
 SACRUM_LABEL = 26
@@ -34,24 +31,6 @@ class Identification:
     labels: np.ndarray
     anchored_on_sacrum: bool
     notes: list[str] = field(default_factory=list)
-
-
-def _separate(vertebra: np.ndarray, voxel_ml: float) -> np.ndarray:
-    """Instances of a binary vertebra map: eroded components grown back over the map."""
-    core = ndimage.binary_erosion(vertebra, iterations=1)
-    seeds, n = ndimage.label(core)
-    if n == 0:
-        return np.zeros(vertebra.shape, np.int32)
-    sizes = ndimage.sum_labels(core, seeds, index=np.arange(1, n + 1)) * voxel_ml
-    keep = np.zeros(n + 1, bool)
-    keep[1:] = sizes >= MIN_VERTEBRA_ML / 2
-    seeds = np.where(keep[seeds], seeds, 0)
-    # every vertebra voxel joins its nearest seed
-    _, (ii, jj, kk) = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
-    grown = np.where(vertebra, seeds[ii, jj, kk], 0)
-    ids, counts = np.unique(grown[grown > 0], return_counts=True)
-    big = ids[counts * voxel_ml >= MIN_VERTEBRA_ML]
-    return np.where(np.isin(grown, big), grown, 0).astype(np.int32)
 
 
 AXIS_SMOOTH_MM = 10.0
@@ -208,8 +187,3 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
     if len(order) > len(lumbar_down):
         notes.append("more vertebrae than labels: the topmost were left unlabelled")
     return Identification(out, anchored, notes)
-
-
-def labels_present(labels: np.ndarray) -> list[int]:
-    """VerSe labels in a map, cranial to caudal."""
-    return sort_cranial_to_caudal(int(x) for x in np.unique(labels) if x)

@@ -1,0 +1,85 @@
+"""Vector-quantised latent bottleneck for the HealthiVert-GAN generator: SimVQ or plain VQ.
+
+SimVQ (arXiv 2411.02038) keeps a frozen random codebook and learns one linear map of it,
+so every code moves at every step and none dies. Both variants come from
+``vector-quantize-pytorch`` (a maintained implementation; not rewritten here), behind one
+module with a config switch, and :class:`CodeUsage` measures codebook utilisation and
+perplexity so the two can be compared on the same data and steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from vector_quantize_pytorch import SimVQ, VectorQuantize
+
+KINDS = ("simvq", "vq")
+
+
+@dataclass(frozen=True)
+class VQConfig:
+    """Bottleneck settings: ``kind`` "simvq" or "vq", feature ``dim``, ``codebook_size``."""
+
+    kind: str = "simvq"
+    dim: int = 64
+    codebook_size: int = 512
+    commitment_weight: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"VQ kind must be one of {KINDS}; got {self.kind!r}")
+        if self.dim < 1 or self.codebook_size < 2:
+            raise ValueError(f"dim >= 1 and codebook_size >= 2 needed; got {self.dim}, {self.codebook_size}")
+
+
+class VQBottleneck(nn.Module):
+    """Quantise a channel-first feature map (B, C, H, W) with SimVQ or plain VQ.
+
+    Args:
+        cfg: the bottleneck's settings.
+
+    Example:
+        >>> vq = VQBottleneck(VQConfig(dim=8, codebook_size=16))
+        >>> q, codes, loss = vq(torch.randn(2, 8, 4, 4))
+        >>> q.shape, codes.shape
+        (torch.Size([2, 8, 4, 4]), torch.Size([2, 4, 4]))
+    """
+
+    def __init__(self, cfg: VQConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.kind == "simvq":
+            self.quantizer = SimVQ(dim=cfg.dim, codebook_size=cfg.codebook_size, channel_first=True,
+                                   rotation_trick=True, input_to_quantize_commit_loss_weight=cfg.commitment_weight)
+        else:
+            self.quantizer = VectorQuantize(dim=cfg.dim, codebook_size=cfg.codebook_size, accept_image_fmap=True,
+                                            channel_last=False, commitment_weight=cfg.commitment_weight)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(quantised features, code index per position, quantisation loss). Distances in float32."""
+        quantised, codes, loss = self.quantizer(x.float())
+        return quantised.to(x.dtype), codes, loss
+
+
+class CodeUsage:
+    """Counts code use over a window (an epoch, say): utilisation and perplexity."""
+
+    def __init__(self, codebook_size: int) -> None:
+        self.counts = torch.zeros(codebook_size, dtype=torch.long)
+
+    def update(self, codes: torch.Tensor) -> None:
+        self.counts += torch.bincount(codes.detach().flatten().cpu(), minlength=len(self.counts))
+
+    @property
+    def utilisation(self) -> float:
+        """Fraction of the codebook used at least once (0-1)."""
+        return float((self.counts > 0).float().mean())
+
+    @property
+    def perplexity(self) -> float:
+        """exp(entropy) of the code distribution: the number of equally used codes it equals."""
+        p = self.counts.float() / max(int(self.counts.sum()), 1)
+        p = p[p > 0]
+        return float(torch.exp(-(p * p.log()).sum()))

@@ -25,6 +25,7 @@ import pandas as pd
 
 from healthivert.grading import get_grader
 from healthivert.io.centroids import centroids_from_mask
+from healthivert.labels import VERSE_NAMES
 from healthivert.phantom import MORPHOLOGIES, FractureSpec, PhantomConfig, make_phantom
 from healthivert.pipeline import RunOptions, analyse_study, run_study
 from healthivert.sections import SECTIONS
@@ -157,16 +158,10 @@ def reference_table() -> str:
         ref = section_heights(heights, -np.arange(crop.shape[1], dtype=float), np.arange(crop.shape[2], dtype=float))
         d = max(abs(ours[label][s] - ref[s]) for s in SECTIONS)
         diffs.append(d)
-        out.append(f"| {mask_name(label)} | {'/'.join(f'{ours[label][s]:.1f}' for s in SECTIONS)} | "
+        out.append(f"| {VERSE_NAMES[label]} | {'/'.join(f'{ours[label][s]:.1f}' for s in SECTIONS)} | "
                    f"{'/'.join(f'{ref[s]:.1f}' for s in SECTIONS)} | {d:.1f} |")
     out.append(f"\nmedian of the per-vertebra max differences: {statistics.median(diffs):.1f} mm")
     return "\n".join(out)
-
-
-def mask_name(label: int) -> str:
-    from healthivert.labels import VERSE_NAMES
-
-    return VERSE_NAMES[label]
 
 
 def speed_table(repeats: int = 3) -> str:

@@ -5,11 +5,11 @@ sorted by study id, so their content does not depend on the order studies finish
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 from healthivert.batch.spec import StudySpec
 from healthivert.io.atomic import atomic_write_text
+from healthivert.io.csv_text import csv_text
 from healthivert.report.contract import CSV_COLUMNS
 
 FAILED_COLUMNS = ["study_id", "reason", "mask", "ct", "centroids"]
@@ -19,14 +19,6 @@ def read_vertebra_rows(path: str | Path) -> list[dict[str, str]]:
     """The rows of a study's ``vertebrae.csv``, keyed by :data:`CSV_COLUMNS` ("" where absent)."""
     with Path(path).open(newline="", encoding="utf-8") as fh:
         return [{c: row.get(c) or "" for c in CSV_COLUMNS} for row in csv.DictReader(fh)]
-
-
-def _csv_text(columns: list[str], rows) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 class CohortTable:
@@ -49,7 +41,7 @@ class CohortTable:
     def write(self) -> Path:
         """Rewrite the file atomically, studies sorted by id."""
         rows = (row for sid in sorted(self._rows) for row in self._rows[sid])
-        return atomic_write_text(self.path, _csv_text(CSV_COLUMNS, rows))
+        return atomic_write_text(self.path, csv_text(CSV_COLUMNS, rows))
 
 
 class FailedTable:
@@ -88,4 +80,4 @@ class FailedTable:
 
     def write(self) -> Path:
         """Rewrite the file atomically (header only when nothing failed), sorted by study id."""
-        return atomic_write_text(self.path, _csv_text(FAILED_COLUMNS, (self._rows[s] for s in sorted(self._rows))))
+        return atomic_write_text(self.path, csv_text(FAILED_COLUMNS, (self._rows[s] for s in sorted(self._rows))))

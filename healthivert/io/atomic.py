@@ -10,12 +10,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask can only set-and-return, which
+    would briefly open a window where other threads create files with umask 0)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022  # the usual default where /proc is not available
+
+
 def _default_mode(directory: bool = False) -> int:
     """Permissions a plain open()/mkdir() would give under the current umask (mkstemp and
     mkdtemp use 0600 / 0700, which would surprise a user sharing results)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
+    return (0o777 if directory else 0o666) & ~_umask()
 
 
 def _temp_sibling(path: Path) -> Path:

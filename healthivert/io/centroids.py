@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from healthivert.errors import InputError
 from healthivert.io.atomic import atomic_write_text
-from healthivert.io.volume import Volume, sitk_from_array
+from healthivert.io.volume import Volume, empty_sitk_image
 from healthivert.io.volume import affine_from_sitk as _affine
 from healthivert.labels import VERSE_NAMES
 
@@ -38,7 +38,7 @@ def _source_image(reference: Volume) -> sitk.Image:
     """An empty SimpleITK image on the grid of the reference's source file (RAS grid if none)."""
     src = reference.source
     if src is None:
-        return sitk_from_array(np.zeros(reference.shape, np.uint8), reference.affine)
+        return empty_sitk_image(reference.shape, reference.affine)
     image = sitk.Image(src.size, sitk.sitkUInt8)
     src.apply_to(image)
     return image

@@ -111,7 +111,17 @@ def affine_from_sitk(image: sitk.Image) -> np.ndarray:
 
 def sitk_from_array(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
     """A SimpleITK image from an (x, y, z) array and its voxel-to-RAS affine."""
-    image = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(array, (2, 1, 0))))
+    return _place(sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(array, (2, 1, 0)))), affine)
+
+
+def empty_sitk_image(shape: tuple[int, ...], affine: np.ndarray, pixel: int = sitk.sitkUInt8) -> sitk.Image:
+    """An empty SimpleITK image of (x, y, z) ``shape`` placed by a voxel-to-RAS affine: a
+    reference grid for resampling or reorienting, without allocating a NumPy array."""
+    return _place(sitk.Image([int(n) for n in shape], pixel), affine)
+
+
+def _place(image: sitk.Image, affine: np.ndarray) -> sitk.Image:
+    """Set an image's spacing, direction and origin (LPS) from a voxel-to-RAS affine."""
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     direction = _LPS_TO_RAS @ affine[:3, :3] / spacing
     image.SetSpacing(tuple(float(s) for s in spacing))

@@ -18,7 +18,7 @@ from healthivert.io.atomic import atomic_write_text
 from healthivert.io.centroids import centroids_from_mask, write_centroids
 from healthivert.io.images import write_volume
 from healthivert.io.verse_tree import study_paths
-from healthivert.io.volume import SourceGeometry, Volume, sitk_from_array
+from healthivert.io.volume import SourceGeometry, Volume, empty_sitk_image
 from healthivert.labels import VERSE_NAMES, verse_label
 from healthivert.phantom.anatomy import vertebra_shape
 from healthivert.phantom.fracture import MORPHOLOGIES, fracture_for_grade, truth_record
@@ -261,12 +261,7 @@ def _config_dict(cfg: PhantomConfig) -> dict:
 
 def _source_for(array: np.ndarray, affine: np.ndarray, orientation: str) -> SourceGeometry:
     """The grid the study's files are written on: the RAS grid reoriented to ``orientation``."""
-    small = sitk_from_array(np.zeros((2, 2, 2), np.uint8), affine)
-    image = sitk.Image([int(n) for n in array.shape], sitk.sitkUInt8)
-    image.SetSpacing(small.GetSpacing())
-    image.SetOrigin(small.GetOrigin())
-    image.SetDirection(small.GetDirection())
-    return SourceGeometry.of(sitk.DICOMOrient(image, orientation))
+    return SourceGeometry.of(sitk.DICOMOrient(empty_sitk_image(array.shape, affine), orientation))
 
 
 def write_phantom(study: PhantomStudy, root: str | Path) -> dict[str, Path]:

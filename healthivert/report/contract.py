@@ -5,13 +5,12 @@ See DESIGN.md. Heights in mm, RHLV and ratios as fractions, density in HU.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
 
 from healthivert.io.atomic import atomic_write_text
+from healthivert.io.csv_text import csv_text
 from healthivert.sections import SECTIONS
 
 CSV_COLUMNS = [
@@ -62,12 +61,8 @@ def write_result(result: dict, folder: Path) -> None:
     """Write result.json and vertebrae.csv into ``folder`` (each atomically)."""
     result = _clean(result)
     atomic_write_text(folder / "result.json", json.dumps(result, indent=1) + "\n")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for v in result["vertebrae"]:
-        writer.writerow(csv_row(result["study_id"], v))
-    atomic_write_text(folder / "vertebrae.csv", buf.getvalue())
+    rows = (csv_row(result["study_id"], v) for v in result["vertebrae"])
+    atomic_write_text(folder / "vertebrae.csv", csv_text(CSV_COLUMNS, rows))
 
 
 def read_result(folder: str | Path) -> dict:

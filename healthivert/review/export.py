@@ -3,8 +3,6 @@ height-loss maps (NIfTI and PNG, copied) and a one-page HTML report per study.""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 from collections.abc import Callable
@@ -15,6 +13,7 @@ from pathlib import Path
 from healthivert import __version__
 from healthivert.errors import InputError
 from healthivert.io.atomic import atomic_write, atomic_write_text
+from healthivert.io.csv_text import csv_text
 from healthivert.review.paths import ResultsFolder, UnsafePathError
 from healthivert.review.render import StudyImages, load_study_images
 from healthivert.review.report_html import study_report_html
@@ -27,12 +26,7 @@ CSV_NAME, JSON_NAME, REPORT_NAME = "reviewed_vertebrae.csv", "reviewed_vertebrae
 
 def rows_csv(rows: list[dict]) -> str:
     """CSV text of vertebra rows (``EXPORT_COLUMNS``; empty cells for missing values)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: "" if r.get(k) is None else r[k] for k in EXPORT_COLUMNS})
-    return buf.getvalue()
+    return csv_text(EXPORT_COLUMNS, rows)
 
 
 def rows_json(rows: list[dict], audit: list[dict], source: str) -> str:

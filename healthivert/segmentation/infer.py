@@ -20,7 +20,7 @@ from monai.transforms import Compose, ScaleIntensityRange, Spacing
 from scipy import ndimage
 
 from healthivert.errors import InputError
-from healthivert.io.volume import Volume, sitk_from_array
+from healthivert.io.volume import Volume, empty_sitk_image, sitk_from_array
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
 from healthivert.segmentation.identify import identify
 
@@ -67,11 +67,7 @@ def _clean(classes: np.ndarray) -> np.ndarray:
 def _to_grid(labels: np.ndarray, affine: np.ndarray, reference: Volume) -> np.ndarray:
     """Nearest-neighbour resampling of a label map onto the reference's grid (SimpleITK)."""
     moving = sitk_from_array(labels.astype(np.uint8), affine)
-    ref = sitk_from_array(np.zeros((2, 2, 2), np.uint8), reference.affine)  # its geometry only
-    target = sitk.Image([int(n) for n in reference.shape], sitk.sitkUInt8)
-    target.SetOrigin(ref.GetOrigin())
-    target.SetSpacing(ref.GetSpacing())
-    target.SetDirection(ref.GetDirection())
+    target = empty_sitk_image(reference.shape, reference.affine)
     out = sitk.Resample(moving, target, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     return np.transpose(sitk.GetArrayFromImage(out), (2, 1, 0))
 

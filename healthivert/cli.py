@@ -71,7 +71,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("2/2 grading it (mask + CT) ...", file=sys.stderr)
     out = Path(args.out) / "results" / study.subject
     result = run_study(out, mask_path=paths["mask"], ct_path=paths["ct"], centroids_path=paths["centroids"],
-                       options=RunOptions(grader=args.grader))
+                       options=RunOptions(synthesizer=args.synthesizer, grader=args.grader))
     print()
     _print_result(result, out)
     truth = {v["label"]: v for v in study.truth["vertebrae"]}
@@ -173,6 +173,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         final = train_segmenter(load_segmenter_config(args.config), _progress("train"))
         print(f"segmenter trained: {final}")
         return 0
+    if args.what == "synthesizer":
+        from healthivert.training.synthesizer import load_synthesizer_config, train_synthesizer
+
+        cfg = load_synthesizer_config(args.config)
+        final = train_synthesizer(cfg, _progress("train"))
+        print(f"synthesizer trained: {final}\nweights: {cfg.output}")
+        return 0
     from healthivert.training.config import load_grader_config
     from healthivert.training.grader import train_grader
 
@@ -230,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--seed", type=int, default=7, help="phantom seed (default 7)")
     p.add_argument("--grader", default="svm", help="svm (default) or rule")
+    p.add_argument("--synthesizer", default="prior", help="prior (default) or gan (HealthiVert-GAN)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="grade one study: a vertebra mask (and its CT)")
@@ -237,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", type=Path, help="vertebra mask (VerSe or TotalSegmentator labels), NIfTI")
     p.add_argument("--ct", type=Path, help="CT, NIfTI file or DICOM folder (adds bone density and CT crops)")
     p.add_argument("--centroids", type=Path, help="centroid JSON (default: computed from the mask)")
-    p.add_argument("--synthesizer", default="prior", help="pseudo-healthy synthesizer: prior (default)")
+    p.add_argument("--synthesizer", default="prior", help="pseudo-healthy synthesizer: prior (default, from the "
+                   "neighbours) or gan (HealthiVert-GAN, needs the CT)")
     p.add_argument("--grader", default="svm", help="svm (default, shipped weights) or rule (Genant thresholds)")
     p.add_argument("--study-id", default=None, help="study id (default: from the file name)")
     p.add_argument("--verbose", action="store_true", help="report progress")
@@ -250,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (instead of local)")
     p.add_argument("--dry-run", action="store_true", help="list what would run and what is skipped as done")
-    p.add_argument("--synthesizer", default="prior", help="pseudo-healthy synthesizer: prior (default)")
+    p.add_argument("--synthesizer", default="prior", help="pseudo-healthy synthesizer: prior (default, from the "
+                   "neighbours) or gan (HealthiVert-GAN, needs the CT)")
     p.add_argument("--grader", default="svm", help="svm (default, shipped weights) or rule (Genant thresholds)")
     p.set_defaults(func=cmd_batch)
 
@@ -263,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("train", help="retrain a model from a recipe in pipelines/")
-    p.add_argument("what", choices=["grader", "segmenter"], help="which model")
+    p.add_argument("what", choices=["grader", "segmenter", "synthesizer"], help="which model")
     p.add_argument("--config", required=True, type=Path, help="recipe, e.g. pipelines/grader.yaml")
     p.set_defaults(func=cmd_train)
 

@@ -199,7 +199,9 @@ def run_study(
     mask_path = Path(mask_path) if mask_path else None
     ct_path = Path(ct_path) if ct_path else None
     centroids_path = Path(centroids_path) if centroids_path else None
-    get_synthesizer(options.synthesizer)  # a bad name fails before any work
+    get_synthesizer(options.synthesizer)  # a bad name (or missing weights) fails before any work
+    if options.synthesizer == "gan" and ct_path is None:
+        raise InputError("--synthesizer gan reads the CT: give --ct (or use --synthesizer prior)")
     grader = get_grader(options.grader)
     notes: list[str] = []
     mask, ct, centroids, computed = load_inputs(mask_path, ct_path, centroids_path, notes=notes)

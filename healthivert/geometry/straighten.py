@@ -126,6 +126,11 @@ def straighten_label(mask: Volume, label: int, grid: StraightGrid) -> np.ndarray
     return _sample(sub, affine, grid.world_mm, order=1, cval=0.0).astype(np.float32)
 
 
+def straighten_labels(mask: Volume, grid: StraightGrid) -> np.ndarray:
+    """Every label of a mask on a straightened grid (nearest sample, uint8; 0 outside)."""
+    return _sample(mask.array.astype(np.uint8, copy=False), mask.affine, grid.world_mm, order=0, cval=0)
+
+
 def straighten_volume(volume: Volume, grid: StraightGrid, order: int = 1, cval: float = -1024.0) -> np.ndarray:
     """Any image (a CT in HU, say) resampled on a straightened grid (linear by default)."""
     return _sample(volume.array.astype(np.float32, copy=False), volume.affine, grid.world_mm,

@@ -16,6 +16,7 @@ from healthivert.geometry.straighten import (
     fit_body_axis,
     straight_grid,
     straighten_label,
+    straighten_labels,
     straighten_volume,
 )
 from healthivert.io.volume import Volume
@@ -35,6 +36,8 @@ class StraightVertebra:
         ct: straightened CT (HU) or None.
         cut_by_fov: the image faces the label touches, when its body reaches the image's edge
             (empty when the body is wholly in view).
+        labels: every VerSe label on the grid (nearest sample, uint8), or None; taken when a CT
+            is given, for synthesizers that read the neighbours (``gan``).
     """
 
     label: int
@@ -44,6 +47,7 @@ class StraightVertebra:
     heights_mm: np.ndarray
     ct: np.ndarray | None
     cut_by_fov: list[str]
+    labels: np.ndarray | None = None
 
 
 def column_heights(soft: np.ndarray, body: np.ndarray, si_step_mm: float) -> np.ndarray:
@@ -110,9 +114,10 @@ def straighten_vertebrae(
         body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm)
         heights = column_heights(soft, body, grid.spacing_mm[2])
         ct_crop = straighten_volume(ct, grid) if ct is not None else None
+        label_map = straighten_labels(mask, grid) if ct is not None else None
         faces = fov_faces(mask, label)  # cheap; only a label at the edge needs the body check
         cut = faces if faces and body_outside_fov(mask, grid, body) else []
-        out.append(StraightVertebra(label, grid, soft, body, heights, ct_crop, cut))
+        out.append(StraightVertebra(label, grid, soft, body, heights, ct_crop, cut, label_map))
         if progress:
             progress(i + 1, len(labels), f"straightened label {label}")
     return curve, out

@@ -20,12 +20,22 @@ KINDS = ("simvq", "vq")
 
 @dataclass(frozen=True)
 class VQConfig:
-    """Bottleneck settings: ``kind`` "simvq" or "vq", feature ``dim``, ``codebook_size``."""
+    """Bottleneck settings: ``kind`` "simvq" or "vq", feature ``dim``, ``codebook_size``.
+
+    ``code_dim``: codes live in a lower-dimensional space (1x1 projections in and out; None
+    keeps ``dim``); ``normalise``: every feature channel is instance-normalised (zero mean, unit
+    variance over each slice, no affine; the same in training and inference) before the
+    nearest-code search, so the features spread
+    over the codebook instead of collapsing onto the few codes aligned with their common
+    direction.
+    """
 
     kind: str = "simvq"
     dim: int = 64
     codebook_size: int = 512
     commitment_weight: float = 0.25
+    code_dim: int | None = None
+    normalise: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -50,17 +60,28 @@ class VQBottleneck(nn.Module):
     def __init__(self, cfg: VQConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        code_dim = cfg.code_dim or cfg.dim
+        self.project_in = nn.Conv2d(cfg.dim, code_dim, 1) if cfg.code_dim else nn.Identity()
+        self.project_out = nn.Conv2d(code_dim, cfg.dim, 1) if cfg.code_dim else nn.Identity()
+        self.norm = nn.InstanceNorm2d(code_dim, affine=False) if cfg.normalise else nn.Identity()
         if cfg.kind == "simvq":
-            self.quantizer = SimVQ(dim=cfg.dim, codebook_size=cfg.codebook_size, channel_first=True,
-                                   rotation_trick=True, input_to_quantize_commit_loss_weight=cfg.commitment_weight)
+            transform = nn.Linear(code_dim, code_dim, bias=False)
+            if cfg.normalise:  # codes start at the normalised features' scale (unit variance)
+                nn.init.eye_(transform.weight)
+                transform.weight.data *= code_dim ** 0.5
+            self.quantizer = SimVQ(dim=code_dim, codebook_size=cfg.codebook_size, channel_first=True,
+                                   codebook_transform=transform, rotation_trick=True,
+                                   input_to_quantize_commit_loss_weight=cfg.commitment_weight)
         else:
-            self.quantizer = VectorQuantize(dim=cfg.dim, codebook_size=cfg.codebook_size, accept_image_fmap=True,
+            self.quantizer = VectorQuantize(dim=code_dim, codebook_size=cfg.codebook_size, accept_image_fmap=True,
                                             channel_last=False, commitment_weight=cfg.commitment_weight)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(quantised features, code index per position, quantisation loss). Distances in float32."""
-        quantised, codes, loss = self.quantizer(x.float())
-        return quantised.to(x.dtype), codes, loss
+        z = self.project_in(x.float())
+        z = self.norm(z)
+        quantised, codes, loss = self.quantizer(z)
+        return self.project_out(quantised).to(x.dtype), codes, loss
 
 
 class CodeUsage:

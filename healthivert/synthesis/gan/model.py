@@ -1,0 +1,113 @@
+"""The trained HealthiVert-GAN as one object: generator, HGAM fracture classifier, config;
+batching of canvas samples into network inputs; safetensors storage."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.visualize import GradCAMpp
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from healthivert.errors import InputError
+from healthivert.io.atomic import atomic_write
+from healthivert.synthesis.gan.canvas import CanvasSample, band_mask, repack_window
+from healthivert.synthesis.gan.networks import GANConfig, Generator, cam_layer, fracture_classifier
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "synthesizer_gan.safetensors"
+
+
+@dataclass
+class GANModel:
+    """Generator and HGAM classifier with their config; ``use_attention`` False feeds an
+    all-ones inverted attention map (no HGAM)."""
+
+    config: GANConfig
+    generator: Generator
+    classifier: torch.nn.Module
+    use_attention: bool = True
+    _cam: GradCAMpp | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, config: GANConfig, use_attention: bool = True) -> GANModel:
+        return cls(config, Generator(config), fracture_classifier(config), use_attention)
+
+    def to(self, device: torch.device | str) -> GANModel:
+        self.generator.to(device)
+        self.classifier.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def attention(self, windows: torch.Tensor) -> torch.Tensor:
+        """Grad-CAM++ maps (B, 1, H, W) in [0, 1] of the "fracture" logit on unmasked windows."""
+        if not self.use_attention:
+            return torch.zeros_like(windows)
+        was_training = self.classifier.training
+        self.classifier.eval()
+        if self._cam is None:  # built once: each GradCAMpp registers hooks on the classifier
+            self._cam = GradCAMpp(nn_module=self.classifier, target_layers=cam_layer(self.config))
+        cam = self._cam
+        with torch.enable_grad():
+            # one window at a time: MONAI 1.6's GradCAMpp broadcasts the class score against the
+            # gradient's last axis, which is only right for a batch of one
+            maps = torch.cat([cam(x=w[None].detach().clone().requires_grad_(True), class_idx=1) for w in windows])
+        self.classifier.train(was_training)
+        self.classifier.zero_grad(set_to_none=True)
+        return torch.nan_to_num(maps.detach(), nan=0.0).clamp(0, 1)
+
+    def inputs(self, samples: list[CanvasSample]) -> dict[str, torch.Tensor]:
+        """Network inputs and truths for a list of canvas samples (on the model's device)."""
+        dev = self.device
+        windows = torch.from_numpy(np.stack([s.window for s in samples])[:, None]).to(dev)
+        cams = self.attention(windows).cpu().numpy()[:, 0]
+        band = band_mask()
+        x = np.zeros((len(samples), 5, *band.shape), np.float32)
+        for i, s in enumerate(samples):
+            x[i, 0] = s.ct * (1 - band)
+            x[i, 1] = band
+            x[i, 2] = s.position
+            x[i, 3] = 1.0 if s.view == "sagittal" else -1.0
+            x[i, 4] = 1.0 - repack_window(cams[i], s, 0.0)
+        def as_t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(dev)
+
+        return {"input": as_t(x), "ct": as_t(np.stack([s.ct for s in samples])[:, None]),
+                "target": as_t(np.stack([s.target for s in samples])[:, None]),
+                "adjacent": as_t(np.stack([s.adjacent for s in samples])[:, None]),
+                "height": as_t(np.array([s.height_mm for s in samples])), "windows": windows}
+
+
+def save_gan(model: GANModel, path: str | Path, card: dict | None = None) -> Path:
+    """Generator + classifier weights as safetensors; config and card in its metadata."""
+    state = {f"generator.{k}": v for k, v in model.generator.state_dict().items()}
+    state.update({f"classifier.{k}": v for k, v in model.classifier.state_dict().items()})
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    meta = {"config": json.dumps(model.config.to_dict()), "use_attention": json.dumps(model.use_attention),
+            "card": json.dumps(card or {})}
+    return atomic_write(Path(path), lambda tmp: save_file(state, str(tmp), metadata=meta))
+
+
+def load_gan(path: str | Path = DEFAULT_WEIGHTS, device: str = "cpu") -> tuple[GANModel, dict]:
+    """The GAN and its card from a safetensors file; a missing or foreign file is an InputError
+    (never a silent run with random weights)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: HealthiVert-GAN weights are missing; train them with "
+                         "`healthivert train synthesizer --config pipelines/synthesizer.yaml`")
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    if "config" not in meta:
+        raise InputError(f"{path}: not HealthiVert-GAN weights (no config in the metadata)")
+    model = GANModel.create(GANConfig.from_dict(json.loads(meta["config"])), json.loads(meta["use_attention"]))
+    state = load_file(str(path), device=device)
+    for name, module in (("generator", model.generator), ("classifier", model.classifier)):
+        module.load_state_dict({k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")})
+        module.eval()
+    return model.to(device), json.loads(meta.get("card", "{}"))

@@ -1,0 +1,349 @@
+"""``healthivert train synthesizer``: HealthiVert-GAN on healthy vertebrae (grade <= 1 by default).
+
+Studies (phantom cohorts, or a VerSe tree with the manifest's grades) are straightened once
+and cached in the work folder as 1 mm stacks. The HGAM fracture classifier is trained first
+(all grades: fractured vs not), then frozen; the GAN then trains on random slices (sagittal
+and coronal, triangular weighting towards the body's centre) of the healthy vertebrae.
+Resumable (checkpoint every ``checkpoint_every`` steps), seeded, CUDA when present. Every
+``eval_every`` steps the validation vertebrae give band PSNR, target Dice, height error and
+codebook utilisation / perplexity (logged and kept in the model card).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.utils import set_determinism
+
+from healthivert.errors import InputError
+from healthivert.geometry.vertebrae import straighten_vertebrae
+from healthivert.io.atomic import atomic_write
+from healthivert.io.centroids import centroids_from_mask, read_centroids
+from healthivert.io.images import load_ct, load_mask
+from healthivert.io.manifest import join_manifest_to_tree, read_manifest
+from healthivert.phantom import PhantomConfig, make_phantom
+from healthivert.synthesis.gan.canvas import VIEWS, VertebraStack, make_sample
+from healthivert.synthesis.gan.losses import LossWeights, discriminator_loss, generator_losses
+from healthivert.synthesis.gan.model import GANModel, save_gan
+from healthivert.synthesis.gan.networks import GANConfig, discriminators
+from healthivert.synthesis.vq import CodeUsage
+from healthivert.training.config import build_checked, read_recipe
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class SynthesizerTrainConfig:
+    """``pipelines/synthesizer.yaml``: data, schedule and output of a GAN training run.
+
+    Attributes:
+        source: "phantom" (generated cohorts) or "verse" (``verse_root`` + ``manifest``).
+        max_grade: the GAN trains on vertebrae graded <= this (the paper: 1).
+        classifier_steps: HGAM classifier steps before the GAN (0 with ``use_attention`` off).
+        adversarial_after: steps of reconstruction-only warm-up before the discriminators join.
+    """
+
+    source: str = "phantom"
+    train_studies: int = 30
+    train_seed: int = 7000
+    val_studies: int = 3
+    val_seed: int = 7500
+    top: str = "T6"
+    bottom: str = "L5"
+    verse_root: str | None = None
+    manifest: str = "data_manifests/verse2019.csv"
+    train_splits: tuple[str, ...] = ("train",)
+    val_splits: tuple[str, ...] = ("validation",)
+    max_grade: int = 1
+    steps: int = 4000
+    batch: int = 12
+    lr: float = 2e-4
+    classifier_steps: int = 300
+    adversarial_after: int = 200
+    use_attention: bool = True
+    eval_every: int = 250
+    checkpoint_every: int = 100
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    workdir: str = "build/synthesizer"
+    output: str = "healthivert/models/synthesizer_gan.safetensors"
+    network: GANConfig = field(default_factory=GANConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self) -> None:
+        if self.source not in ("phantom", "verse"):
+            raise ValueError(f"source must be phantom or verse; got {self.source!r}")
+        if self.source == "verse" and not self.verse_root:
+            raise ValueError("source 'verse' needs verse_root (a VerSe download tree)")
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError("steps and batch must be >= 1")
+
+
+def load_synthesizer_config(path: str | Path) -> SynthesizerTrainConfig:
+    """Read and check a synthesizer recipe."""
+    data = read_recipe(path)
+    net = {k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("network", None) or {}).items()}
+    network = build_checked(GANConfig, net, f"{path}: network")
+    loss = build_checked(LossWeights, data.pop("loss", None) or {}, f"{path}: loss")
+    for key in ("train_splits", "val_splits"):
+        if key in data:
+            data[key] = tuple(data[key])
+    return build_checked(SynthesizerTrainConfig, {**data, "network": network, "loss": loss}, str(path))
+
+
+@dataclass
+class Vertebra:
+    """A cached training vertebra: its stack and reference Genant grade."""
+
+    stack: VertebraStack
+    grade: int
+
+
+def stacks_of_study(mask, ct, centroids, grades: dict[int, int]) -> list[Vertebra]:
+    """Straighten a study and keep its graded, whole vertebrae as 1 mm stacks."""
+    _, vertebrae = straighten_vertebrae(mask, centroids, ct)
+    return [Vertebra(VertebraStack.from_vertebra(v), grades[v.label]) for v in vertebrae
+            if v.label in grades and v.body.any() and not v.cut_by_fov]
+
+
+def _save_stacks(path: Path, items: list[Vertebra]) -> None:
+    arrays = {"meta": np.array([[it.stack.label, it.grade] for it in items], dtype=int).reshape(-1, 2)}
+    for i, it in enumerate(items):
+        s = it.stack
+        arrays.update({f"ct{i}": s.ct.astype(np.float16), f"body{i}": s.body.astype(np.float16),
+                       f"labels{i}": s.labels, f"lr{i}": s.lr_mm, f"ap{i}": s.ap_mm})
+    atomic_write(path, lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
+
+
+def _load_stacks(path: Path) -> list[Vertebra]:
+    with np.load(path) as d:
+        return [Vertebra(VertebraStack(int(lab), d[f"ct{i}"].astype(np.float32), d[f"body{i}"].astype(np.float32),
+                                       d[f"labels{i}"], d[f"lr{i}"], d[f"ap{i}"]), int(grade))
+                for i, (lab, grade) in enumerate(d["meta"])]
+
+
+def _cached(cache: Path, name: str, build: Callable[[], list[Vertebra]]) -> list[Vertebra]:
+    path = cache / f"{name}.npz"
+    if not path.is_file():
+        _save_stacks(path, build())
+    return _load_stacks(path)
+
+
+def phantom_cohort(seeds: range, cfg: SynthesizerTrainConfig, progress: Progress | None = None) -> list[Vertebra]:
+    """Straightened phantom studies with their true grades (cached in ``workdir/cache``)."""
+    cache = Path(cfg.workdir) / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    out: list[Vertebra] = []
+    for i, seed in enumerate(seeds):
+        def build(seed=seed):
+            study = make_phantom(PhantomConfig(top=cfg.top, bottom=cfg.bottom), seed)
+            grades = {v["label"]: int(v["genant_grade"]) for v in study.truth["vertebrae"]}
+            return stacks_of_study(study.mask, study.ct, centroids_from_mask(study.mask), grades)
+
+        out += _cached(cache, f"phantom{seed}_{cfg.top}-{cfg.bottom}", build)
+        if progress:
+            progress(i + 1, len(seeds), f"phantom {seed}")
+    return out
+
+
+def verse_cohort(cfg: SynthesizerTrainConfig, splits: tuple[str, ...], progress: Progress | None = None
+                 ) -> list[Vertebra]:
+    """Straightened VerSe studies of the given manifest splits, graded by the manifest."""
+    manifest = read_manifest(cfg.manifest)
+    rows = join_manifest_to_tree(manifest[manifest["split"].isin(splits)], cfg.verse_root)
+    rows = rows[rows["missing"] == ""]
+    if rows.empty:
+        raise InputError(f"{cfg.verse_root}: no complete VerSe study (ct, mask, centroids) for splits {splits}")
+    cache = Path(cfg.workdir) / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    out: list[Vertebra] = []
+    subjects = list(rows.groupby("subject"))
+    for i, (subject, group) in enumerate(subjects):
+        def build(group=group):
+            first = group.iloc[0]
+            mask, ct = load_mask(first["mask"]), load_ct(first["ct"])
+            grades = dict(zip(group["vertebra_label"].astype(int), group["genant_grade"].astype(int)))
+            return stacks_of_study(mask, ct, read_centroids(first["centroids"], mask), grades)
+
+        out += _cached(cache, f"verse_{subject}", build)
+        if progress:
+            progress(i + 1, len(subjects), subject)
+    return out
+
+
+class SliceSampler:
+    """Random canvas samples: a vertebra, a view, a slice (triangular weight towards the centre)."""
+
+    def __init__(self, vertebrae: list[Vertebra], seed: int) -> None:
+        self.vertebrae = vertebrae
+        self.rng = np.random.default_rng(seed)
+
+    def draw(self, n: int):
+        out = []
+        while len(out) < n:
+            v = self.vertebrae[int(self.rng.integers(len(self.vertebrae)))]
+            view = VIEWS[int(self.rng.integers(2))]
+            idx = v.stack.slice_indices(view)
+            if idx.size == 0:
+                continue
+            w = 1.0 - 0.8 * np.abs([v.stack.position(view, int(i)) for i in idx])
+            sample = make_sample(v.stack, view, int(self.rng.choice(idx, p=w / w.sum())))
+            if sample is not None:
+                out.append((v, sample))
+        return out
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train_classifier(model: GANModel, sampler: SliceSampler, steps: int, batch: int = 32) -> float:
+    """HGAM's fracture classifier on unmasked windows (fractured = grade >= 1); returns the
+    accuracy over its last 50 steps. The classifier is frozen afterwards."""
+    clf = model.classifier.train()
+    opt = torch.optim.Adam(clf.parameters(), lr=1e-3)
+    correct = []
+    for _ in range(steps):
+        drawn = sampler.draw(batch)
+        x = torch.from_numpy(np.stack([s.window for _, s in drawn])[:, None]).to(model.device)
+        y = torch.tensor([int(v.grade >= 1) for v, _ in drawn], device=model.device)
+        logits = clf(x)
+        loss = F.cross_entropy(logits, y, weight=torch.tensor([1.0, 3.0], device=model.device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        correct.append(float((logits.argmax(1) == y).float().mean()))
+    clf.eval()
+    for p in clf.parameters():
+        p.requires_grad_(False)
+    return float(np.mean(correct[-50:])) if correct else float("nan")
+
+
+def _psnr_in_band(pred: torch.Tensor, truth: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB) inside the band, images in [-1, 1] (peak-to-peak 2)."""
+    mse = ((pred - truth) ** 2 * band).sum(dim=(1, 2, 3)) / band.sum(dim=(1, 2, 3))
+    return 10 * torch.log10(4.0 / mse.clamp_min(1e-10))
+
+
+def evaluate(model: GANModel, samples: list, codebook_size: int) -> dict[str, float]:
+    """Band PSNR (dB), target Dice, height error (mm), codebook utilisation and perplexity."""
+    g = model.generator.eval()
+    usage = CodeUsage(codebook_size)
+    psnr, dice, err = [], [], []
+    for b in range(0, len(samples), 32):
+        batch = model.inputs(samples[b:b + 32])
+        with torch.no_grad():
+            out = g(batch["input"])
+        usage.update(out["codes"])
+        psnr += _psnr_in_band(out["fine_ct"], batch["ct"], batch["input"][:, 1:2]).tolist()
+        p = (torch.sigmoid(out["target"]) >= 0.5).float()
+        t = batch["target"]
+        dice += (2 * (p * t).sum(dim=(1, 2, 3)) / (p.sum(dim=(1, 2, 3)) + t.sum(dim=(1, 2, 3))).clamp_min(1)).tolist()
+        err += (out["height"] - batch["height"]).abs().tolist()
+    g.train()
+    return {"val_psnr_band_db": float(np.mean(psnr)), "val_dice_target": float(np.mean(dice)),
+            "val_height_error_mm": float(np.mean(err)), "codebook_utilisation": usage.utilisation,
+            "codebook_perplexity": usage.perplexity}
+
+
+def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = None) -> dict:
+    """Train (or resume) and write the weights; returns the last validation metrics."""
+    set_determinism(seed=cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = _device(cfg.device)
+    work = Path(cfg.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))
+    if cfg.source == "phantom":
+        train = phantom_cohort(range(cfg.train_seed, cfg.train_seed + cfg.train_studies), cfg, progress)
+        val = phantom_cohort(range(cfg.val_seed, cfg.val_seed + cfg.val_studies), cfg)
+    else:
+        train = verse_cohort(cfg, cfg.train_splits, progress)
+        val = verse_cohort(cfg, cfg.val_splits)
+    healthy = [v for v in train if v.grade <= cfg.max_grade]
+    val_healthy = [v for v in val if v.grade <= cfg.max_grade] or val
+    if not healthy:
+        raise InputError(f"no training vertebra graded <= {cfg.max_grade}")
+    model = GANModel.create(cfg.network, cfg.use_attention).to(device)
+    discs = discriminators(cfg.network).to(device)
+    opt_g = torch.optim.Adam(model.generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discs.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    step, history, clf_acc = 0, [], None
+    ckpt = work / "checkpoint.pt"
+    if ckpt.is_file():  # our own file, loaded tensors-only all the same
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        model.generator.load_state_dict(state["generator"])
+        model.classifier.load_state_dict(state["classifier"])
+        discs.load_state_dict(state["discriminators"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step, history = int(state["step"]), json.loads(state["history"])
+        clf_acc = json.loads(state["classifier_accuracy"])
+        model.classifier.eval().requires_grad_(False)
+        log.info("resumed at step %d", step)
+    elif cfg.use_attention and cfg.classifier_steps:
+        clf_acc = train_classifier(model, SliceSampler(train, cfg.seed), cfg.classifier_steps)
+        log.info("HGAM classifier: training accuracy %.3f over its last steps", clf_acc)
+    else:
+        model.classifier.eval().requires_grad_(False)
+    val_samples = [s for _, s in SliceSampler(val_healthy, cfg.seed + 1).draw(96)]
+    sampler = SliceSampler(healthy, cfg.seed + 2 + step)
+    t0, running = time.time(), {}
+    while step < cfg.steps:
+        batch = model.inputs([s for _, s in sampler.draw(cfg.batch)])
+        out = model.generator(batch["input"])
+        adversarial = step >= cfg.adversarial_after and cfg.loss.adversarial > 0
+        if adversarial:
+            opt_d.zero_grad()
+            d_loss = discriminator_loss(batch, out, discs)
+            d_loss.backward()
+            opt_d.step()
+            running.setdefault("discriminator", []).append(d_loss.item())
+        opt_g.zero_grad()
+        for p in discs.parameters():
+            p.requires_grad_(False)
+        terms = generator_losses(batch, out, discs if adversarial else None, cfg.loss)
+        terms["total"].backward()
+        for p in discs.parameters():
+            p.requires_grad_(True)
+        torch.nn.utils.clip_grad_norm_(model.generator.parameters(), 5.0)
+        opt_g.step()
+        step += 1
+        for k, v in terms.items():
+            running.setdefault(k, []).append(v.item())
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            metrics = evaluate(model, val_samples, cfg.network.codebook_size)
+            history.append({"step": step, **{k: round(float(np.mean(v)), 5) for k, v in running.items()},
+                            **metrics, "seconds": round(time.time() - t0, 1)})
+            log.info("step %d %s", step, history[-1])
+            running = {}
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            state = {"generator": model.generator.state_dict(), "classifier": model.classifier.state_dict(),
+                     "discriminators": discs.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                     "step": step, "history": json.dumps(history), "classifier_accuracy": json.dumps(clf_acc)}
+            atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
+        if progress:
+            progress(step, cfg.steps, f"loss {terms['total'].item():.3f}")
+    final = history[-1] if history else {}
+    data = (f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds {cfg.train_seed}.."
+            f"{cfg.train_seed + cfg.train_studies - 1})" if cfg.source == "phantom"
+            else f"VerSe tree {cfg.verse_root}, splits {list(cfg.train_splits)}")
+    card = {"trained_on": f"{data}; {len(healthy)} vertebrae graded <= {cfg.max_grade}",
+            "steps": cfg.steps, "batch": cfg.batch, "classifier_training_accuracy": clf_acc,
+            "validation": final, "history": history, "loss_weights": cfg.loss.to_dict()}
+    model.generator.eval()
+    save_gan(model.to("cpu"), cfg.output, card)
+    return final

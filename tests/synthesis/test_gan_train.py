@@ -1,0 +1,89 @@
+"""Training the HealthiVert-GAN on tiny phantoms (two steps, resumed), and the ``gan``
+synthesizer on the weights it writes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from healthivert.errors import InputError
+from healthivert.geometry.vertebrae import straighten_vertebrae
+from healthivert.io.centroids import centroids_from_mask
+from healthivert.phantom import PhantomConfig, make_phantom
+from healthivert.synthesis import get_synthesizer
+from healthivert.synthesis.gan.model import load_gan
+from healthivert.synthesis.gan.networks import GANConfig
+from healthivert.training.synthesizer import SynthesizerTrainConfig, load_synthesizer_config, train_synthesizer
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = GANConfig(width=8, codebook_size=16, code_dim=4, disc_width=8, classifier_channels=(4, 8))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[SynthesizerTrainConfig, Path]:
+    work = tmp_path_factory.mktemp("gan")
+    cfg = SynthesizerTrainConfig(train_studies=1, train_seed=11, val_studies=1, val_seed=12, top="T12", bottom="L2",
+                                 steps=2, batch=2, classifier_steps=2, adversarial_after=1, eval_every=2,
+                                 checkpoint_every=1, workdir=str(work / "work"), output=str(work / "g.safetensors"),
+                                 network=TINY)
+    train_synthesizer(cfg)
+    return cfg, Path(cfg.output)
+
+
+def test_two_training_steps_write_weights_with_a_card(trained):
+    cfg, path = trained
+    model, card = load_gan(path)
+    assert model.config == TINY
+    assert card["steps"] == 2 and "phantom" in card["trained_on"]
+    last = card["history"][-1]
+    assert last["step"] == 2 and 0 < last["codebook_utilisation"] <= 1 and last["codebook_perplexity"] >= 1
+    assert np.isfinite(last["total"]) and "adversarial" in last and "edge" in last
+
+
+def test_training_resumes_from_its_checkpoint(trained):
+    cfg, path = trained
+    more = replace(cfg, steps=3, output=str(path.with_name("g3.safetensors")))
+    train_synthesizer(more)
+    _, card = load_gan(more.output)
+    assert [h["step"] for h in card["history"]] == [2, 3]  # steps 1-2 were not redone
+
+
+def test_gan_synthesizer_restores_every_vertebra(trained):
+    _, path = trained
+    study = make_phantom(PhantomConfig(top="T12", bottom="L2", slice_mm=1.5), 13)
+    _, vertebrae = straighten_vertebrae(study.mask, centroids_from_mask(study.mask), study.ct)
+    healthy = get_synthesizer("gan", weights=str(path))(vertebrae)
+    assert set(healthy) == {v.label for v in vertebrae}
+    for v in vertebrae:
+        ph = healthy[v.label]
+        foot = v.heights_mm > 0
+        assert ph.heights_mm.shape == v.heights_mm.shape and (ph.heights_mm[foot] > 0).all()
+        assert not ph.heights_mm[~foot].any() and ph.body.shape == v.body.shape
+        assert ph.method.startswith("HealthiVert-GAN")
+
+
+def test_gan_synthesizer_needs_the_ct(trained):
+    _, path = trained
+    study = make_phantom(PhantomConfig(top="T12", bottom="L1", slice_mm=1.5), 13)
+    _, vertebrae = straighten_vertebrae(study.mask, centroids_from_mask(study.mask))
+    with pytest.raises(InputError, match="--ct"):
+        get_synthesizer("gan", weights=str(path))(vertebrae)
+
+
+def test_shipped_recipe_parses_and_bad_keys_are_refused(tmp_path):
+    cfg = load_synthesizer_config(ROOT / "pipelines" / "synthesizer.yaml")
+    assert cfg.max_grade == 1 and cfg.network.vq_kind == "simvq" and cfg.output.endswith(".safetensors")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(json.dumps({"steps": 3, "colour": "red"}))
+    with pytest.raises(InputError, match="colour"):
+        load_synthesizer_config(bad)
+    bad.write_text(json.dumps({"network": {"vq_kind": "pq"}}))
+    with pytest.raises(InputError, match="VQ kind"):
+        load_synthesizer_config(bad)
+    bad.write_text(json.dumps({"source": "verse"}))
+    with pytest.raises(InputError, match="verse_root"):
+        load_synthesizer_config(bad)

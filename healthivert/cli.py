@@ -68,14 +68,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     paths = write_phantom(study, Path(args.out) / "phantom")
     print(f"synthetic study {study.subject}: {' x '.join(map(str, study.ct.shape))} voxels at "
           f"{' x '.join(f'{s:g}' for s in study.ct.spacing_mm)} mm, in {paths['ct'].parent.parent.parent}")
-    print("2/2 grading it (mask + CT) ...", file=sys.stderr)
     out = Path(args.out) / "results" / study.subject
-    result = run_study(out, mask_path=paths["mask"], ct_path=paths["ct"], centroids_path=paths["centroids"],
-                       options=RunOptions(synthesizer=args.synthesizer, grader=args.grader))
+    options = RunOptions(synthesizer=args.synthesizer, grader=args.grader)
+    if args.from_ct:
+        print("2/2 segmenting the CT and grading it (no mask given) ...", file=sys.stderr)
+        result = run_study(out, ct_path=paths["ct"], options=options)
+    else:
+        print("2/2 grading it (mask + CT) ...", file=sys.stderr)
+        result = run_study(out, mask_path=paths["mask"], ct_path=paths["ct"], centroids_path=paths["centroids"],
+                           options=options)
     print()
     _print_result(result, out)
     truth = {v["label"]: v for v in study.truth["vertebrae"]}
-    agree = sum(v["genant_grade"] == truth[v["label"]]["genant_grade"] for v in result["vertebrae"])
+    agree = sum(v["genant_grade"] == truth.get(v["label"], {}).get("genant_grade") for v in result["vertebrae"])
     print("\nknown truth: " + ", ".join(
         f"{v['name']} grade {v['genant_grade']}" + (f" ({v['morphology']})" if v["morphology"] else "")
         for v in study.truth["vertebrae"]))
@@ -238,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="phantom seed (default 7)")
     p.add_argument("--grader", default="svm", help="svm (default) or rule")
     p.add_argument("--synthesizer", default="prior", help="prior (default) or gan (HealthiVert-GAN)")
+    p.add_argument("--from-ct", action="store_true", help="give the pipeline the CT only: segment it first")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="grade one study: a vertebra mask (and its CT)")

@@ -335,3 +335,15 @@ def test_demo_runs_and_prints_the_vertebrae(tmp_path):
     assert "grades agreeing with the truth:" in stdout
     result = json.loads((tmp_path / "demo" / "results" / "sub-demo" / "result.json").read_text(encoding="utf-8"))
     assert len(result["vertebrae"]) == 7 and result["grader"] == "rule"
+
+
+def test_demo_from_the_ct_alone_segments_first(tmp_path):
+    rc, stdout, stderr = run_cli("demo", "--out", tmp_path / "demo", "--grader", "rule", "--from-ct")
+    assert rc == 0, stderr
+    assert "segmenting the CT" in stderr
+    out = tmp_path / "demo" / "results" / "sub-demo"
+    result = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert result["inputs"]["mask"] is None and (out / "mask.nii.gz").is_file()
+    assert any("segmented from the CT" in note for note in result["notes"])
+    names = [v["name"] for v in result["vertebrae"]]
+    assert len(names) >= 5 and "L1" in names  # T10-L4 in view; labels by anatomical anchoring

@@ -54,6 +54,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from healthivert.phantom import FractureSpec, PhantomConfig, make_phantom, write_phantom
     from healthivert.pipeline import RunOptions, run_study
 
@@ -63,6 +65,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                    FractureSpec("L3", 1, "biconcave")),
         slice_mm=1.5, deformity_rate=0.0,
     )
+    if args.from_ct:  # down to L5, so the sacrum is in view to anchor the labels
+        cfg = replace(cfg, bottom="L5")
     print("1/2 writing a synthetic CT study with three known fractures ...", file=sys.stderr)
     study = make_phantom(cfg, args.seed, subject="sub-demo")
     paths = write_phantom(study, Path(args.out) / "phantom")

@@ -345,5 +345,5 @@ def test_demo_from_the_ct_alone_segments_first(tmp_path):
     result = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert result["inputs"]["mask"] is None and (out / "mask.nii.gz").is_file()
     assert any("segmented from the CT" in note for note in result["notes"])
-    names = [v["name"] for v in result["vertebrae"]]
-    assert len(names) >= 5 and "L1" in names  # T10-L4 in view; labels by anatomical anchoring
+    # T10-L5 and the sacrum in view: labels anchored on the sacrum
+    assert [v["name"] for v in result["vertebrae"]] == ["T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]

@@ -27,7 +27,10 @@ class VQConfig:
     variance over each slice, no affine; the same in training and inference) before the
     nearest-code search, so the features spread
     over the codebook instead of collapsing onto the few codes aligned with their common
-    direction.
+    direction. ``data_init``: on the first training batch the codebook is fitted to the data:
+    SimVQ's linear map is set so the codes take the features' mean-free covariance (the frozen
+    random codebook is whitened, then coloured by the features' covariance); plain VQ uses the
+    library's k-means initialisation, so both start on an equal footing.
     """
 
     kind: str = "simvq"
@@ -36,6 +39,7 @@ class VQConfig:
     commitment_weight: float = 0.25
     code_dim: int | None = None
     normalise: bool = False
+    data_init: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -65,21 +69,36 @@ class VQBottleneck(nn.Module):
         self.project_out = nn.Conv2d(code_dim, cfg.dim, 1) if cfg.code_dim else nn.Identity()
         self.norm = nn.InstanceNorm2d(code_dim, affine=False) if cfg.normalise else nn.Identity()
         if cfg.kind == "simvq":
-            transform = nn.Linear(code_dim, code_dim, bias=False)
-            if cfg.normalise:  # codes start at the normalised features' scale (unit variance)
-                nn.init.eye_(transform.weight)
-                transform.weight.data *= code_dim ** 0.5
             self.quantizer = SimVQ(dim=code_dim, codebook_size=cfg.codebook_size, channel_first=True,
-                                   codebook_transform=transform, rotation_trick=True,
-                                   input_to_quantize_commit_loss_weight=cfg.commitment_weight)
+                                   rotation_trick=True, input_to_quantize_commit_loss_weight=cfg.commitment_weight)
         else:
             self.quantizer = VectorQuantize(dim=code_dim, codebook_size=cfg.codebook_size, accept_image_fmap=True,
-                                            channel_last=False, commitment_weight=cfg.commitment_weight)
+                                            channel_last=False, commitment_weight=cfg.commitment_weight,
+                                            kmeans_init=cfg.data_init)
+        # saved with the weights, so loading a trained bottleneck never re-initialises it
+        self.register_buffer("initialised", torch.tensor(not (cfg.data_init and cfg.kind == "simvq")))
+
+    @torch.no_grad()
+    def _fit_codebook(self, z: torch.Tensor) -> None:
+        """SimVQ's map W set so the codes C W have the features' covariance (moment matching):
+        W = cov(C)^-1/2 cov(z)^1/2. Hand-written: the library offers no data-dependent init."""
+        def sqrt_and_inv_sqrt(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            vals, vecs = torch.linalg.eigh(cov + 1e-6 * torch.eye(len(cov)))
+            vals = vals.clamp_min(1e-6)
+            return (vecs * vals.sqrt()) @ vecs.T, (vecs / vals.sqrt()) @ vecs.T
+
+        flat = z.movedim(1, -1).reshape(-1, z.shape[1]).double()
+        codes = self.quantizer.frozen_codebook.double()
+        _, c_inv = sqrt_and_inv_sqrt(torch.cov(codes.T))
+        z_sqrt, _ = sqrt_and_inv_sqrt(torch.cov(flat.T))
+        self.quantizer.code_transform.weight.copy_((c_inv @ z_sqrt).T.float())
+        self.initialised.fill_(True)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(quantised features, code index per position, quantisation loss). Distances in float32."""
-        z = self.project_in(x.float())
-        z = self.norm(z)
+        z = self.norm(self.project_in(x.float()))
+        if self.training and not bool(self.initialised):
+            self._fit_codebook(z)
         quantised, codes, loss = self.quantizer(z)
         return self.project_out(quantised).to(x.dtype), codes, loss
 

@@ -51,3 +51,26 @@ def test_config_checks(bad):
 
 def test_perplexity_of_empty_usage_is_one():
     assert math.isclose(CodeUsage(4).perplexity, 1.0)
+
+
+def test_data_init_fits_simvq_codes_to_the_features_covariance_once():
+    torch.manual_seed(0)
+    vq = VQBottleneck(VQConfig(dim=8, codebook_size=64, data_init=True))
+    scale = torch.linspace(0.2, 3.0, 8)
+    z = torch.randn(4, 8, 12, 12) * scale[None, :, None, None]
+    vq.eval()
+    vq(z)  # inference never fits
+    assert not bool(vq.initialised)
+    vq.train()
+    vq(z)
+    assert bool(vq.initialised)
+    codes_cov = torch.cov(vq.quantizer.codebook.detach().T)
+    feats_cov = torch.cov(z.movedim(1, -1).reshape(-1, 8).T)
+    assert torch.allclose(codes_cov, feats_cov, rtol=0.05, atol=0.05)
+    before = vq.quantizer.codebook.detach().clone()
+    vq(z * 10)  # later batches do not refit
+    assert torch.equal(vq.quantizer.codebook.detach(), before)
+    fresh = VQBottleneck(VQConfig(dim=8, codebook_size=64, data_init=True)).train()
+    fresh.load_state_dict(vq.state_dict())  # a loaded bottleneck keeps its codes
+    fresh(z)
+    assert torch.equal(fresh.quantizer.codebook.detach(), before)

@@ -28,9 +28,10 @@ class GANConfig:
 
     width: int = 16
     vq_kind: str = "simvq"
-    codebook_size: int = 128
+    codebook_size: int = 64
     code_dim: int | None = 16
     vq_normalise: bool = True
+    vq_data_init: bool = True
     dilations: tuple[int, ...] = (2, 4, 8, 16)
     disc_width: int = 16
     classifier_channels: tuple[int, ...] = (8, 16, 32, 64)
@@ -50,7 +51,7 @@ class GANConfig:
 
     def vq(self) -> VQConfig:
         return VQConfig(kind=self.vq_kind, dim=4 * self.width, codebook_size=self.codebook_size,
-                        code_dim=self.code_dim, normalise=self.vq_normalise)
+                        code_dim=self.code_dim, normalise=self.vq_normalise, data_init=self.vq_data_init)
 
 
 class GatedConv(nn.Module):

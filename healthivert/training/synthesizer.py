@@ -62,7 +62,7 @@ class SynthesizerTrainConfig:
     verse_root: str | None = None
     manifest: str = "data_manifests/verse2019.csv"
     train_splits: tuple[str, ...] = ("train",)
-    val_splits: tuple[str, ...] = ("validation",)
+    val_splits: tuple[str, ...] = ("val",)
     max_grade: int = 1
     steps: int = 4000
     batch: int = 12
@@ -160,7 +160,8 @@ def verse_cohort(cfg: SynthesizerTrainConfig, splits: tuple[str, ...], progress:
                  ) -> list[Vertebra]:
     """Straightened VerSe studies of the given manifest splits, graded by the manifest."""
     manifest = read_manifest(cfg.manifest)
-    rows = join_manifest_to_tree(manifest[manifest["split"].isin(splits)], cfg.verse_root)
+    chosen = manifest[manifest["split"].isin(splits)]
+    rows = join_manifest_to_tree(chosen, cfg.verse_root) if len(chosen) else chosen.assign(missing="")
     rows = rows[rows["missing"] == ""]
     if rows.empty:
         raise InputError(f"{cfg.verse_root}: no complete VerSe study (ct, mask, centroids) for splits {splits}")

@@ -87,3 +87,25 @@ def test_shipped_recipe_parses_and_bad_keys_are_refused(tmp_path):
     bad.write_text(json.dumps({"source": "verse"}))
     with pytest.raises(InputError, match="verse_root"):
         load_synthesizer_config(bad)
+
+
+def test_trains_from_a_verse_tree_with_the_manifest_grades(tmp_path):
+    """source: verse reads a VerSe download tree; grades and splits come from the manifest."""
+    from healthivert.phantom import write_cohort
+
+    tree = tmp_path / "verse"
+    subjects = write_cohort(tree, 2, 40, PhantomConfig(top="T12", bottom="L2", slice_mm=1.5))
+    rows = ["subject,vertebra_label,vertebra,genant_grade,split"]
+    for subject, split in zip(subjects, ("train", "val")):
+        rows += [f"{subject},{lab},{name},0,{split}" for lab, name in ((19, "T12"), (20, "L1"), (21, "L2"))]
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    cfg = SynthesizerTrainConfig(source="verse", verse_root=str(tree), manifest=str(manifest), steps=1, batch=2,
+                                 classifier_steps=1, eval_every=1, checkpoint_every=1, network=TINY,
+                                 workdir=str(tmp_path / "work"), output=str(tmp_path / "g.safetensors"))
+    train_synthesizer(cfg)
+    _, card = load_gan(cfg.output)
+    assert "VerSe tree" in card["trained_on"] and "3 vertebrae" in card["trained_on"]
+    missing = replace(cfg, train_splits=("test",), workdir=str(tmp_path / "w2"))
+    with pytest.raises(InputError, match="no complete VerSe study"):
+        train_synthesizer(missing)

@@ -4,8 +4,10 @@ Design: the network only says "vertebra" or "sacrum"; which vertebra is which is
 here, anatomically. The spine column is the largest piece of "vertebra" (bone elsewhere,
 pelvis or ribs, is dropped unless it lies on the column's axis). Along the column's axis the
 cross-section near the axis shrinks at every disc; the column is cut at those minima, every
-voxel going to the segment of its nearest axis point. The segments are counted upwards from
-the sacrum: the one resting on it is L5.
+voxel going to the segment of its nearest axis point. A disc the network filled with bone
+leaves no minimum: a segment about twice its expected length (from its body's width) is split
+where the bone fraction across the axis is lowest. The segments are counted upwards from the
+sacrum: the one resting on it is L5.
 
 How it fails: a lumbosacral transitional vertebra (L6, or a sacralised L5) shifts every
 label by one; without the sacrum in view the lowest vertebra is *assumed* to be L5 and the
@@ -35,11 +37,16 @@ class Identification:
 
 AXIS_SMOOTH_MM = 10.0
 BODY_OPENING_MM = 12.0  # thicker than laminae and processes, thinner than a body
-MIN_SPACING_MM = 16.0  # vertebral bodies are at least this far apart (C3 and below)
+MIN_SPACING_MM = 14.0  # bodies are at least this far apart (C3 and below; a T12 crushed by 55 % too)
 
 
-COLUMN_RADIUS_MM = 45.0
+# spinous-process tips lie up to ~60 mm from the body centre (45 mm dropped them: ~5 % of each
+# vertebra); bone that far out but not connected to a body (pelvis, ribs) is not grown into
+COLUMN_RADIUS_MM = 60.0
 MIDLINE_MM = 25.0
+TOP_EDGE_MM = 20.0  # below one thoracic pitch (~24 mm at T8): no room for a whole extra body
+PROFILE_RADIUS_MM = 10.0  # the body core around the axis: inside the smallest (T1) body
+MERGE_RATIO = 1.5  # a segment this many expected lengths long holds two vertebrae
 
 
 def _axial_disc(radius_vox: int) -> np.ndarray:
@@ -84,8 +91,89 @@ def _bodies(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.nda
     z = np.argwhere(ball)[:, 2]
     lab, n = ndimage.label(flat)
     coms = ndimage.center_of_mass(flat, lab, np.arange(1, n + 1)) if n else []
-    between = np.concatenate([[False], [z.min() <= c[2] <= z.max() for c in coms]]).astype(bool)
+    top = z.max() + TOP_EDGE_MM / step  # a top vertebra cut by the field of view is too thin for the ball
+    between = np.concatenate([[False], [z.min() <= c[2] <= top for c in coms]]).astype(bool)
     return ball | between[lab]
+
+
+def _spine_axis(bodies: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The spine axis through the bodies' slice centres: (slice indices, axis points in voxels,
+    body cross-section in voxels per slice, 0 on slices without body)."""
+    body_idx = np.argwhere(bodies)
+    zs, inverse = np.unique(body_idx[:, 2], return_inverse=True)
+    counts = np.bincount(inverse).astype(float)
+    centres = np.stack([np.bincount(inverse, weights=body_idx[:, k]) for k in range(3)], axis=1) / counts[:, None]
+    # the axis runs through every slice between the top and bottom body (discs included)
+    all_z = np.arange(zs.min(), zs.max() + 1)
+    axis = np.stack([np.interp(all_z, zs, centres[:, k]) for k in range(3)], axis=1)
+    area = np.interp(all_z, zs, counts) * np.isin(all_z, zs)
+    axis = ndimage.uniform_filter1d(axis, max(1, int(round(AXIS_SMOOTH_MM / step))), axis=0, mode="nearest")
+    return all_z, axis, area
+
+
+def _axis_profile(values: np.ndarray, axis: np.ndarray, step: float,
+                  radius_mm: float = PROFILE_RADIUS_MM) -> np.ndarray:
+    """Mean of ``values`` (the vertebra mask: a bone fraction) over the voxels within
+    ``radius_mm`` of the axis (points in voxels of an isotropic ``step`` mm grid), binned by
+    their nearest axis point: a profile across planes perpendicular to the axis, so a tilted
+    disc shows as one dip rather than smeared over axial slices."""
+    from scipy.spatial import cKDTree
+
+    r = int(np.ceil(radius_mm / step)) + 1
+    lo = np.maximum(np.floor(axis.min(axis=0)).astype(int) - r, 0)
+    hi = np.minimum(np.ceil(axis.max(axis=0)).astype(int) + r + 1, values.shape)
+    grid = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij"), -1).reshape(-1, 3)
+    dist, nearest = cKDTree(axis).query(grid, distance_upper_bound=radius_mm / step)
+    near = np.isfinite(dist)
+    grid, nearest = grid[near], nearest[near]
+    total = np.bincount(nearest, weights=values[tuple(grid.T)].astype(float), minlength=len(axis))
+    count = np.bincount(nearest, minlength=len(axis))
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
+def split_long_segments(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray,
+                        ratio: float = MERGE_RATIO) -> np.ndarray:
+    """Cuts (indices of axis points, one per slice) with merged segments split.
+
+    A disc the network fills with bone leaves no dip in ``area`` (body cross-section per axis
+    point), so two vertebrae come out as one segment about twice as long as expected. Pitch
+    (body height plus disc) grows with the body's width from T1 to L5, so a segment's length
+    over the square root of its median cross-section is about the same at every level; a
+    segment ``ratio`` times the study's median of that is cut into ``round(length / expected)``
+    pieces, each cut at the lowest ``profile`` value within a quarter piece of its even
+    spacing. The caudal end segment (index 0 up) is never split: it is usually L5, which the
+    lumbosacral angle tilts across more slices than its height. Hand-written: no library
+    splits a 1-D partition by an expected spacing.
+    """
+    n = len(area)
+    edges = np.concatenate([[0], np.sort(cuts), [n - 1]]).astype(int)
+    lengths = np.diff(edges).astype(float)
+    if len(lengths) < 3:
+        return np.sort(cuts)
+    size = np.array([np.sqrt(np.median(area[a:b][area[a:b] > 0])) if (area[a:b] > 0).any() else np.nan
+                     for a, b in zip(edges[:-1], edges[1:])])
+    expected = np.nanmedian(lengths / size) * size
+    out = list(edges[1:-1])
+    for a, b, length, exp in zip(edges[1:-1], edges[2:], lengths[1:], expected[1:]):
+        if not length >= ratio * exp:
+            continue
+        k = int(round(length / exp))
+        piece = length / k
+        for j in range(1, k):
+            nominal = a + j * piece
+            window = np.arange(max(int(np.ceil(nominal - piece / 4)), a + 1),
+                               min(int(np.floor(nominal + piece / 4)) + 1, b))
+            if len(window):  # lowest profile value, ties broken towards the nominal position
+                out.append(int(window[np.lexsort((np.abs(window - nominal), profile[window]))[0]]))
+    return np.array(sorted(out), dtype=int)
+
+
+def refine_cuts(cuts: np.ndarray, profile: np.ndarray, reach: int = 1) -> np.ndarray:
+    """Each cut moved to the lowest ``profile`` value within ``reach`` axis points: the axial
+    cross-section places a tilted disc a slice off; the profile across the axis does not."""
+    out = [c - reach + int(np.argmin(profile[c - reach:c + reach + 1])) if reach <= c < len(profile) - reach else c
+           for c in np.asarray(cuts, int)]
+    return np.unique(np.array(out, dtype=int))
 
 
 def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.ndarray:
@@ -94,25 +182,23 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
     The bodies' centres give the spine axis and their cross-section along it, which falls to
     (near) nothing at each disc. Bone within ``COLUMN_RADIUS_MM`` of the axis is the column;
     it is cut at those minima, every voxel going to the segment of its nearest axis point.
+    Cuts are then checked against the bone fraction across the axis (:func:`_axis_profile`):
+    segments about twice the expected length (a disc the network filled) are split, and every
+    cut moves to the nearby minimum.
     """
     from scipy.signal import find_peaks
     from scipy.spatial import cKDTree
 
     step = float(np.mean(np.linalg.norm(affine[:3, :3], axis=0)))
     bodies = _bodies(vertebra, affine, voxel_ml)
-    body_idx = np.argwhere(bodies)
-    if len(body_idx) == 0:
+    if not bodies.any():
         return np.zeros(vertebra.shape, np.int32)
-    zs = np.unique(body_idx[:, 2])
-    centres = np.array([body_idx[body_idx[:, 2] == z].mean(axis=0) for z in zs])
-    area = np.array([(body_idx[:, 2] == z).sum() for z in zs], dtype=float)
-    # the axis runs through every slice between the top and bottom body (discs included)
-    all_z = np.arange(zs.min(), zs.max() + 1)
-    axis = np.stack([np.interp(all_z, zs, centres[:, k]) for k in range(3)], axis=1)
-    area = np.interp(all_z, zs, area) * np.isin(all_z, zs)
-    axis = ndimage.uniform_filter1d(axis, max(1, int(round(AXIS_SMOOTH_MM / step))), axis=0, mode="nearest")
+    all_z, axis, area = _spine_axis(bodies, step)
     cuts, _ = find_peaks(-ndimage.uniform_filter1d(area, 2), distance=max(1, int(MIN_SPACING_MM / step)),
                          prominence=area.max() * 0.15)
+    profile = _axis_profile(vertebra, axis, step)
+    profile = ndimage.uniform_filter1d(profile, 2)
+    cuts = refine_cuts(split_long_segments(cuts, area, profile), profile)
     idx = np.argwhere(vertebra)
     world_axis = axis @ affine[:3, :3].T + affine[:3, 3]
     world = idx @ affine[:3, :3].T + affine[:3, 3]

@@ -11,7 +11,7 @@ from healthivert.io.volume import Volume
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.segmentation import infer
 from healthivert.segmentation.config import SegmenterConfig
-from healthivert.segmentation.identify import identify
+from healthivert.segmentation.identify import _axis_profile, identify, refine_cuts, split_long_segments
 from healthivert.segmentation.network import build_network, load_weights, save_weights
 from healthivert.training.segmenter import (
     class_map,
@@ -62,6 +62,59 @@ def test_identify_drops_fragments_and_reports_empty():
     assert sorted(int(x) for x in np.unique(ident.labels) if x) == [23, 24, 26]
     empty = identify(np.zeros((10, 10, 10), np.uint8), affine)
     assert not empty.labels.any() and empty.notes == ["no vertebra found"]
+
+
+def test_identify_splits_two_vertebrae_whose_disc_the_network_filled():
+    """A filled disc leaves one segment twice as long as the others: it is still cut in two."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    classes = _stack(5, True)
+    top = classes.shape[2] - 5
+    classes[8:22, 8:22, top - 23:top - 10] = 1  # fill the gap between the top two boxes
+    ident = identify(classes, affine)
+    assert sorted(int(x) for x in np.unique(ident.labels) if x) == [20, 21, 22, 23, 24, 26]
+    # with no trace of the disc left, the merged stretch is cut about evenly
+    size20, size21 = (ident.labels == 20).sum(), (ident.labels == 21).sum()
+    assert 0.6 < size20 / size21 < 1.6
+
+
+def test_split_long_segments_cuts_a_double_length_segment_at_its_dip():
+    area = np.full(60, 100.0)
+    area[[10, 20, 40, 50]] = 0.0  # discs; the one near 30 is missing
+    profile = np.ones(60)
+    profile[29] = 0.8  # a faint dip where that disc is
+    cuts = split_long_segments(np.array([10, 20, 40, 50]), area, profile)
+    assert list(cuts) == [10, 20, 29, 40, 50]
+    # a study of regular segments, one of them short (a crushed body), is left alone
+    assert list(split_long_segments(np.array([10, 20, 26, 36, 46]), area, profile)) == [10, 20, 26, 36, 46]
+    # too few segments to know what is long
+    assert list(split_long_segments(np.array([30]), area, profile)) == [30]
+
+
+def test_split_long_segments_expects_longer_segments_where_bodies_are_larger():
+    # lumbar-like segments (area 400, length 20) below thoracic ones (area 100, length 10):
+    # a 20-long thoracic segment is two vertebrae, the 20-long lumbar ones are one each
+    area = np.concatenate([np.full(60, 400.0), np.full(50, 100.0)])
+    cuts = np.array([20, 40, 60, 70, 90, 100])
+    out = split_long_segments(cuts, area, np.ones(110))
+    assert list(out) == [20, 40, 60, 70, 80, 90, 100]
+
+
+def test_refine_cuts_moves_each_cut_to_the_nearby_minimum():
+    profile = np.array([1.0, 1.0, 0.5, 0.2, 0.6, 1.0, 1.0, 0.9, 1.0, 0.1])
+    assert list(refine_cuts(np.array([2, 7, 9]), profile)) == [3, 7, 9]  # the last is at the edge
+
+
+def test_axis_profile_is_the_fraction_of_bone_across_a_tilted_axis():
+    """Bone everywhere but a slab perpendicular to a 45-degree axis: the profile dips only there."""
+    shape = (40, 40, 40)
+    i, j, k = np.indices(shape)
+    axis = np.stack([np.arange(40) * 0.5 + 10, np.full(40, 20.0), np.arange(40.0)], axis=1)
+    u = np.array([0.5, 0.0, 1.0]) / np.linalg.norm([0.5, 0.0, 1.0])
+    s = ((i - 10) * u[0] + k * u[2]) / np.linalg.norm([0.5, 0.0, 1.0])  # axis point index
+    bone = ~((s > 19.5) & (s < 20.5))
+    prof = _axis_profile(bone, axis, step=2.0, radius_mm=6.0)
+    assert prof.shape == (40,)
+    assert prof[20] < 0.3 and np.delete(prof, [19, 20, 21])[1:-1].min() > 0.9
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +215,9 @@ def test_volume_is_unchanged_by_preprocess(phantom):
     assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
     assert np.allclose(np.linalg.norm(image.affine.numpy()[:3, :3], axis=0), 2.0)
     assert isinstance(phantom.ct, Volume)
+
+
+def test_split_long_segments_leaves_the_caudal_end_segment_alone():
+    """The lowest segment (usually L5, tilted at the lumbosacral angle) is long but one vertebra."""
+    area = np.full(70, 100.0)
+    assert list(split_long_segments(np.array([20, 30, 40, 50, 60]), area, np.ones(70))) == [20, 30, 40, 50, 60]

@@ -59,6 +59,15 @@ class GraderConfig:
         return asdict(self)
 
 
+def select_device(name: str):
+    """A torch device from a recipe's ``device``: "auto" is CUDA when present, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def read_recipe(path: str | Path) -> dict:
     """A recipe file's mapping of keys (YAML), or InputError saying what is wrong."""
     path = Path(path)

@@ -36,7 +36,7 @@ from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, Segmen
 from healthivert.segmentation.identify import SACRUM_LABEL
 from healthivert.segmentation.infer import predict_classes, preprocess, resample_labels
 from healthivert.segmentation.network import build_network, save_weights
-from healthivert.training.config import build_checked, read_recipe
+from healthivert.training.config import build_checked, read_recipe, select_device
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -127,16 +127,10 @@ def dice_per_class(pred: np.ndarray, truth: np.ndarray, classes=(VERTEBRA_CLASS,
     return out
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None) -> dict:
     """Train (or resume) and write the weights; returns the final metrics."""
     set_determinism(seed=cfg.seed)
-    device = _device(cfg.device)
+    device = select_device(cfg.device)
     work = Path(cfg.workdir)
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))

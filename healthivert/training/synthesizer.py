@@ -35,7 +35,7 @@ from healthivert.synthesis.gan.losses import LossWeights, discriminator_loss, ge
 from healthivert.synthesis.gan.model import GANModel, save_gan
 from healthivert.synthesis.gan.networks import GANConfig, discriminators
 from healthivert.synthesis.vq import CodeUsage
-from healthivert.training.config import build_checked, read_recipe
+from healthivert.training.config import build_checked, read_recipe, select_device
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -204,12 +204,6 @@ class SliceSampler:
         return out
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def train_classifier(model: GANModel, sampler: SliceSampler, steps: int, batch: int = 32) -> float:
     """HGAM's fracture classifier on unmasked windows (fractured = grade >= 1); returns the
     accuracy over its last 50 steps. The classifier is frozen afterwards."""
@@ -264,7 +258,7 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
     set_determinism(seed=cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = _device(cfg.device)
+    device = select_device(cfg.device)
     work = Path(cfg.workdir)
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))

@@ -102,11 +102,12 @@ def synthesize_gan(vertebrae: list[StraightVertebra], model: GANModel) -> dict[i
                 for v in usable if _loss(v, first[v.label]) > RESTORE_ABOVE}
     with_t13 = any(v.label == T13 for v in vertebrae)
     out = {}
+    def next_to(k: int, j: int) -> bool:
+        return 0 <= j < len(usable) and _level_gap(usable[j].label, usable[k].label, with_t13) == 1
+
     def adjacent(k: int, j: int) -> tuple[int, float] | None:
         """(label, restoration factor) of vertebra j when it is restored and next to vertebra k."""
-        if not 0 <= j < len(usable) or _level_gap(usable[j].label, usable[k].label, with_t13) != 1:
-            return None
-        lab = usable[j].label
+        lab = usable[j].label if next_to(k, j) else None
         return (lab, restored[lab]) if lab in restored else None
 
     for k, v in enumerate(usable):
@@ -117,6 +118,6 @@ def synthesize_gan(vertebrae: list[StraightVertebra], model: GANModel) -> dict[i
         used = [n for n in (above, below) if n]
         method = "HealthiVert-GAN, sagittal + coronal" + (
             f", on restored neighbours {', '.join(str(n[0]) for n in used)}" if used else "")
-        out[v.label] = PseudoHealthy(heights, body_from_heights(heights, v.body, v.grid.si_mm), method,
-                                     [n[0] for n in used])
+        context = [usable[j].label for j in (k - 1, k + 1) if next_to(k, j)]  # the neighbours in its input
+        out[v.label] = PseudoHealthy(heights, body_from_heights(heights, v.body, v.grid.si_mm), method, context)
     return out

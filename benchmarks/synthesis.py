@@ -9,7 +9,8 @@ Prints markdown tables:
    for the GAN PSNR / SSIM of the restored CT inside the 40 mm band (mid sagittal and mid
    coronal slice of each vertebra);
 2. grading through each synthesizer on the measurement benchmark's phantom cohort (seeds
-   5000.., every grade x morphology), with the rule and the shipped SVM graders;
+   5000.., every grade x morphology), with the rule grader and the SVM shipped for that
+   synthesizer (trained on features measured through it);
 3. the GAN's inference time per vertebra on this machine.
 """
 
@@ -110,7 +111,6 @@ def restoration_table(df: pd.DataFrame, quality: list[tuple[float, float]]) -> s
 
 
 def grading_rows(n: int, seed: int = 5000) -> tuple[pd.DataFrame, list[float]]:
-    graders = {"rule": get_grader("rule"), "svm": get_grader("svm")}
     rows, per_vertebra = [], []
     for i, specs in enumerate(fracture_plan(n, seed)):
         study = make_phantom(PhantomConfig(fractures=specs), seed + i)
@@ -121,6 +121,7 @@ def grading_rows(n: int, seed: int = 5000) -> tuple[pd.DataFrame, list[float]]:
                 per_vertebra.append(analysis.timings["synthesize"] / len(analysis.vertebrae))
             labels = list(analysis.measured)
             feats = pd.DataFrame([analysis.measured[lab].features() for lab in labels])
+            graders = {"rule": get_grader("rule"), "svm": get_grader("svm", synthesizer=name)}  # its own SVM
             for g, grader in graders.items():
                 for lab, grade in zip(labels, grader.predict(feats)):
                     rows.append({"study": study.subject, "label": lab, "synthesizer": name, "grader": g,

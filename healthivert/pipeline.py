@@ -38,6 +38,13 @@ class RunOptions:
     write_crops: bool = True
 
 
+def grader_for(options: RunOptions) -> Grader:
+    """The grader of ``options``; the SVM is the one trained through the chosen synthesizer."""
+    if options.grader == "svm":
+        return get_grader("svm", synthesizer=options.synthesizer)
+    return get_grader(options.grader)
+
+
 def _study_id(mask_path: Path | None, ct_path: Path | None) -> str:
     path = mask_path or ct_path
     name = path.name
@@ -202,7 +209,7 @@ def run_study(
     get_synthesizer(options.synthesizer)  # a bad name (or missing weights) fails before any work
     if options.synthesizer == "gan" and ct_path is None:
         raise InputError("--synthesizer gan reads the CT: give --ct (or use --synthesizer prior)")
-    grader = get_grader(options.grader)
+    grader = grader_for(options)
     notes: list[str] = []
     mask, ct, centroids, computed = load_inputs(mask_path, ct_path, centroids_path, notes=notes)
     load_s = time.perf_counter() - t0

@@ -95,11 +95,11 @@ def plan_batch(specs: Sequence[StudySpec], out: str | Path) -> BatchPlan:
 
 def _check_options(options: RunOptions) -> None:
     """A bad synthesizer or grader name (or missing grader weights) fails before any work."""
-    from healthivert.grading import get_grader
+    from healthivert.pipeline import grader_for
     from healthivert.synthesis import get_synthesizer
 
     get_synthesizer(options.synthesizer)
-    get_grader(options.grader)
+    grader_for(options)
 
 
 @contextmanager

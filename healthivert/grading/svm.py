@@ -26,6 +26,8 @@ from healthivert.grading.base import FEATURES, GRADES, grade_from_proba, registe
 from healthivert.io.atomic import atomic_write
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "grader_svm.skops"
+#: the shipped SVM for each synthesizer: each was trained on features measured through it
+MODEL_FOR_SYNTHESIZER = {"prior": DEFAULT_MODEL, "gan": DEFAULT_MODEL.with_name("grader_svm_gan.skops")}
 PARAM_GRID = {
     "svc__kernel": ["linear", "rbf"],
     "svc__C": [0.1, 1.0, 10.0, 100.0],
@@ -133,7 +135,8 @@ class SVMGrader:
         if not Path(model_path).is_file():
             raise InputError(
                 f"{model_path}: SVM grader weights are missing; train them with "
-                "`healthivert train grader --config pipelines/grader.yaml` or use --grader rule"
+                "`healthivert train grader --config pipelines/grader.yaml` (grader_gan.yaml: the SVM for "
+                "--synthesizer gan) or use --grader rule"
             )
         self.model = load_model(model_path)
         self.model_path = Path(model_path)
@@ -149,5 +152,6 @@ class SVMGrader:
 
 
 @register_grader("svm")
-def svm_grader(**kwargs) -> SVMGrader:
-    return SVMGrader(**kwargs)
+def svm_grader(model_path: str | Path | None = None, synthesizer: str = "prior") -> SVMGrader:
+    """The SVM at ``model_path``, or the one shipped for ``synthesizer``."""
+    return SVMGrader(model_path or MODEL_FOR_SYNTHESIZER.get(synthesizer, DEFAULT_MODEL))

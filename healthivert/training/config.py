@@ -36,6 +36,8 @@ class GraderConfig:
         folds: subject-grouped CV folds for hyper-parameters.
         param_grid: SVC hyper-parameter grid (``svc__C`` ...); None for the default.
         output: where the skops model goes (a model card is written beside it).
+        synthesizer: the pseudo-healthy synthesizer the phantom features are measured through
+            ("gan" also renders and reads the CT); a grader is trained per synthesizer.
     """
 
     source: str = "phantom"
@@ -48,6 +50,7 @@ class GraderConfig:
     seed: int = 0
     param_grid: dict | None = None
     output: str = "healthivert/models/grader_svm.skops"
+    synthesizer: str = "prior"
 
     def __post_init__(self) -> None:
         if self.source not in ("phantom", "table"):

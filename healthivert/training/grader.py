@@ -29,7 +29,8 @@ def phantom_features(cfg: GraderConfig, progress: Progress | None = None) -> pd.
     for i in range(pc.n_studies):
         study = make_phantom(phantom_cfg, pc.seed + i)
         truth = {v["label"]: v for v in study.truth["vertebrae"]}
-        analysis = analyse_study(study.mask, centroids_from_mask(study.mask))
+        ct = study.ct if cfg.synthesizer == "gan" else None
+        analysis = analyse_study(study.mask, centroids_from_mask(study.mask), ct, synthesizer=cfg.synthesizer)
         for label, m in analysis.measured.items():
             t = truth[label]
             rows.append({"study_id": study.subject, "label": label, "genant_grade": t["genant_grade"],

@@ -93,3 +93,27 @@ def test_phantom_training_run_writes_model_and_card(tmp_path):
     proba = model.predict_proba(table[list(FEATURES)].to_numpy(float))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert set(model.classes_.tolist()) == set(table["genant_grade"])
+
+
+@pytest.mark.slow
+def test_grader_trained_through_the_gan_measures_with_it(tmp_path):
+    """synthesizer: gan renders the CT and measures through the GAN: other pseudo-healthy
+    heights than the prior's on the same phantoms."""
+    common = dict(phantom=PhantomCohort(n_studies=3, top="T12", bottom="L3", n_fractures=(1, 2)), folds=2,
+                  param_grid={"svc__kernel": ["linear"], "svc__C": [1.0]})
+    _, _, gan = train_grader(GraderConfig(**common, synthesizer="gan", output=str(tmp_path / "g.skops")))
+    _, _, prior = train_grader(GraderConfig(**common, output=str(tmp_path / "p.skops")))
+    assert len(gan) == len(prior) == 12
+    assert not np.allclose(gan["rhlv_middle"].to_numpy(), prior["rhlv_middle"].to_numpy())
+    card = json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))
+    assert card["config"]["synthesizer"] == "gan"
+
+
+def test_the_svm_shipped_for_each_synthesizer_is_chosen():
+    from healthivert.grading import get_grader
+    from healthivert.pipeline import RunOptions, grader_for
+
+    assert grader_for(RunOptions(synthesizer="gan")).model_path.name == "grader_svm_gan.skops"
+    assert grader_for(RunOptions()).model_path.name == "grader_svm.skops"
+    assert grader_for(RunOptions(grader="rule", synthesizer="gan")).name == "rule"
+    assert get_grader("svm").model_path.name == "grader_svm.skops"

@@ -61,6 +61,18 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def atomic_write_npz(path: str | Path, arrays: dict) -> Path:
+    """NumPy arrays to a compressed ``.npz``, atomically. Written through a file object:
+    ``np.savez_compressed`` would add ".npz" to the bare temporary name."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    return atomic_write(path, write)
+
+
 @contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Build a directory under a temporary name; it appears at ``path`` only when complete.

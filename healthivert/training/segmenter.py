@@ -29,7 +29,7 @@ from monai.transforms import (
 )
 from monai.utils import set_determinism
 
-from healthivert.io.atomic import atomic_write
+from healthivert.io.atomic import atomic_write, atomic_write_npz
 from healthivert.labels import VERTEBRA_LABELS
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
@@ -95,7 +95,7 @@ def cached_cohort(seeds: range, cfg: SegmenterTrainConfig, progress: Progress | 
         path = cache / f"phantom{seed}_{cfg.network.spacing_mm:g}mm.npz"
         if not path.is_file():
             arrays = _study_arrays(seed, cfg)
-            atomic_write(path, lambda tmp, a=arrays: np.savez_compressed(open(tmp, "wb"), **a))
+            atomic_write_npz(path, arrays)
         with np.load(path) as data:
             out.append({"image": data["image"], "label": data["label"]})
         if progress:

@@ -21,16 +21,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.metrics import PSNRMetric, compute_dice
 from monai.utils import set_determinism
 
 from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import straighten_vertebrae
-from healthivert.io.atomic import atomic_write
+from healthivert.io.atomic import atomic_write, atomic_write_npz
 from healthivert.io.centroids import centroids_from_mask, read_centroids
 from healthivert.io.images import load_ct, load_mask
 from healthivert.io.manifest import join_manifest_to_tree, read_manifest
 from healthivert.phantom import PhantomConfig, make_phantom
-from healthivert.synthesis.gan.canvas import VIEWS, VertebraStack, make_sample
+from healthivert.synthesis.gan.canvas import BAND_MM, BAND_TOP, VIEWS, VertebraStack, make_sample
 from healthivert.synthesis.gan.losses import LossWeights, discriminator_loss, generator_losses
 from healthivert.synthesis.gan.model import GANModel, save_gan
 from healthivert.synthesis.gan.networks import GANConfig, discriminators
@@ -122,7 +123,7 @@ def _save_stacks(path: Path, items: list[Vertebra]) -> None:
         s = it.stack
         arrays.update({f"ct{i}": s.ct.astype(np.float16), f"body{i}": s.body.astype(np.float16),
                        f"labels{i}": s.labels, f"lr{i}": s.lr_mm, f"ap{i}": s.ap_mm})
-    atomic_write(path, lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
+    atomic_write_npz(path, arrays)
 
 
 def _load_stacks(path: Path) -> list[Vertebra]:
@@ -226,26 +227,21 @@ def train_classifier(model: GANModel, sampler: SliceSampler, steps: int, batch: 
     return float(np.mean(correct[-50:])) if correct else float("nan")
 
 
-def _psnr_in_band(pred: torch.Tensor, truth: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
-    """PSNR (dB) inside the band, images in [-1, 1] (peak-to-peak 2)."""
-    mse = ((pred - truth) ** 2 * band).sum(dim=(1, 2, 3)) / band.sum(dim=(1, 2, 3))
-    return 10 * torch.log10(4.0 / mse.clamp_min(1e-10))
-
-
 def evaluate(model: GANModel, samples: list, codebook_size: int) -> dict[str, float]:
     """Band PSNR (dB), target Dice, height error (mm), codebook utilisation and perplexity."""
     g = model.generator.eval()
     usage = CodeUsage(codebook_size)
+    psnr_metric = PSNRMetric(max_val=2.0)  # images in [-1, 1]
+    band = slice(BAND_TOP, BAND_TOP + BAND_MM)
     psnr, dice, err = [], [], []
     for b in range(0, len(samples), 32):
         batch = model.inputs(samples[b:b + 32])
         with torch.no_grad():
             out = g(batch["input"])
         usage.update(out["codes"])
-        psnr += _psnr_in_band(out["fine_ct"], batch["ct"], batch["input"][:, 1:2]).tolist()
-        p = (torch.sigmoid(out["target"]) >= 0.5).float()
-        t = batch["target"]
-        dice += (2 * (p * t).sum(dim=(1, 2, 3)) / (p.sum(dim=(1, 2, 3)) + t.sum(dim=(1, 2, 3))).clamp_min(1)).tolist()
+        psnr += psnr_metric(out["fine_ct"][:, :, band], batch["ct"][:, :, band]).flatten().tolist()
+        pred = (torch.sigmoid(out["target"]) >= 0.5).float()
+        dice += compute_dice(pred, batch["target"], include_background=True, ignore_empty=False).flatten().tolist()
         err += (out["height"] - batch["height"]).abs().tolist()
     g.train()
     return {"val_psnr_band_db": float(np.mean(psnr)), "val_dice_target": float(np.mean(dice)),

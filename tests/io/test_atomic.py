@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from healthivert.io.atomic import atomic_directory, atomic_write, atomic_write_text
+from healthivert.io.atomic import atomic_directory, atomic_write, atomic_write_npz, atomic_write_text
 
 
 class Boom(RuntimeError):
@@ -79,3 +79,12 @@ def test_atomic_write_replaces(tmp_path):
     assert atomic_write_text(tmp_path / "a.txt", "two") == tmp_path / "a.txt"
     assert (tmp_path / "a.txt").read_text() == "two"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_atomic_write_npz_keeps_the_name_and_the_arrays(tmp_path):
+    import numpy as np
+
+    path = atomic_write_npz(tmp_path / "cache.npz", {"a": np.arange(3), "b": np.ones((2, 2), np.float16)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.npz"]  # no ".npz.npz", no temp left
+    with np.load(path) as data:
+        assert data["a"].tolist() == [0, 1, 2] and data["b"].dtype == np.float16

@@ -59,10 +59,9 @@ class VertebraStack:
         lr_step, ap_step, si_step = v.grid.spacing_mm
         if not (np.isclose(lr_step, 1.0) and np.isclose(ap_step, 1.0)):
             raise ValueError(f"the GAN needs 1 mm LR/AP crops; got {lr_step} x {ap_step} mm")
-        every = int(round(1.0 / si_step))
-        if not np.isclose(every * si_step, 1.0):
+        keep = np.flatnonzero(np.isclose(v.grid.si_mm, np.round(v.grid.si_mm)))  # the whole-mm rows
+        if not np.allclose(np.diff(v.grid.si_mm[keep]), 1.0):
             raise ValueError(f"SI step {si_step} mm does not divide 1 mm")
-        keep = np.flatnonzero(np.isclose(np.mod(v.grid.si_mm, 1.0), 0.0) | np.isclose(np.mod(v.grid.si_mm, 1.0), 1.0))
         return cls(v.label, normalise_hu(v.ct[:, :, keep]).astype(np.float32),
                    (v.soft * v.body)[:, :, keep].astype(np.float32), v.labels[:, :, keep],
                    np.round(v.grid.lr_mm).astype(int), np.round(v.grid.ap_mm).astype(int))

@@ -18,7 +18,7 @@ from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import StraightVertebra
 from healthivert.sections import SECTIONS, relative_height_loss, section_heights
 from healthivert.synthesis.base import PseudoHealthy, body_from_heights, register_synthesizer
-from healthivert.synthesis.gan.canvas import COL_MIN_MM, VIEWS, VertebraStack, kept_band_rows, make_sample
+from healthivert.synthesis.gan.canvas import COL_MIN_MM, COLS, VIEWS, VertebraStack, kept_band_rows, make_sample
 from healthivert.synthesis.gan.model import DEFAULT_WEIGHTS, GANModel, load_gan
 from healthivert.synthesis.prior import RESTORE_ABOVE, T13, _level_gap
 
@@ -44,6 +44,9 @@ def restore_heights(stack: VertebraStack, model: GANModel, above=None, below=Non
     out = {}
     for view in VIEWS:
         heights = np.full((n_lr, n_ap), np.nan, np.float32)
+        axis_mm = stack.ap_mm if view == "sagittal" else stack.lr_mm  # the canvas columns' axis
+        j = axis_mm - COL_MIN_MM
+        on_canvas = (j >= 0) & (j < COLS)
         samples = [(i, s) for i in stack.slice_indices(view)
                    if (s := make_sample(stack, view, int(i), above, below)) is not None]
         for b in range(0, len(samples), BATCH):
@@ -56,11 +59,8 @@ def restore_heights(stack: VertebraStack, model: GANModel, above=None, below=Non
             for (i, s), prob, h in zip(chunk, probs, predicted):
                 start, stop = kept_band_rows(float(h), s.body_rows)
                 cols = _column_heights(prob, start, stop)
-                axis_mm = stack.ap_mm if view == "sagittal" else stack.lr_mm
-                j = axis_mm - COL_MIN_MM
-                ok = (j >= 0) & (j < len(cols))
                 line = np.full(len(axis_mm), np.nan, np.float32)
-                line[ok] = cols[j[ok]]
+                line[on_canvas] = cols[j[on_canvas]]
                 if view == "sagittal":
                     heights[i] = line
                 else:

@@ -81,7 +81,7 @@ class GANModel:
         return {"input": as_t(x), "ct": as_t(np.stack([s.ct for s in samples])[:, None]),
                 "target": as_t(np.stack([s.target for s in samples])[:, None]),
                 "adjacent": as_t(np.stack([s.adjacent for s in samples])[:, None]),
-                "height": as_t(np.array([s.height_mm for s in samples])), "windows": windows}
+                "height": as_t(np.array([s.height_mm for s in samples]))}
 
 
 def save_gan(model: GANModel, path: str | Path, card: dict | None = None) -> Path:

@@ -3,7 +3,9 @@
 The CT (a RAS :class:`Volume`) is resampled to the network's spacing with MONAI's
 ``Spacing``, windowed with ``ScaleIntensityRange``, segmented with
 ``sliding_window_inference``, cleaned (per-class largest pieces, holes filled), identified
-(:mod:`healthivert.segmentation.identify`) and resampled back onto the CT's own grid.
+(:mod:`healthivert.segmentation.identify`) and resampled back onto the CT's own grid: the
+bone outline from the linearly resampled foreground probability, each voxel of it taking the
+label of the nearest identified voxel.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, Segmen
 from healthivert.segmentation.identify import identify
 
 Progress = Callable[[int, int, str], None]
+
+#: bone where the resampled foreground probability exceeds this. Chosen with the shipped
+#: weights on phantom seeds 8100-8103 (never benchmarked): mean Dice per vertebra 0.903 with
+#: nearest-neighbour labels, 0.920 / 0.927 / 0.921 / 0.904 at 0.4 / 0.5 / 0.6 / 0.7.
+FOREGROUND_P = 0.5
 
 
 @dataclass
@@ -66,18 +73,56 @@ def _clean(classes: np.ndarray) -> np.ndarray:
 
 def _to_grid(labels: np.ndarray, affine: np.ndarray, reference: Volume) -> np.ndarray:
     """Nearest-neighbour resampling of a label map onto the reference's grid (SimpleITK)."""
-    moving = sitk_from_array(labels.astype(np.uint8), affine)
-    target = empty_sitk_image(reference.shape, reference.affine)
-    out = sitk.Resample(moving, target, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    return _resample(labels.astype(np.uint8), affine, reference.shape, reference.affine, sitk.sitkNearestNeighbor,
+                     sitk.sitkUInt8)
+
+
+def _resample(array: np.ndarray, affine: np.ndarray, shape: tuple[int, ...], target_affine: np.ndarray,
+              interpolator: int, pixel: int) -> np.ndarray:
+    moving = sitk_from_array(array, affine)
+    target = empty_sitk_image(shape, target_affine, pixel)
+    out = sitk.Resample(moving, target, sitk.Transform(), interpolator, 0, pixel)
     return np.transpose(sitk.GetArrayFromImage(out), (2, 1, 0))
 
 
+def labels_on_grid(labels: np.ndarray, foreground: np.ndarray, affine: np.ndarray, reference: Volume,
+                   reach_mm: float) -> np.ndarray:
+    """Identified labels (network grid, ``affine``) on the reference CT's grid, outlined at its
+    own resolution: bone is where the foreground probability, linearly resampled, exceeds
+    ``FOREGROUND_P`` within ``reach_mm`` of a nearest-neighbour-resampled label, and takes the
+    label of the nearest one. Nearest-neighbour labels alone leave the network's 2 mm steps on a
+    1 mm CT. Only the labels' bounding box is resampled, so a large CT costs no more memory."""
+    nearest = _to_grid(labels, affine, reference)
+    found = np.argwhere(nearest > 0)
+    if not len(found):
+        return nearest
+    spacing = np.linalg.norm(reference.affine[:3, :3], axis=0)
+    pad = np.ceil(reach_mm / spacing).astype(int) + 1
+    lo = np.maximum(found.min(axis=0) - pad, 0)
+    hi = np.minimum(found.max(axis=0) + pad + 1, reference.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    box_affine = reference.affine.copy()
+    box_affine[:3, 3] = reference.affine[:3, :3] @ lo + reference.affine[:3, 3]
+    bone = _resample(foreground.astype(np.float32), affine, tuple(hi - lo), box_affine, sitk.sitkLinear,
+                     sitk.sitkFloat32) > FOREGROUND_P
+    sub = nearest[box]
+    dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=spacing, return_indices=True)
+    out = np.zeros_like(nearest)
+    out[box] = np.where(bone & (dist <= reach_mm), sub[tuple(idx)], 0)
+    return out
+
+
 @torch.no_grad()
-def predict_classes(model: torch.nn.Module, image: MetaTensor, cfg: SegmenterConfig) -> np.ndarray:
-    """Class index per voxel at the network's spacing."""
+def predict_probabilities(model: torch.nn.Module, image: MetaTensor, cfg: SegmenterConfig) -> np.ndarray:
+    """Softmax per class (channel first) at the network's spacing."""
     logits = sliding_window_inference(image[None].as_tensor(), roi_size=cfg.patch, sw_batch_size=1,
                                       predictor=model, overlap=0.25, mode="gaussian")
-    return logits[0].argmax(dim=0).numpy().astype(np.uint8)
+    return torch.softmax(logits[0], dim=0).numpy()
+
+
+def predict_classes(model: torch.nn.Module, image: MetaTensor, cfg: SegmenterConfig) -> np.ndarray:
+    """Class index per voxel at the network's spacing."""
+    return predict_probabilities(model, image, cfg).argmax(axis=0).astype(np.uint8)
 
 
 def segment_ct(ct: Volume, model: torch.nn.Module, cfg: SegmenterConfig) -> Segmentation:
@@ -88,11 +133,11 @@ def segment_ct(ct: Volume, model: torch.nn.Module, cfg: SegmenterConfig) -> Segm
     """
     image = preprocess(ct, cfg)
     affine = image.affine.numpy()
-    classes = _clean(predict_classes(model, image, cfg))
-    ident = identify(classes, affine)
+    prob = predict_probabilities(model, image, cfg)
+    ident = identify(_clean(prob.argmax(axis=0).astype(np.uint8)), affine)
     if not (ident.labels > 0).any() or not ((ident.labels > 0) & (ident.labels < 26)).any():
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")
-    labels = _to_grid(ident.labels, affine, ct)
+    labels = labels_on_grid(ident.labels, 1.0 - prob[0], affine, ct, reach_mm=1.5 * cfg.spacing_mm)
     if not ((labels > 0) & (labels < 26)).any():
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")
     return Segmentation(Volume(labels, ct.affine, ct.source), ident.anchored_on_sacrum, ident.notes)

@@ -84,7 +84,8 @@ def train_grader(cfg: GraderConfig, progress: Progress | None = None) -> tuple[P
         "features": list(FEATURES),
         "trained_on": (f"{cfg.phantom.n_studies} phantom studies ({cfg.phantom.top}-{cfg.phantom.bottom}, "
                        f"seeds {cfg.phantom.seed}..{cfg.phantom.seed + cfg.phantom.n_studies - 1}), "
-                       "features measured through the prior synthesizer on masks"
+                       f"features measured through the {cfg.synthesizer} synthesizer"
+                       + (" (masks and CTs)" if cfg.synthesizer == "gan" else " on masks")
                        if cfg.source == "phantom" else f"table {cfg.table}"),
         "vertebrae": report.n_vertebrae, "subjects": report.n_subjects, "class_counts": report.class_counts,
         "cv": f"{report.folds}-fold GroupKFold by subject, macro-F1",

@@ -20,9 +20,12 @@ import torch
 from monai.losses import DiceCELoss
 from monai.transforms import (
     Compose,
+    RandAdjustContrastd,
+    RandAffined,
     RandCropByPosNegLabeld,
     RandGaussianNoised,
     RandGaussianSmoothd,
+    RandHistogramShiftd,
     RandScaleIntensityd,
     RandShiftIntensityd,
     SpatialPadd,
@@ -104,13 +107,21 @@ def cached_cohort(seeds: range, cfg: SegmenterTrainConfig, progress: Progress | 
 
 
 def _augment(cfg: SegmenterConfig, seed: int) -> Compose:
+    """Patch sampling and domain randomisation. Phantom tissue contrasts are fixed per tissue;
+    real scans differ (osteoporotic trabecular bone near disc HU, dimmer cortex and endplates at
+    thick slices, other kernels), so the intensity mapping is bent non-linearly
+    (histogram shift, gamma), and shape by small rotations and scalings."""
     aug = Compose([
         SpatialPadd(keys=["image", "label"], spatial_size=cfg.patch),
         RandCropByPosNegLabeld(keys=["image", "label"], label_key="label", spatial_size=cfg.patch,
                                pos=3, neg=1, num_samples=1),
+        RandAffined(keys=["image", "label"], prob=0.4, rotate_range=(0.2, 0.2, 0.2), scale_range=0.1,
+                    mode=("bilinear", "nearest"), padding_mode=("border", "zeros")),
         RandScaleIntensityd(keys="image", factors=0.15, prob=0.8),
         RandShiftIntensityd(keys="image", offsets=0.08, prob=0.8),
-        RandGaussianSmoothd(keys="image", sigma_x=(0.2, 1.0), sigma_y=(0.2, 1.0), sigma_z=(0.2, 1.0), prob=0.4),
+        RandHistogramShiftd(keys="image", num_control_points=(5, 10), prob=0.4),
+        RandAdjustContrastd(keys="image", gamma=(0.7, 1.5), prob=0.3),
+        RandGaussianSmoothd(keys="image", sigma_x=(0.2, 1.5), sigma_y=(0.2, 1.5), sigma_z=(0.2, 1.5), prob=0.5),
         RandGaussianNoised(keys="image", std=0.03, prob=0.6),
     ])
     aug.set_random_state(seed)
@@ -176,8 +187,9 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
             progress(step, cfg.steps, f"loss {np.mean(running) if running else history[-1]['loss']:.4f}")
     final = history[-1] if history else {}
     card = {"trained_on": f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds "
-                          f"{cfg.train_seed}..{cfg.train_seed + cfg.train_studies - 1}), random spacing, "
-                          "intensity/noise/blur augmentation", "steps": cfg.steps,
+                          f"{cfg.train_seed}..{cfg.train_seed + cfg.train_studies - 1}), random spacing; "
+                          "augmentation: intensity scale/shift, histogram shift, gamma, noise, blur, "
+                          "rotation/scaling", "steps": cfg.steps,
             "validation": f"{cfg.val_studies} phantom studies, seeds {cfg.val_seed}.., {final}",
             "history": history}
     save_weights(model.cpu(), cfg.network, cfg.output, card)

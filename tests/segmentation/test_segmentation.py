@@ -11,7 +11,13 @@ from healthivert.io.volume import Volume
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.segmentation import infer
 from healthivert.segmentation.config import SegmenterConfig
-from healthivert.segmentation.identify import _axis_profile, identify, refine_cuts, split_long_segments
+from healthivert.segmentation.identify import (
+    _axis_profile,
+    confirmed_discs,
+    identify,
+    refine_cuts,
+    split_long_segments,
+)
 from healthivert.segmentation.network import build_network, load_weights, save_weights
 from healthivert.training.segmenter import (
     class_map,
@@ -77,6 +83,19 @@ def test_identify_splits_two_vertebrae_whose_disc_the_network_filled():
     assert 0.6 < size20 / size21 < 1.6
 
 
+@pytest.mark.parametrize("offset_vox", [12, 20])
+def test_identify_ignores_bone_in_front_of_the_column(offset_vox):
+    """A body-sized bright piece above the top vertebra but 24-40 mm in front of the column (bowel
+    contrast, the sternum) used to be taken as one more vertebra, shifting the top labels."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    classes = np.pad(_stack(5, False), ((0, 0), (0, 30), (0, 0)))
+    top = classes.shape[2] - 5
+    classes[8:22, 8 + offset_vox:22 + offset_vox, top + 2:top + 12] = 1
+    ident = identify(classes, affine)
+    assert sorted(int(x) for x in np.unique(ident.labels) if x) == [20, 21, 22, 23, 24]
+    assert not ident.labels[:, 22:, top:].any()
+
+
 def test_split_long_segments_cuts_a_double_length_segment_at_its_dip():
     area = np.full(60, 100.0)
     area[[10, 20, 40, 50]] = 0.0  # discs; the one near 30 is missing
@@ -99,6 +118,15 @@ def test_split_long_segments_expects_longer_segments_where_bodies_are_larger():
     assert list(out) == [20, 40, 60, 70, 80, 90, 100]
 
 
+def test_confirmed_discs_drops_a_narrowing_with_bone_across_it():
+    profile = np.ones(40)
+    profile[[9, 10]] = [0.5, 0.3]  # a disc
+    profile[20] = 0.85  # a waist of the body: about as much bone across the axis as around it
+    profile[30] = 0.7  # a thin disc the network half filled
+    assert list(confirmed_discs(np.array([10, 20, 30]), profile, step=2.0)) == [10, 30]
+    assert list(confirmed_discs(np.array([8]), profile, step=2.0)) == [8]  # the disc one point away
+
+
 def test_refine_cuts_moves_each_cut_to_the_nearby_minimum():
     profile = np.array([1.0, 1.0, 0.5, 0.2, 0.6, 1.0, 1.0, 0.9, 1.0, 0.1])
     assert list(refine_cuts(np.array([2, 7, 9]), profile)) == [3, 7, 9]  # the last is at the edge
@@ -117,6 +145,32 @@ def test_axis_profile_is_the_fraction_of_bone_across_a_tilted_axis():
     assert prof[20] < 0.3 and np.delete(prof, [19, 20, 21])[1:-1].min() > 0.9
 
 
+def _one_hot(classes: np.ndarray) -> np.ndarray:
+    """A certain network's softmax for a class map (background, vertebra, sacrum)."""
+    return np.stack([classes == c for c in range(3)]).astype(np.float32)
+
+
+def test_labels_on_grid_outlines_at_the_ct_resolution():
+    """A 2 mm label map of a 10 mm-radius ball, with its foreground probability, onto a 1 mm
+    grid: the outline follows the probability (the true ball), not the 2 mm steps, and the
+    label carries over; bone far from any label is not added."""
+    affine2 = np.diag([2.0, 2.0, 2.0, 1.0])
+    c2 = np.indices((20, 20, 20)).astype(float) * 2.0
+    r2 = np.sqrt(((c2 - 19.5) ** 2).sum(axis=0))
+    prob = np.clip(10.5 - r2, 0.0, 1.0)  # 0.5 crossing at 10 mm
+    prob[0:3, 0:3, 0:3] = 1.0  # a stray bone fleck identification dropped
+    labels = np.where(prob > 0.5, 20, 0).astype(np.uint8)
+    labels[0:3, 0:3, 0:3] = 0
+    ref = Volume(np.zeros((40, 40, 40), np.int16), np.diag([1.0, 1.0, 1.0, 1.0]))
+    out = infer.labels_on_grid(labels, prob, affine2, ref, reach_mm=3.0)
+    truth = np.sqrt(((np.indices((40, 40, 40)) - 19.5) ** 2).sum(axis=0)) <= 10.0
+    nearest = infer._to_grid(labels, affine2, ref) == 20
+    dice = [2 * (m & truth).sum() / (m.sum() + truth.sum()) for m in (out == 20, nearest)]
+    assert set(np.unique(out)) == {0, 20}
+    assert dice[0] > 0.97 and dice[0] > dice[1], dice
+    assert not out[:4, :4, :4].any()
+
+
 @pytest.fixture(scope="module")
 def phantom():
     return make_phantom(PhantomConfig(top="L1", bottom="L5", slice_mm=2.0, in_plane_mm=1.0), 11)
@@ -127,8 +181,8 @@ def test_segment_ct_with_a_perfect_network_recovers_the_phantom(phantom, monkeyp
     grid) is exact enough: with the true class map as 'prediction', Dice and labels hold."""
     cfg = SegmenterConfig()
     truth_classes = infer.resample_labels(phantom.mask.with_array(class_map(phantom.mask.array)), cfg)
-    monkeypatch.setattr(infer, "predict_classes",
-                        lambda model, image, cfg: np.round(truth_classes.numpy()[0]).astype(np.uint8))
+    monkeypatch.setattr(infer, "predict_probabilities",
+                        lambda model, image, cfg: _one_hot(np.round(truth_classes.numpy()[0]).astype(np.uint8)))
     seg = infer.segment_ct(phantom.ct, model=None, cfg=cfg)
     assert seg.mask.shape == phantom.ct.shape and np.allclose(seg.mask.affine, phantom.ct.affine)
     assert seg.anchored_on_sacrum
@@ -141,7 +195,8 @@ def test_segment_ct_with_a_perfect_network_recovers_the_phantom(phantom, monkeyp
 
 
 def test_no_spine_in_view_is_a_clear_error(phantom, monkeypatch):
-    monkeypatch.setattr(infer, "predict_classes", lambda model, image, cfg: np.zeros(image.shape[1:], np.uint8))
+    monkeypatch.setattr(infer, "predict_probabilities",
+                        lambda model, image, cfg: _one_hot(np.zeros(image.shape[1:], np.uint8)))
     with pytest.raises(ValueError, match="no vertebra found in the CT"):
         infer.segment_ct(phantom.ct, model=None, cfg=SegmenterConfig())
 

@@ -106,6 +106,23 @@ def test_shrm_never_keeps_fewer_rows_than_the_present_body():
     assert (start, stop) == (BAND_TOP, BAND_TOP + BAND_MM)
 
 
+def test_shrm_heights_take_the_label_profile_scaled_to_the_predicted_height():
+    """Each column's label rows (p >= 0.5) within the kept rows, scaled so the tallest column is
+    the predicted height: a rounded body of 20 rows predicted at 24 mm reads 24 mm at its
+    centre and keeps its profile."""
+    from healthivert.synthesis.gan.infer import _column_heights
+
+    prob = np.zeros((ROWS, COLS), np.float32)
+    centre = BAND_TOP + BAND_MM // 2
+    for col, rows in ((30, 16), (31, 20), (32, 20), (33, 18)):
+        prob[centre - rows // 2:centre + rows // 2, col] = 0.9
+    prob[centre - 5:centre + 5, 34] = 0.3  # below 0.5: no body
+    start, stop = kept_band_rows(24.0, 20)
+    heights = _column_heights(prob, start, stop, 24.0)
+    assert heights[[30, 31, 32, 33, 34]] == pytest.approx([19.2, 24.0, 24.0, 21.6, 0.0])
+    assert not _column_heights(np.zeros((ROWS, COLS), np.float32), start, stop, 24.0).any()
+
+
 def test_stretched_neighbour_moves_away_from_the_target():
     """Iterative synthesis shows a restored neighbour: stretched by its factor, its endplate
     next to the target's disc kept in place."""

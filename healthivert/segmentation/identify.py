@@ -1,13 +1,15 @@
 """From a vertebra / sacrum class map to one VerSe label per vertebra.
 
 Design: the network only says "vertebra" or "sacrum"; which vertebra is which is decided
-here, anatomically. The spine column is the largest piece of "vertebra" (bone elsewhere,
-pelvis or ribs, is dropped unless it lies on the column's axis). Along the column's axis the
-cross-section near the axis shrinks at every disc; the column is cut at those minima, every
-voxel going to the segment of its nearest axis point. A disc the network filled with bone
-leaves no minimum: a segment about twice its expected length (from its body's width) is split
-where the bone fraction across the axis is lowest. The segments are counted upwards from the
-sacrum: the one resting on it is L5.
+here, anatomically. The vertebral bodies that line up into one column give the spine axis
+(bone elsewhere, pelvis, ribs or bowel contrast, is dropped unless it lies on the column).
+Along the axis the bodies' cross-section shrinks at every disc; the column is cut at those
+minima where the bone fraction across the axis dips too, every body voxel going to the
+segment of its nearest axis point and the arches grown from the bodies. A disc the network
+filled with bone leaves no minimum: a segment about twice its expected length (from its
+body's width) is split where the bone fraction across the axis is lowest. The segments are
+counted upwards from the sacrum (below the lowest vertebra, on its midline): the one resting
+on it is L5.
 
 How it fails: a lumbosacral transitional vertebra (L6, or a sacralised L5) shifts every
 label by one; without the sacrum in view the lowest vertebra is *assumed* to be L5 and the
@@ -23,6 +25,8 @@ from scipy import ndimage
 
 MIN_BODY_ML = 3.0  # a vertebral body near the axis: T1 is ~ 5 ml, L5 ~ 35 ml
 MIN_SACRUM_ML = 5.0
+SACRUM_BELOW_MM = 15.0  # the sacrum's centre lies at least this far below L5's
+SACRUM_MIDLINE_MM = 20.0  # ... and within this of L5's centre left to right
 SACRUM_LABEL = 26
 
 
@@ -326,7 +330,17 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
     order = sorted(ids, key=lambda i: -z[i])  # cranial first
     anchored = bool(sacrum.any())
     if anchored:
-        sac_z = float((affine[:3, :3] @ np.array(ndimage.center_of_mass(sacrum)) + affine[:3, 3])[2])
+        sac = affine[:3, :3] @ np.array(ndimage.center_of_mass(sacrum)) + affine[:3, 3]
+        sac_z = float(sac[2])
+        lowest = min(order, key=lambda i: z[i])
+        lowest_x = float((affine[:3, :3] @ np.array(coms[ids.index(lowest)]) + affine[:3, 3])[0])
+        if not any(z[i] >= sac_z + SACRUM_BELOW_MM for i in order) or abs(sac[0] - lowest_x) > SACRUM_MIDLINE_MM:
+            # S1 lies below L5's body (half a body and a disc, >= 20 mm) and, being symmetric,
+            # on its midline: bone called sacrum level with the vertebrae or off to one side
+            # (a short thoracic scan) anchors nothing
+            anchored = False
+            notes.append("a sacrum-like piece beside the vertebrae was ignored")
+    if anchored:
         order = [i for i in order if z[i] > sac_z]  # nothing below the sacrum is lumbar
         out[sacrum] = SACRUM_LABEL
     else:

@@ -60,6 +60,25 @@ def test_identify_counts_up_from_the_sacrum(n, sacrum, expected, anchored):
         assert any("assumed to be L5" in note for note in ident.notes)
 
 
+def test_identify_ignores_a_sacrum_level_with_the_vertebrae():
+    """A short scan of the thoracolumbar spine where the network calls some bone 'sacrum' beside
+    a vertebra: nothing to anchor on, so the labels say they are assumed."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    level = np.zeros((40, 30, 12), np.uint8)
+    level[8:22, 8:22, 1:11] = 1
+    level[24:38, 8:22, 1:11] = 2
+    aside = _stack(2, True)  # below the vertebrae but 20 voxels (40 mm) to the side
+    aside = np.pad(aside, ((0, 20), (0, 0), (0, 0)))
+    sacrum = aside == 2
+    aside[sacrum] = 0
+    aside[np.roll(sacrum, 20, axis=0)] = 2
+    for classes, labels in ((level, [24]), (aside, [23, 24])):
+        ident = identify(classes, affine)
+        assert not ident.anchored_on_sacrum
+        assert sorted(int(x) for x in np.unique(ident.labels) if x) == labels
+        assert any("assumed to be L5" in note for note in ident.notes)
+
+
 def test_identify_drops_fragments_and_reports_empty():
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     classes = _stack(2, True)

@@ -196,9 +196,10 @@ def split_long_segments(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray,
     over the square root of its median cross-section is about the same at every level; a
     segment ``ratio`` times the study's median of that is cut into ``round(length / expected)``
     pieces, each cut at the lowest ``profile`` value within a quarter piece of its even
-    spacing. The caudal end segment (index 0 up) is never split: it is usually L5, which the
-    lumbosacral angle tilts across more slices than its height. Hand-written: no library
-    splits a 1-D partition by an expected spacing.
+    spacing; in the cranial end segment, which the field of view may cut short, the pieces
+    are laid from below at the expected length instead. The caudal end segment (index 0 up)
+    is never split: it is usually L5, which the lumbosacral angle tilts across more slices
+    than its height. Hand-written: no library splits a 1-D partition by an expected spacing.
     """
     n = len(area)
     edges = np.concatenate([[0], np.sort(cuts), [n - 1]]).astype(int)
@@ -209,13 +210,16 @@ def split_long_segments(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray,
                      for a, b in zip(edges[:-1], edges[1:])])
     expected = np.nanmedian(lengths / size) * size
     out = list(edges[1:-1])
+    top = edges[-2]
     for a, b, length, exp in zip(edges[1:-1], edges[2:], lengths[1:], expected[1:]):
         if not length >= ratio * exp:
             continue
         k = int(round(length / exp))
         piece = length / k
         for j in range(1, k):
-            nominal = a + j * piece
+            # the cranial end segment may end in a vertebra the field of view cuts short: its
+            # pieces are laid from below at the expected length, the short one last
+            nominal = a + j * (min(exp, piece * 1.25) if a == top else piece)
             window = np.arange(max(int(np.ceil(nominal - piece / 4)), a + 1),
                                min(int(np.floor(nominal + piece / 4)) + 1, b))
             if len(window):  # lowest profile value, ties broken towards the nominal position

@@ -128,6 +128,15 @@ def test_split_long_segments_cuts_a_double_length_segment_at_its_dip():
     assert list(split_long_segments(np.array([30]), area, profile)) == [30]
 
 
+def test_split_long_segments_lays_the_top_segment_from_below():
+    """The top segment holds a whole vertebra and one the field of view cuts short, with no dip
+    between them: the cut goes one expected length above its bottom, not half way."""
+    area = np.full(58, 100.0)
+    cuts = np.array([10, 20, 30, 40])  # segments of 10; the top one runs 40..57
+    out = split_long_segments(cuts, area, np.ones(58))
+    assert list(out) == [10, 20, 30, 40, 50]
+
+
 def test_split_long_segments_expects_longer_segments_where_bodies_are_larger():
     # lumbar-like segments (area 400, length 20) below thoracic ones (area 100, length 10):
     # a 20-long thoracic segment is two vertebrae, the 20-long lumbar ones are one each

@@ -128,6 +128,37 @@ def paint_vertebra_bone(
     view_body[in_body] = mask_label
 
 
+def _ellipsoid_bone(hu: np.ndarray, label: np.ndarray, grid: Grid, v: PlacedVertebra, centre: np.ndarray,
+                    semi: np.ndarray, mask_label: int, side: float = 1.0) -> None:
+    """An ellipsoid of bone in ``v``'s frame (centre and semi-axes as (l, a, u) mm; ``side``
+    mirrors l): a 1.5 mm cortical shell over trabecular bone, labelled ``mask_label``."""
+    local = np.asarray(centre, float) * np.array([side, 1.0, 1.0])
+    world = v.centre + v.axes @ local
+    box = _box(grid, world, np.full(3, float(np.max(semi)) + 2.0))
+    l, a, u = _local_coords(grid, box, v)
+    r = np.sqrt(((l - local[0]) / semi[0]) ** 2 + ((a - local[1]) / semi[1]) ** 2 + ((u - local[2]) / semi[2]) ** 2)
+    inside = r <= 1.0
+    shell = inside & (r > 1.0 - 1.5 / float(np.min(semi)))
+    view_hu, view_label = hu[box], label[box]
+    view_hu[inside] = np.where(shell[inside], HU["cortical"] * 0.8, v.trabecular_hu)
+    view_label[inside] = mask_label
+
+
+def paint_pelvis(hu: np.ndarray, label: np.ndarray, grid: Grid, sacrum: PlacedVertebra, sacrum_label: int) -> None:
+    """Alae and the lower sacrum (S2-S4, curving back), labelled as the sacrum, and the iliac
+    wings beside them (bone, background label): a real sacrum is no tilted lumbar body, and
+    the pelvis is bone a segmenter must leave out."""
+    s = sacrum.shape
+    for side in (-1.0, 1.0):
+        _ellipsoid_bone(hu, label, grid, sacrum, np.array([s.width / 2 + 10, -4.0, 2.0]),
+                        np.array([16.0, 13.0, s.height / 2]), sacrum_label, side)
+        _ellipsoid_bone(hu, label, grid, sacrum, np.array([s.width / 2 + 32, -8.0, 18.0]),
+                        np.array([7.0, 38.0, 42.0]), 0, side)
+    for k in (1, 2, 3):
+        _ellipsoid_bone(hu, label, grid, sacrum, np.array([0.0, -7.0 * k, -s.height / 2 - 14.0 * k]),
+                        np.array([s.width / 2 * (1 - 0.2 * k), 12.0 - 2 * k, 8.0]), sacrum_label)
+
+
 def finish_ct(
     hu_fine: np.ndarray, fine: Grid, z_factor: int, blur_mm: float, noise_hu: float,
     rng: np.random.Generator,

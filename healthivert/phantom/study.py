@@ -27,6 +27,7 @@ from healthivert.phantom.render import (
     PlacedVertebra,
     finish_ct,
     paint_background,
+    paint_pelvis,
     paint_vertebra_bone,
     paint_vertebra_soft,
 )
@@ -68,6 +69,9 @@ class PhantomConfig:
         blur_mm: point-spread function sigma (mm).
         margin_mm: field of view beyond the top and bottom vertebrae along the spine (mm);
             negative values cut those vertebrae.
+        margin_below_mm: the margin below the bottom vertebra, when it differs (mm).
+        pelvis: with L5 in view, paint the sacrum's alae and lower segments and the iliac
+            wings (for segmenter training; off by default, so other uses are unchanged).
     """
 
     top: str = "T8"
@@ -81,6 +85,8 @@ class PhantomConfig:
     noise_hu: float = 20.0
     blur_mm: float = 0.6
     margin_mm: float = 12.0
+    margin_below_mm: float | None = None
+    pelvis: bool = False
 
     def __post_init__(self) -> None:
         # checked here, not deep in rendering: a bad orientation used to fail in SimpleITK after
@@ -185,7 +191,8 @@ def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> P
     z_factor += 1 - z_factor % 2  # odd, so a fine slice sits at every final slice centre
     top_v, bot_v = placed[0], placed[-1]
     z_hi = top_v.centre[2] + top_v.shape.height / 2 + cfg.margin_mm
-    z_lo = bot_v.centre[2] - bot_v.shape.height / 2 - cfg.margin_mm
+    z_lo = bot_v.centre[2] - bot_v.shape.height / 2 - (
+        cfg.margin_mm if cfg.margin_below_mm is None else cfg.margin_below_mm)
     pts = curve.points[(curve.points[:, 2] <= z_hi) & (curve.points[:, 2] >= z_lo)]
     lo = np.array([pts[:, 0].min() - 85, pts[:, 1].min() - 85, z_lo])
     hi = np.array([pts[:, 0].max() + 85, pts[:, 1].max() + 100, z_hi])
@@ -207,6 +214,8 @@ def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> P
     for v in everything:
         lab = SACRUM_LABEL if v is sacrum else v.shape.label
         paint_vertebra_bone(hu, label, body, fine, v, lab, ribs=v.shape.label <= 19 and v is not sacrum)
+    if sacrum is not None and cfg.pelvis:
+        paint_pelvis(hu, label, fine, sacrum, SACRUM_LABEL)
     ct = finish_ct(hu, fine, z_factor, cfg.blur_mm, cfg.noise_hu, rng)
     centre_slices = slice(z_factor // 2, None, z_factor)
     grid = Grid(lo, spacing, shape)

@@ -55,6 +55,8 @@ class SegmenterTrainConfig:
     val_seed: int = 3000
     top: str = "T8"
     bottom: str = "L5"
+    pelvis: bool = False
+    margin_below_mm: tuple[float, float] | None = None
     steps: int = 800
     lr: float = 1e-3
     eval_every: int = 100
@@ -82,8 +84,25 @@ def class_map(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def _phantom_config(seed: int, cfg: SegmenterTrainConfig) -> PhantomConfig:
+    """The phantom of one training study: with ``margin_below_mm`` (lo, hi), the view below
+    the bottom vertebra is drawn from that range, seeded by the study (the sacrum and pelvis
+    seen whole or in part, as abdominal CTs do)."""
+    below = None
+    if cfg.margin_below_mm is not None:
+        lo, hi = cfg.margin_below_mm
+        below = float(np.random.default_rng([seed, 7]).uniform(lo, hi))
+    return PhantomConfig(top=cfg.top, bottom=cfg.bottom, pelvis=cfg.pelvis, margin_below_mm=below)
+
+
+def _cache_name(seed: int, cfg: SegmenterTrainConfig) -> str:
+    extra = ("_pelvis" if cfg.pelvis else "") + (
+        "_below{:g}-{:g}".format(*cfg.margin_below_mm) if cfg.margin_below_mm is not None else "")
+    return f"phantom{seed}_{cfg.network.spacing_mm:g}mm{extra}.npz"
+
+
 def _study_arrays(seed: int, cfg: SegmenterTrainConfig) -> dict[str, np.ndarray]:
-    study = make_phantom(PhantomConfig(top=cfg.top, bottom=cfg.bottom), seed)
+    study = make_phantom(_phantom_config(seed, cfg), seed)
     image = preprocess(study.ct, cfg.network)
     target = resample_labels(study.mask.with_array(class_map(study.mask.array)), cfg.network)
     return {"image": image.numpy().astype(np.float32), "label": np.round(target.numpy()).astype(np.uint8)}
@@ -95,7 +114,7 @@ def cached_cohort(seeds: range, cfg: SegmenterTrainConfig, progress: Progress | 
     cache.mkdir(parents=True, exist_ok=True)
     out = []
     for i, seed in enumerate(seeds):
-        path = cache / f"phantom{seed}_{cfg.network.spacing_mm:g}mm.npz"
+        path = cache / _cache_name(seed, cfg)
         if not path.is_file():
             arrays = _study_arrays(seed, cfg)
             atomic_write_npz(path, arrays)

@@ -140,3 +140,26 @@ def test_config_checks_its_arguments(kwargs, message):
 def test_bad_phantom_requests_are_refused(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_pelvis_adds_sacral_bone_and_unlabelled_iliac_wings():
+    """``pelvis``: the sacrum gains alae and lower segments (more label 26) and the iliac wings
+    appear as bone without a label; the vertebrae and their truth are untouched."""
+    cfg = dict(top="L3", bottom="L5", in_plane_mm=1.0, slice_mm=1.0, orientation="RAS", margin_below_mm=60.0)
+    plain = make_phantom(PhantomConfig(**cfg), 5)
+    pelvis = make_phantom(PhantomConfig(**cfg, pelvis=True), 5)
+    assert (pelvis.mask.array == 26).sum() > 1.4 * (plain.mask.array == 26).sum()
+    unlabelled_bone = (pelvis.ct.array > 400) & (pelvis.mask.array == 0)
+    assert unlabelled_bone.sum() > 5 * ((plain.ct.array > 400) & (plain.mask.array == 0)).sum()
+    for label in (22, 23, 24):
+        assert np.array_equal(pelvis.mask.array == label, plain.mask.array == label)
+    assert pelvis.truth["vertebrae"] == plain.truth["vertebrae"]
+
+
+def test_margin_below_widens_the_view_below_only():
+    cfg = dict(top="L3", bottom="L5", in_plane_mm=1.0, slice_mm=1.0, orientation="RAS")
+    base = make_phantom(PhantomConfig(**cfg), 5)
+    deeper = make_phantom(PhantomConfig(**cfg, margin_below_mm=40.0), 5)
+    top = lambda s: s.ct.affine[2, 3] + s.ct.affine[2, 2] * (s.ct.shape[2] - 1)  # noqa: E731
+    assert deeper.ct.shape[2] - base.ct.shape[2] == 28  # 40 - 12 mm at 1 mm
+    assert abs(top(deeper) - top(base)) < 1e-6

@@ -258,7 +258,7 @@ def test_two_step_training_runs_and_resumes(tmp_path):
     recipe = tmp_path / "seg.yaml"
     recipe.write_text(
         "train_studies: 1\ntrain_seed: 2000\nval_studies: 1\nval_seed: 3000\ntop: L3\nbottom: L5\n"
-        "steps: 2\neval_every: 2\ncheckpoint_every: 1\n"
+        "pelvis: true\nmargin_below_mm: [12, 40]\nsteps: 2\neval_every: 2\ncheckpoint_every: 1\n"
         f"workdir: {tmp_path / 'work'}\noutput: {tmp_path / 'w.safetensors'}\n"
         "network: {patch: [32, 32, 32], channels: [4, 8, 16], strides: [2, 2]}\n"
     )
@@ -266,6 +266,9 @@ def test_two_step_training_runs_and_resumes(tmp_path):
     final = train_segmenter(cfg)
     assert final["step"] == 2 and np.isfinite(final["loss"])
     assert (tmp_path / "w.safetensors").is_file() and (tmp_path / "work" / "checkpoint.pt").is_file()
+    # the cohort is cached under a name that says how it was drawn (pelvis, view below)
+    assert sorted(p.name for p in (tmp_path / "work" / "cache").iterdir()) == [
+        "phantom2000_2mm_pelvis_below12-40.npz", "phantom3000_2mm_pelvis_below12-40.npz"]
     # resume: two more steps start from the checkpoint, not from scratch
     recipe.write_text(recipe.read_text().replace("steps: 2", "steps: 4"))
     final = train_segmenter(load_segmenter_config(recipe))

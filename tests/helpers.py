@@ -36,3 +36,21 @@ def assert_one_line_error(rc: int, captured, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
+
+
+def phantom_verse_tree(root: Path, top: str, bottom: str, slice_mm: float) -> tuple[Path, Path, list[str]]:
+    """Two phantom studies written as a VerSe download tree, and a manifest that puts the
+    first in the "train" split and the second in "val" (every vertebra grade 0):
+    (tree, manifest, subjects)."""
+    from healthivert.labels import VERSE_NAMES, verse_label
+    from healthivert.phantom import PhantomConfig, write_cohort
+
+    tree = root / "verse"
+    subjects = write_cohort(tree, 2, 40, PhantomConfig(top=top, bottom=bottom, slice_mm=slice_mm))
+    rows = ["subject,vertebra_label,vertebra,genant_grade,split"]
+    labels = range(verse_label(top), verse_label(bottom) + 1)
+    for subject, split in zip(subjects, ("train", "val")):
+        rows += [f"{subject},{lab},{VERSE_NAMES[lab]},0,{split}" for lab in labels]
+    manifest = root / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    return tree, manifest, subjects

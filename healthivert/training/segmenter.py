@@ -1,9 +1,11 @@
-"""``healthivert train segmenter``: a MONAI UNet trained on phantom CTs (domain-randomised).
+"""``healthivert train segmenter``: a MONAI UNet trained on phantom CTs (domain-randomised)
+or on a VerSe download tree.
 
-Phantom studies are generated once, preprocessed exactly as inference does (network
-spacing, HU window) and cached in the work folder; training samples random patches with
-MONAI dictionary augmentations (intensity scale / shift, noise, blur). Resumable: a
-checkpoint is written every ``checkpoint_every`` steps and picked up on the next run.
+Studies are generated (phantoms) or read (VerSe) once, preprocessed exactly as inference
+does (network spacing, HU window) and cached in the work folder; training samples random
+patches with MONAI dictionary augmentations (intensity, histogram shift, gamma, noise, blur,
+rotation and scaling). Resumable: a checkpoint is written every ``checkpoint_every`` steps
+and picked up on the next run.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ from monai.transforms import (
 )
 from monai.utils import set_determinism
 
+from healthivert.errors import InputError
 from healthivert.io.atomic import atomic_write, atomic_write_npz
+from healthivert.io.images import load_ct, load_mask
+from healthivert.io.manifest import join_manifest_to_tree, read_manifest
+from healthivert.io.volume import Volume
 from healthivert.labels import VERTEBRA_LABELS
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
@@ -47,8 +53,18 @@ Progress = Callable[[int, int, str], None]
 
 @dataclass(frozen=True)
 class SegmenterTrainConfig:
-    """``pipelines/segmenter.yaml``: data, schedule and output of a segmenter training run."""
+    """``pipelines/segmenter.yaml``: data, schedule and output of a segmenter training run.
 
+    ``source`` "phantom" generates cohorts from seeds; "verse" reads the CTs and masks of a
+    VerSe download tree (``verse_root``), the subjects of ``train_splits`` / ``val_splits`` in
+    ``manifest`` (the HealthiVert-GAN paper's split).
+    """
+
+    source: str = "phantom"
+    verse_root: str | None = None
+    manifest: str = "data_manifests/verse2019.csv"
+    train_splits: tuple[str, ...] = ("train",)
+    val_splits: tuple[str, ...] = ("val",)
     train_studies: int = 24
     train_seed: int = 2000
     val_studies: int = 3
@@ -67,12 +83,21 @@ class SegmenterTrainConfig:
     output: str = "healthivert/models/segmenter_unet.safetensors"
     network: SegmenterConfig = field(default_factory=SegmenterConfig)
 
+    def __post_init__(self) -> None:
+        if self.source not in ("phantom", "verse"):
+            raise ValueError(f"source must be phantom or verse; got {self.source!r}")
+        if self.source == "verse" and not self.verse_root:
+            raise ValueError("source 'verse' needs verse_root (a VerSe download tree)")
+
 
 def load_segmenter_config(path: str | Path) -> SegmenterTrainConfig:
     """Read and check a segmenter recipe."""
     data = read_recipe(path)
     net = {k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("network", None) or {}).items()}
     network = build_checked(SegmenterConfig, net, f"{path}: network")
+    for key in ("train_splits", "val_splits"):
+        if key in data:
+            data[key] = tuple(data[key])
     return build_checked(SegmenterTrainConfig, {**data, "network": network}, str(path))
 
 
@@ -101,11 +126,43 @@ def _cache_name(seed: int, cfg: SegmenterTrainConfig) -> str:
     return f"phantom{seed}_{cfg.network.spacing_mm:g}mm{extra}.npz"
 
 
+def _arrays(ct: Volume, mask: Volume, net: SegmenterConfig) -> dict[str, np.ndarray]:
+    """Network input and class target of one study, preprocessed exactly as inference does."""
+    image = preprocess(ct, net)
+    target = resample_labels(mask.with_array(class_map(mask.array)), net)
+    return {"image": image.numpy().astype(np.float32), "label": np.round(target.numpy()).astype(np.uint8)}
+
+
 def _study_arrays(seed: int, cfg: SegmenterTrainConfig) -> dict[str, np.ndarray]:
     study = make_phantom(_phantom_config(seed, cfg), seed)
-    image = preprocess(study.ct, cfg.network)
-    target = resample_labels(study.mask.with_array(class_map(study.mask.array)), cfg.network)
-    return {"image": image.numpy().astype(np.float32), "label": np.round(target.numpy()).astype(np.uint8)}
+    return _arrays(study.ct, study.mask, cfg.network)
+
+
+def _cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        atomic_write_npz(path, build())
+    with np.load(path) as data:
+        return {"image": data["image"], "label": data["label"]}
+
+
+def verse_cohort(cfg: SegmenterTrainConfig, splits: tuple[str, ...], progress: Progress | None = None
+                 ) -> list[dict]:
+    """Preprocessed VerSe studies (CT and mask) of the manifest's ``splits``, cached."""
+    manifest = read_manifest(cfg.manifest)
+    chosen = manifest[manifest["split"].isin(splits)]
+    rows = join_manifest_to_tree(chosen, cfg.verse_root) if len(chosen) else chosen.assign(missing="")
+    rows = rows[rows["missing"] == ""].drop_duplicates("subject")
+    if rows.empty:
+        raise InputError(f"{cfg.verse_root}: no complete VerSe study (ct, mask) for splits {list(splits)}")
+    cache = Path(cfg.workdir) / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, row in enumerate(rows.itertuples()):
+        name = f"verse_{row.subject}_{cfg.network.spacing_mm:g}mm.npz"
+        out.append(_cached_arrays(cache / name, lambda r=row: _arrays(load_ct(r.ct), load_mask(r.mask), cfg.network)))
+        if progress:
+            progress(i + 1, len(rows), str(row.subject))
+    return out
 
 
 def cached_cohort(seeds: range, cfg: SegmenterTrainConfig, progress: Progress | None = None) -> list[dict]:
@@ -114,12 +171,7 @@ def cached_cohort(seeds: range, cfg: SegmenterTrainConfig, progress: Progress | 
     cache.mkdir(parents=True, exist_ok=True)
     out = []
     for i, seed in enumerate(seeds):
-        path = cache / _cache_name(seed, cfg)
-        if not path.is_file():
-            arrays = _study_arrays(seed, cfg)
-            atomic_write_npz(path, arrays)
-        with np.load(path) as data:
-            out.append({"image": data["image"], "label": data["label"]})
+        out.append(_cached_arrays(cache / _cache_name(seed, cfg), lambda seed=seed: _study_arrays(seed, cfg)))
         if progress:
             progress(i + 1, len(seeds), f"phantom {seed}")
     return out
@@ -164,8 +216,11 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
     work = Path(cfg.workdir)
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))
-    train = cached_cohort(range(cfg.train_seed, cfg.train_seed + cfg.train_studies), cfg, progress)
-    val = cached_cohort(range(cfg.val_seed, cfg.val_seed + cfg.val_studies), cfg)
+    if cfg.source == "verse":
+        train, val = verse_cohort(cfg, cfg.train_splits, progress), verse_cohort(cfg, cfg.val_splits)
+    else:
+        train = cached_cohort(range(cfg.train_seed, cfg.train_seed + cfg.train_studies), cfg, progress)
+        val = cached_cohort(range(cfg.val_seed, cfg.val_seed + cfg.val_studies), cfg)
     model = build_network(cfg.network).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-5)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
@@ -205,11 +260,15 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
         if progress:
             progress(step, cfg.steps, f"loss {np.mean(running) if running else history[-1]['loss']:.4f}")
     final = history[-1] if history else {}
-    card = {"trained_on": f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds "
-                          f"{cfg.train_seed}..{cfg.train_seed + cfg.train_studies - 1}), random spacing; "
-                          "augmentation: intensity scale/shift, histogram shift, gamma, noise, blur, "
-                          "rotation/scaling", "steps": cfg.steps,
-            "validation": f"{cfg.val_studies} phantom studies, seeds {cfg.val_seed}.., {final}",
+    augmentation = "augmentation: intensity scale/shift, histogram shift, gamma, noise, blur, rotation/scaling"
+    if cfg.source == "verse":
+        data = f"{len(train)} VerSe CT studies (tree {cfg.verse_root}, splits {list(cfg.train_splits)})"
+        validation = f"{len(val)} VerSe studies, splits {list(cfg.val_splits)}, {final}"
+    else:
+        data = (f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds {cfg.train_seed}.."
+                f"{cfg.train_seed + cfg.train_studies - 1}), random spacing")
+        validation = f"{cfg.val_studies} phantom studies, seeds {cfg.val_seed}.., {final}"
+    card = {"trained_on": f"{data}; {augmentation}", "steps": cfg.steps, "validation": validation,
             "history": history}
     save_weights(model.cpu(), cfg.network, cfg.output, card)
     return final

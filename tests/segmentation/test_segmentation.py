@@ -25,7 +25,7 @@ from healthivert.training.segmenter import (
     load_segmenter_config,
     train_segmenter,
 )
-from tests.helpers import assert_one_line_error
+from tests.helpers import assert_one_line_error, phantom_verse_tree
 
 
 def _stack(n: int, sacrum: bool) -> np.ndarray:
@@ -275,6 +275,31 @@ def test_two_step_training_runs_and_resumes(tmp_path):
     assert final["step"] == 4
     _, _, card = load_weights(tmp_path / "w.safetensors")
     assert [h["step"] for h in card["history"]] == [2, 4]
+
+
+def test_trains_from_a_verse_tree_by_the_manifest_splits(tmp_path):
+    """source: verse reads the CTs and masks of a VerSe download tree; the manifest's splits
+    choose training and validation subjects; a split with no study is a clear error."""
+    from dataclasses import replace
+
+    from healthivert.errors import InputError
+    from healthivert.training.segmenter import SegmenterTrainConfig
+
+    tree, manifest, subjects = phantom_verse_tree(tmp_path, "L3", "L5", slice_mm=2.0)
+    cfg = SegmenterTrainConfig(source="verse", verse_root=str(tree), manifest=str(manifest), steps=2,
+                               eval_every=2, checkpoint_every=2, workdir=str(tmp_path / "work"),
+                               output=str(tmp_path / "w.safetensors"),
+                               network=SegmenterConfig(patch=(32, 32, 32), channels=(4, 8, 16), strides=(2, 2)))
+    final = train_segmenter(cfg)
+    assert final["step"] == 2 and np.isfinite(final["dice_vertebra"])
+    _, _, card = load_weights(cfg.output)
+    assert card["trained_on"].startswith("1 VerSe CT studies") and "['train']" in card["trained_on"]
+    assert sorted(p.name for p in (tmp_path / "work" / "cache").iterdir()) == sorted(
+        f"verse_{s}_2mm.npz" for s in subjects)
+    with pytest.raises(InputError, match="no complete VerSe study"):
+        train_segmenter(replace(cfg, train_splits=("test",), workdir=str(tmp_path / "w2")))
+    with pytest.raises(ValueError, match="verse_root"):
+        SegmenterTrainConfig(source="verse")
 
 
 def test_segment_cli_without_weights_is_a_clear_error(tmp_path, phantom, capfd):

@@ -18,6 +18,7 @@ from healthivert.synthesis import get_synthesizer
 from healthivert.synthesis.gan.model import load_gan
 from healthivert.synthesis.gan.networks import GANConfig
 from healthivert.training.synthesizer import SynthesizerTrainConfig, load_synthesizer_config, train_synthesizer
+from tests.helpers import phantom_verse_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = GANConfig(width=8, codebook_size=16, code_dim=4, disc_width=8, classifier_channels=(4, 8))
@@ -91,15 +92,7 @@ def test_shipped_recipe_parses_and_bad_keys_are_refused(tmp_path):
 
 def test_trains_from_a_verse_tree_with_the_manifest_grades(tmp_path):
     """source: verse reads a VerSe download tree; grades and splits come from the manifest."""
-    from healthivert.phantom import write_cohort
-
-    tree = tmp_path / "verse"
-    subjects = write_cohort(tree, 2, 40, PhantomConfig(top="T12", bottom="L2", slice_mm=1.5))
-    rows = ["subject,vertebra_label,vertebra,genant_grade,split"]
-    for subject, split in zip(subjects, ("train", "val")):
-        rows += [f"{subject},{lab},{name},0,{split}" for lab, name in ((19, "T12"), (20, "L1"), (21, "L2"))]
-    manifest = tmp_path / "manifest.csv"
-    manifest.write_text("\n".join(rows) + "\n")
+    tree, manifest, _ = phantom_verse_tree(tmp_path, "T12", "L2", slice_mm=1.5)
     cfg = SynthesizerTrainConfig(source="verse", verse_root=str(tree), manifest=str(manifest), steps=1, batch=2,
                                  classifier_steps=1, eval_every=1, checkpoint_every=1, network=TINY,
                                  workdir=str(tmp_path / "work"), output=str(tmp_path / "g.safetensors"))

@@ -97,6 +97,33 @@ def build_checked(cls, data: dict, where: str):
         raise InputError(f"{where}: {exc}") from None
 
 
+def check_data_source(source: str, verse_root: str | None) -> None:
+    """A trainer's data: "phantom" (generated cohorts) or "verse" (a download tree)."""
+    if source not in ("phantom", "verse"):
+        raise ValueError(f"source must be phantom or verse; got {source!r}")
+    if source == "verse" and not verse_root:
+        raise ValueError("source 'verse' needs verse_root (a VerSe download tree)")
+
+
+def with_tuples(data: dict, *keys: str) -> dict:
+    """``data`` with the YAML lists under ``keys`` as tuples (frozen recipes hold tuples)."""
+    return {k: tuple(v) if k in keys and isinstance(v, list) else v for k, v in data.items()}
+
+
+def verse_rows(manifest: str | Path, verse_root: str | Path, splits: tuple[str, ...]):
+    """The manifest's rows (one per vertebra) of ``splits`` joined to the files of a VerSe
+    tree (columns ``ct``, ``mask``, ``centroids``), complete studies only; InputError if none."""
+    from healthivert.io.manifest import join_manifest_to_tree, read_manifest
+
+    table = read_manifest(manifest)
+    chosen = table[table["split"].isin(splits)]
+    rows = join_manifest_to_tree(chosen, verse_root) if len(chosen) else chosen.assign(missing="")
+    rows = rows[rows["missing"] == ""]
+    if rows.empty:
+        raise InputError(f"{verse_root}: no complete VerSe study (ct, mask, centroids) for splits {list(splits)}")
+    return rows
+
+
 def load_grader_config(path: str | Path) -> GraderConfig:
     """Read and check a grader recipe."""
     data = read_recipe(path)

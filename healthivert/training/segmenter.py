@@ -34,10 +34,8 @@ from monai.transforms import (
 )
 from monai.utils import set_determinism
 
-from healthivert.errors import InputError
 from healthivert.io.atomic import atomic_write, atomic_write_npz
 from healthivert.io.images import load_ct, load_mask
-from healthivert.io.manifest import join_manifest_to_tree, read_manifest
 from healthivert.io.volume import Volume
 from healthivert.labels import VERTEBRA_LABELS
 from healthivert.phantom import PhantomConfig, make_phantom
@@ -45,7 +43,14 @@ from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, Segmen
 from healthivert.segmentation.identify import SACRUM_LABEL
 from healthivert.segmentation.infer import predict_classes, preprocess, resample_labels
 from healthivert.segmentation.network import build_network, save_weights
-from healthivert.training.config import build_checked, read_recipe, select_device
+from healthivert.training.config import (
+    build_checked,
+    check_data_source,
+    read_recipe,
+    select_device,
+    verse_rows,
+    with_tuples,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -84,10 +89,7 @@ class SegmenterTrainConfig:
     network: SegmenterConfig = field(default_factory=SegmenterConfig)
 
     def __post_init__(self) -> None:
-        if self.source not in ("phantom", "verse"):
-            raise ValueError(f"source must be phantom or verse; got {self.source!r}")
-        if self.source == "verse" and not self.verse_root:
-            raise ValueError("source 'verse' needs verse_root (a VerSe download tree)")
+        check_data_source(self.source, self.verse_root)
 
 
 def load_segmenter_config(path: str | Path) -> SegmenterTrainConfig:
@@ -95,9 +97,7 @@ def load_segmenter_config(path: str | Path) -> SegmenterTrainConfig:
     data = read_recipe(path)
     net = {k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("network", None) or {}).items()}
     network = build_checked(SegmenterConfig, net, f"{path}: network")
-    for key in ("train_splits", "val_splits"):
-        if key in data:
-            data[key] = tuple(data[key])
+    data = with_tuples(data, "train_splits", "val_splits")
     return build_checked(SegmenterTrainConfig, {**data, "network": network}, str(path))
 
 
@@ -148,12 +148,7 @@ def _cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> di
 def verse_cohort(cfg: SegmenterTrainConfig, splits: tuple[str, ...], progress: Progress | None = None
                  ) -> list[dict]:
     """Preprocessed VerSe studies (CT and mask) of the manifest's ``splits``, cached."""
-    manifest = read_manifest(cfg.manifest)
-    chosen = manifest[manifest["split"].isin(splits)]
-    rows = join_manifest_to_tree(chosen, cfg.verse_root) if len(chosen) else chosen.assign(missing="")
-    rows = rows[rows["missing"] == ""].drop_duplicates("subject")
-    if rows.empty:
-        raise InputError(f"{cfg.verse_root}: no complete VerSe study (ct, mask) for splits {list(splits)}")
+    rows = verse_rows(cfg.manifest, cfg.verse_root, splits).drop_duplicates("subject")
     cache = Path(cfg.workdir) / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     out = []

@@ -29,14 +29,20 @@ from healthivert.geometry.vertebrae import straighten_vertebrae
 from healthivert.io.atomic import atomic_write, atomic_write_npz
 from healthivert.io.centroids import centroids_from_mask, read_centroids
 from healthivert.io.images import load_ct, load_mask
-from healthivert.io.manifest import join_manifest_to_tree, read_manifest
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.synthesis.gan.canvas import BAND_MM, BAND_TOP, VIEWS, VertebraStack, make_sample
 from healthivert.synthesis.gan.losses import LossWeights, discriminator_loss, generator_losses
 from healthivert.synthesis.gan.model import GANModel, save_gan
 from healthivert.synthesis.gan.networks import GANConfig, discriminators
 from healthivert.synthesis.vq import CodeUsage
-from healthivert.training.config import build_checked, read_recipe, select_device
+from healthivert.training.config import (
+    build_checked,
+    check_data_source,
+    read_recipe,
+    select_device,
+    verse_rows,
+    with_tuples,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -82,10 +88,7 @@ class SynthesizerTrainConfig:
     loss: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
-        if self.source not in ("phantom", "verse"):
-            raise ValueError(f"source must be phantom or verse; got {self.source!r}")
-        if self.source == "verse" and not self.verse_root:
-            raise ValueError("source 'verse' needs verse_root (a VerSe download tree)")
+        check_data_source(self.source, self.verse_root)
         if self.steps < 1 or self.batch < 1:
             raise ValueError("steps and batch must be >= 1")
 
@@ -96,9 +99,7 @@ def load_synthesizer_config(path: str | Path) -> SynthesizerTrainConfig:
     net = {k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("network", None) or {}).items()}
     network = build_checked(GANConfig, net, f"{path}: network")
     loss = build_checked(LossWeights, data.pop("loss", None) or {}, f"{path}: loss")
-    for key in ("train_splits", "val_splits"):
-        if key in data:
-            data[key] = tuple(data[key])
+    data = with_tuples(data, "train_splits", "val_splits")
     return build_checked(SynthesizerTrainConfig, {**data, "network": network, "loss": loss}, str(path))
 
 
@@ -160,12 +161,7 @@ def phantom_cohort(seeds: range, cfg: SynthesizerTrainConfig, progress: Progress
 def verse_cohort(cfg: SynthesizerTrainConfig, splits: tuple[str, ...], progress: Progress | None = None
                  ) -> list[Vertebra]:
     """Straightened VerSe studies of the given manifest splits, graded by the manifest."""
-    manifest = read_manifest(cfg.manifest)
-    chosen = manifest[manifest["split"].isin(splits)]
-    rows = join_manifest_to_tree(chosen, cfg.verse_root) if len(chosen) else chosen.assign(missing="")
-    rows = rows[rows["missing"] == ""]
-    if rows.empty:
-        raise InputError(f"{cfg.verse_root}: no complete VerSe study (ct, mask, centroids) for splits {splits}")
+    rows = verse_rows(cfg.manifest, cfg.verse_root, splits)
     cache = Path(cfg.workdir) / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     out: list[Vertebra] = []

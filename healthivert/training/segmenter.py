@@ -261,7 +261,10 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
         validation = f"{len(val)} VerSe studies, splits {list(cfg.val_splits)}, {final}"
     else:
         data = (f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds {cfg.train_seed}.."
-                f"{cfg.train_seed + cfg.train_studies - 1}), random spacing")
+                f"{cfg.train_seed + cfg.train_studies - 1}), random spacing"
+                + (", with a pelvis" if cfg.pelvis else "")
+                + (", {:g}-{:g} mm seen below the bottom vertebra".format(*cfg.margin_below_mm)
+                   if cfg.margin_below_mm is not None else ""))
         validation = f"{cfg.val_studies} phantom studies, seeds {cfg.val_seed}.., {final}"
     card = {"trained_on": f"{data}; {augmentation}", "steps": cfg.steps, "validation": validation,
             "history": history}

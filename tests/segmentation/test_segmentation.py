@@ -275,6 +275,7 @@ def test_two_step_training_runs_and_resumes(tmp_path):
     assert final["step"] == 4
     _, _, card = load_weights(tmp_path / "w.safetensors")
     assert [h["step"] for h in card["history"]] == [2, 4]
+    assert "with a pelvis, 12-40 mm seen below the bottom vertebra" in card["trained_on"]
 
 
 def test_trains_from_a_verse_tree_by_the_manifest_splits(tmp_path):

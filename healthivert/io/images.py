@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
@@ -45,6 +44,8 @@ def nonfinite_voxels(path: str | Path) -> int:
     ITK's NIfTI reader (niftilib) silently turns them into 0, so they are counted in the file
     itself, with nibabel; integer files (most CTs) are not read twice.
     """
+    import nibabel as nib  # here: only floating-point NIfTI files need it
+
     path = Path(path)
     if not path.is_file() or not _is_nifti(path):
         return 0

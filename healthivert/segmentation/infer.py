@@ -114,9 +114,12 @@ def labels_on_grid(labels: np.ndarray, foreground: np.ndarray, affine: np.ndarra
 
 @torch.no_grad()
 def predict_probabilities(model: torch.nn.Module, image: MetaTensor, cfg: SegmenterConfig) -> np.ndarray:
-    """Softmax per class (channel first) at the network's spacing."""
+    """Softmax per class (channel first) at the network's spacing. Windows run on the model's
+    device (a GPU when it is there); the volume is stitched in host memory."""
+    device = next(model.parameters()).device
     logits = sliding_window_inference(image[None].as_tensor(), roi_size=cfg.patch, sw_batch_size=1,
-                                      predictor=model, overlap=0.25, mode="gaussian")
+                                      predictor=model, overlap=0.25, mode="gaussian", sw_device=device,
+                                      device="cpu")
     return torch.softmax(logits[0], dim=0).numpy()
 
 

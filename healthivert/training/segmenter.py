@@ -33,7 +33,9 @@ from monai.transforms import (
     SpatialPadd,
 )
 from monai.utils import set_determinism
+from torch.utils.data import DataLoader
 
+from healthivert.errors import InputError
 from healthivert.io.atomic import atomic_write, atomic_write_npz
 from healthivert.io.images import load_ct, load_mask
 from healthivert.io.volume import Volume
@@ -42,7 +44,7 @@ from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
 from healthivert.segmentation.identify import SACRUM_LABEL
 from healthivert.segmentation.infer import predict_classes, preprocess, resample_labels
-from healthivert.segmentation.network import build_network, save_weights
+from healthivert.segmentation.network import build_network, load_weights, save_weights
 from healthivert.training.config import (
     build_checked,
     check_data_source,
@@ -77,9 +79,14 @@ class SegmenterTrainConfig:
     top: str = "T8"
     bottom: str = "L5"
     pelvis: bool = False
+    pelvis_fraction: float = 1.0
     margin_below_mm: tuple[float, float] | None = None
     steps: int = 800
+    batch: int = 1
+    workers: int = 0
     lr: float = 1e-3
+    init_weights: str | None = None
+    time_limit_min: float = 0.0
     eval_every: int = 100
     checkpoint_every: int = 50
     seed: int = 0
@@ -90,6 +97,10 @@ class SegmenterTrainConfig:
 
     def __post_init__(self) -> None:
         check_data_source(self.source, self.verse_root)
+        if self.steps < 1 or self.batch < 1 or self.workers < 0 or self.time_limit_min < 0:
+            raise ValueError("steps and batch must be >= 1, workers and time_limit_min >= 0")
+        if not 0.0 <= self.pelvis_fraction <= 1.0:
+            raise ValueError(f"pelvis_fraction must lie in [0, 1]; got {self.pelvis_fraction}")
 
 
 def load_segmenter_config(path: str | Path) -> SegmenterTrainConfig:
@@ -112,16 +123,22 @@ def class_map(labels: np.ndarray) -> np.ndarray:
 def _phantom_config(seed: int, cfg: SegmenterTrainConfig) -> PhantomConfig:
     """The phantom of one training study: with ``margin_below_mm`` (lo, hi), the view below
     the bottom vertebra is drawn from that range, seeded by the study (the sacrum and pelvis
-    seen whole or in part, as abdominal CTs do)."""
+    seen whole or in part, as abdominal CTs do); with ``pelvis``, a seeded ``pelvis_fraction``
+    of the studies carries a pelvis."""
     below = None
     if cfg.margin_below_mm is not None:
         lo, hi = cfg.margin_below_mm
         below = float(np.random.default_rng([seed, 7]).uniform(lo, hi))
-    return PhantomConfig(top=cfg.top, bottom=cfg.bottom, pelvis=cfg.pelvis, margin_below_mm=below)
+    return PhantomConfig(top=cfg.top, bottom=cfg.bottom, pelvis=_has_pelvis(seed, cfg), margin_below_mm=below)
+
+
+def _has_pelvis(seed: int, cfg: SegmenterTrainConfig) -> bool:
+    return cfg.pelvis and (cfg.pelvis_fraction >= 1.0
+                           or float(np.random.default_rng([seed, 11]).random()) < cfg.pelvis_fraction)
 
 
 def _cache_name(seed: int, cfg: SegmenterTrainConfig) -> str:
-    extra = ("_pelvis" if cfg.pelvis else "") + (
+    extra = ("_pelvis" if _has_pelvis(seed, cfg) else "") + (
         "_below{:g}-{:g}".format(*cfg.margin_below_mm) if cfg.margin_below_mm is not None else "")
     return f"phantom{seed}_{cfg.network.spacing_mm:g}mm{extra}.npz"
 
@@ -194,6 +211,32 @@ def _augment(cfg: SegmenterConfig, seed: int) -> Compose:
     return aug
 
 
+class PatchSampler(torch.utils.data.Dataset):
+    """Augmented training patches, item ``i`` drawn from its own seed (``seed``, ``i``): the
+    same sequence whatever the number of loader workers, and a resumed run draws on."""
+
+    def __init__(self, studies: list[dict], net: SegmenterConfig, seed: int) -> None:
+        self.studies, self.net, self.seed = studies, net, seed
+        self.aug = _augment(net, seed)
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, i])
+        self.aug.set_random_state(seed=int(rng.integers(2**31)))
+        sample = self.aug(self.studies[int(rng.integers(len(self.studies)))])[0]
+        return sample["image"].as_tensor(), sample["label"].as_tensor()
+
+
+def _initial_weights(cfg: SegmenterTrainConfig) -> torch.nn.Module:
+    """The recipe's ``init_weights`` (fine-tuning), refused if its network differs."""
+    model, net, _ = load_weights(cfg.init_weights)
+    if net != cfg.network:
+        raise InputError(f"{cfg.init_weights}: its network {net} differs from the recipe's {cfg.network}")
+    return model
+
+
 def dice_per_class(pred: np.ndarray, truth: np.ndarray, classes=(VERTEBRA_CLASS, SACRUM_CLASS)) -> dict[int, float]:
     """Dice of each class (NaN where absent from both)."""
     out = {}
@@ -227,14 +270,17 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
         optimiser.load_state_dict(state["optimiser"])
         step, history = int(state["step"]), json.loads(state["history"])
         log.info("resumed at step %d", step)
-    aug = _augment(cfg.network, cfg.seed + step)
-    rng = np.random.default_rng(cfg.seed + step)
-    t0, running = time.time(), []
+    if step == 0 and cfg.init_weights:
+        model.load_state_dict(_initial_weights(cfg).state_dict())
+        log.info("starting from %s", cfg.init_weights)
+    patches = PatchSampler(train, cfg.network, cfg.seed)
+    loader = DataLoader(patches, batch_size=cfg.batch, num_workers=cfg.workers,
+                        sampler=range(step * cfg.batch, cfg.steps * cfg.batch),
+                        persistent_workers=False, pin_memory=device.type == "cuda")
+    t0, running, batches = time.time(), [], iter(loader)
     while step < cfg.steps:
         model.train()
-        sample = aug(train[int(rng.integers(len(train)))])[0]
-        x = sample["image"].as_tensor()[None].to(device)
-        y = sample["label"].as_tensor()[None].to(device)
+        x, y = (t.to(device, non_blocking=True) for t in next(batches))
         optimiser.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
@@ -242,18 +288,22 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
         optimiser.step()
         step += 1
         running.append(loss.item())
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        out_of_time = bool(cfg.time_limit_min) and time.time() - t0 > 60 * cfg.time_limit_min
+        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
             metrics = evaluate(model, val, cfg.network)
             history.append({"step": step, "loss": float(np.mean(running)), **metrics,
                             "seconds": round(time.time() - t0, 1)})
             log.info("step %d loss %.4f val dice %s", step, np.mean(running), metrics)
             running = []
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
             state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
                      "history": json.dumps(history)}
             atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
         if progress:
             progress(step, cfg.steps, f"loss {np.mean(running) if running else history[-1]['loss']:.4f}")
+        if out_of_time:
+            log.warning("time limit of %g min reached at step %d of %d", cfg.time_limit_min, step, cfg.steps)
+            break
     final = history[-1] if history else {}
     augmentation = "augmentation: intensity scale/shift, histogram shift, gamma, noise, blur, rotation/scaling"
     if cfg.source == "verse":
@@ -262,11 +312,14 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
     else:
         data = (f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds {cfg.train_seed}.."
                 f"{cfg.train_seed + cfg.train_studies - 1}), random spacing"
-                + (", with a pelvis" if cfg.pelvis else "")
+                + ((", with a pelvis" if cfg.pelvis_fraction >= 1 else
+                    f", a pelvis in {cfg.pelvis_fraction:.0%} of them") if cfg.pelvis else "")
                 + (", {:g}-{:g} mm seen below the bottom vertebra".format(*cfg.margin_below_mm)
                    if cfg.margin_below_mm is not None else ""))
         validation = f"{cfg.val_studies} phantom studies, seeds {cfg.val_seed}.., {final}"
-    card = {"trained_on": f"{data}; {augmentation}", "steps": cfg.steps, "validation": validation,
+    if cfg.init_weights:
+        data += f", starting from the weights {Path(cfg.init_weights).name}"
+    card = {"trained_on": f"{data}; {augmentation}", "steps": step, "batch": cfg.batch, "validation": validation,
             "history": history}
     save_weights(model.cpu(), cfg.network, cfg.output, card)
     return final

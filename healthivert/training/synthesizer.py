@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from monai.metrics import PSNRMetric, compute_dice
 from monai.utils import set_determinism
+from torch.utils.data import DataLoader
 
 from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import straighten_vertebrae
@@ -32,7 +33,7 @@ from healthivert.io.images import load_ct, load_mask
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.synthesis.gan.canvas import BAND_MM, BAND_TOP, VIEWS, VertebraStack, make_sample
 from healthivert.synthesis.gan.losses import LossWeights, discriminator_loss, generator_losses
-from healthivert.synthesis.gan.model import GANModel, save_gan
+from healthivert.synthesis.gan.model import GANModel, load_gan, save_gan
 from healthivert.synthesis.gan.networks import GANConfig, discriminators
 from healthivert.synthesis.vq import CodeUsage
 from healthivert.training.config import (
@@ -82,6 +83,9 @@ class SynthesizerTrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0
+    workers: int = 0
+    init_weights: str | None = None
+    time_limit_min: float = 0.0
     workdir: str = "build/synthesizer"
     output: str = "healthivert/models/synthesizer_gan.safetensors"
     network: GANConfig = field(default_factory=GANConfig)
@@ -89,8 +93,8 @@ class SynthesizerTrainConfig:
 
     def __post_init__(self) -> None:
         check_data_source(self.source, self.verse_root)
-        if self.steps < 1 or self.batch < 1:
-            raise ValueError("steps and batch must be >= 1")
+        if self.steps < 1 or self.batch < 1 or self.workers < 0 or self.time_limit_min < 0:
+            raise ValueError("steps and batch must be >= 1, workers and time_limit_min >= 0")
 
 
 def load_synthesizer_config(path: str | Path) -> SynthesizerTrainConfig:
@@ -201,6 +205,23 @@ class SliceSampler:
         return out
 
 
+class SliceDataset(torch.utils.data.Dataset):
+    """Training canvases for a loader: item ``i`` is :class:`SliceSampler`'s draw from its own
+    seed (``seed``, ``i``), so the sequence is the same whatever the number of workers, and a
+    resumed run draws on."""
+
+    def __init__(self, vertebrae: list[Vertebra], seed: int) -> None:
+        self.vertebrae, self.seed = vertebrae, seed
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, i: int):
+        sampler = SliceSampler(self.vertebrae, 0)
+        sampler.rng = np.random.default_rng([self.seed, i])
+        return sampler.draw(1)[0][1]
+
+
 def train_classifier(model: GANModel, sampler: SliceSampler, steps: int, batch: int = 32) -> float:
     """HGAM's fracture classifier on unmasked windows (fractured = grade >= 1); returns the
     accuracy over its last 50 steps. The classifier is frozen afterwards."""
@@ -245,6 +266,18 @@ def evaluate(model: GANModel, samples: list, codebook_size: int) -> dict[str, fl
             "codebook_perplexity": usage.perplexity}
 
 
+def _start_from(model: GANModel, cfg: SynthesizerTrainConfig) -> None:
+    """Generator and (frozen) HGAM classifier from ``init_weights``, refused if its network
+    differs from the recipe's; the discriminators start afresh."""
+    start, _ = load_gan(cfg.init_weights, device=str(model.device))
+    if start.config != cfg.network or start.use_attention != cfg.use_attention:
+        raise InputError(f"{cfg.init_weights}: its network differs from the recipe's")
+    model.generator.load_state_dict(start.generator.state_dict())
+    model.classifier.load_state_dict(start.classifier.state_dict())
+    model.classifier.eval().requires_grad_(False)
+    log.info("starting from %s", cfg.init_weights)
+
+
 def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = None) -> dict:
     """Train (or resume) and write the weights; returns the last validation metrics."""
     set_determinism(seed=cfg.seed)
@@ -281,16 +314,20 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
         clf_acc = json.loads(state["classifier_accuracy"])
         model.classifier.eval().requires_grad_(False)
         log.info("resumed at step %d", step)
+    elif cfg.init_weights:
+        _start_from(model, cfg)
+        clf_acc = "from " + Path(cfg.init_weights).name
     elif cfg.use_attention and cfg.classifier_steps:
         clf_acc = train_classifier(model, SliceSampler(train, cfg.seed), cfg.classifier_steps)
         log.info("HGAM classifier: training accuracy %.3f over its last steps", clf_acc)
     else:
         model.classifier.eval().requires_grad_(False)
     val_samples = [s for _, s in SliceSampler(val_healthy, cfg.seed + 1).draw(96)]
-    sampler = SliceSampler(healthy, cfg.seed + 2 + step)
-    t0, running = time.time(), {}
+    loader = DataLoader(SliceDataset(healthy, cfg.seed + 2), batch_size=cfg.batch, num_workers=cfg.workers,
+                        sampler=range(step * cfg.batch, cfg.steps * cfg.batch), collate_fn=list)
+    t0, running, canvases = time.time(), {}, iter(loader)
     while step < cfg.steps:
-        batch = model.inputs([s for _, s in sampler.draw(cfg.batch)])
+        batch = model.inputs(next(canvases))
         out = model.generator(batch["input"])
         adversarial = step >= cfg.adversarial_after and cfg.loss.adversarial > 0
         if adversarial:
@@ -311,25 +348,31 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
         step += 1
         for k, v in terms.items():
             running.setdefault(k, []).append(v.item())
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        out_of_time = bool(cfg.time_limit_min) and time.time() - t0 > 60 * cfg.time_limit_min
+        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
             metrics = evaluate(model, val_samples, cfg.network.codebook_size)
             history.append({"step": step, **{k: round(float(np.mean(v)), 5) for k, v in running.items()},
                             **metrics, "seconds": round(time.time() - t0, 1)})
             log.info("step %d %s", step, history[-1])
             running = {}
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
             state = {"generator": model.generator.state_dict(), "classifier": model.classifier.state_dict(),
                      "discriminators": discs.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                      "step": step, "history": json.dumps(history), "classifier_accuracy": json.dumps(clf_acc)}
             atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
         if progress:
             progress(step, cfg.steps, f"loss {terms['total'].item():.3f}")
+        if out_of_time:
+            log.warning("time limit of %g min reached at step %d of %d", cfg.time_limit_min, step, cfg.steps)
+            break
     final = history[-1] if history else {}
     data = (f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds {cfg.train_seed}.."
             f"{cfg.train_seed + cfg.train_studies - 1})" if cfg.source == "phantom"
             else f"VerSe tree {cfg.verse_root}, splits {list(cfg.train_splits)}")
+    if cfg.init_weights:
+        data += f", starting from the weights {Path(cfg.init_weights).name}"
     card = {"trained_on": f"{data}; {len(healthy)} vertebrae graded <= {cfg.max_grade}",
-            "steps": cfg.steps, "batch": cfg.batch, "classifier_training_accuracy": clf_acc,
+            "steps": step, "batch": cfg.batch, "classifier_training_accuracy": clf_acc,
             "validation": final, "history": history, "loss_weights": cfg.loss.to_dict()}
     model.generator.eval()
     save_gan(model.to("cpu"), cfg.output, card)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import straighten_vertebrae
@@ -51,6 +52,38 @@ def test_training_resumes_from_its_checkpoint(trained):
     train_synthesizer(more)
     _, card = load_gan(more.output)
     assert [h["step"] for h in card["history"]] == [2, 3]  # steps 1-2 were not redone
+
+
+def test_fine_tuning_starts_from_weights_with_loader_workers_and_a_time_limit(trained, tmp_path):
+    """init_weights: the generator and HGAM classifier start from a weights file (no classifier
+    training); canvases come from loader workers; a time limit ends the run early with its
+    weights and a card saying how many steps were done."""
+    cfg, path = trained
+    start, _ = load_gan(path)
+    tuned = replace(cfg, steps=50, workers=2, init_weights=str(path), time_limit_min=1e-4, eval_every=100,
+                    workdir=str(tmp_path / "work"), output=str(tmp_path / "t.safetensors"))
+    train_synthesizer(tuned)
+    model, card = load_gan(tuned.output)
+    assert 1 <= card["steps"] < 50 and card["history"][-1]["step"] == card["steps"]
+    assert card["classifier_training_accuracy"] == "from g.safetensors"
+    assert "starting from the weights g.safetensors" in card["trained_on"]
+    for a, b in zip(start.classifier.parameters(), model.classifier.parameters()):
+        assert torch.equal(a, b)  # frozen, as loaded
+    with pytest.raises(InputError, match="differs from the recipe"):
+        train_synthesizer(replace(tuned, network=replace(TINY, width=4), workdir=str(tmp_path / "other")))
+
+
+def test_loader_canvases_do_not_depend_on_the_number_of_workers(trained):
+    from torch.utils.data import DataLoader
+
+    from healthivert.training.synthesizer import SliceDataset, phantom_cohort
+
+    cfg, _ = trained
+    data = SliceDataset(phantom_cohort(range(cfg.train_seed, cfg.train_seed + 1), cfg), seed=3)
+    draws = [[s.window for batch in DataLoader(data, batch_size=2, num_workers=w, sampler=range(2, 6),
+                                               collate_fn=list) for s in batch] for w in (0, 2)]
+    assert all(np.array_equal(a, b) for a, b in zip(*draws)) and len(draws[0]) == 4
+    assert not np.array_equal(draws[0][0], draws[0][1])
 
 
 def test_gan_synthesizer_restores_every_vertebra(trained):

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 MIN_BODY_ML = 3.0  # a vertebral body near the axis: T1 is ~ 5 ml, L5 ~ 35 ml
-MIN_SACRUM_ML = 5.0
+MIN_SACRUM_ML = 2.0
 SACRUM_BELOW_MM = 15.0  # the sacrum's centre lies at least this far below L5's
 SACRUM_MIDLINE_MM = 20.0  # ... and within this of L5's centre left to right
 SACRUM_LABEL = 26
@@ -311,6 +311,28 @@ def _grow(seeds: np.ndarray, within: np.ndarray, max_steps: int = 60) -> np.ndar
     return out
 
 
+def _sacrum(candidates: np.ndarray, column: list[np.ndarray], affine: np.ndarray, voxel_ml: float
+            ) -> tuple[np.ndarray, bool]:
+    """The sacrum among the pieces the network called sacrum: the largest that lies on the
+    column's midline (within ``SACRUM_MIDLINE_MM`` of its lowest body left to right: the
+    sacrum is symmetric, iliac wings and alae sit to the side) and below it (some body at
+    least ``SACRUM_BELOW_MM`` above its centre: S1 lies half a body and a disc below L5).
+    ``column`` holds the body centres (RAS mm), cranial first. Returns the sacrum mask (empty
+    if none qualifies) and whether a piece of sacrum size was passed over."""
+    lab, n = ndimage.label(candidates)
+    none = np.zeros(candidates.shape, bool)
+    if n == 0:
+        return none, False
+    sizes = ndimage.sum_labels(candidates, lab, index=np.arange(1, n + 1)) * voxel_ml
+    coms = np.array(ndimage.center_of_mass(candidates, lab, np.arange(1, n + 1))) @ affine[:3, :3].T + affine[:3, 3]
+    big = sizes >= MIN_SACRUM_ML
+    lowest_x, top_z = column[-1][0], max(c[2] for c in column)
+    fits = big & (np.abs(coms[:, 0] - lowest_x) <= SACRUM_MIDLINE_MM) & (coms[:, 2] <= top_z - SACRUM_BELOW_MM)
+    if not fits.any():
+        return none, bool(big.any())
+    return lab == 1 + int(np.argmax(np.where(fits, sizes, -1))), False
+
+
 def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, sacrum_class: int = 2) -> Identification:
     """VerSe labels for a class map in RAS+ (``affine`` voxel -> RAS mm).
 
@@ -318,35 +340,24 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
     """
     voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
     instances = _separate_along_axis(classes == vertebra_class, affine, voxel_ml)
-    sacrum_lab, n_sac = ndimage.label(classes == sacrum_class)
-    sacrum = np.zeros(classes.shape, bool)
-    if n_sac:
-        sizes = ndimage.sum_labels(np.ones_like(sacrum_lab), sacrum_lab, index=np.arange(1, n_sac + 1))
-        if sizes.max() * voxel_ml >= MIN_SACRUM_ML:
-            sacrum = sacrum_lab == (1 + int(np.argmax(sizes)))
     ids = [int(i) for i in np.unique(instances) if i]
     out = np.zeros(classes.shape, np.uint8)
     notes: list[str] = []
     if not ids:
         return Identification(out, False, ["no vertebra found"])
     coms = ndimage.center_of_mass(np.ones(classes.shape), instances, ids)
-    z = {i: float((affine[:3, :3] @ np.array(c) + affine[:3, 3])[2]) for i, c in zip(ids, coms)}
-    order = sorted(ids, key=lambda i: -z[i])  # cranial first
+    centre = {i: affine[:3, :3] @ np.array(c) + affine[:3, 3] for i, c in zip(ids, coms)}
+    order = sorted(ids, key=lambda i: -centre[i][2])  # cranial first
+    sacrum, ignored = _sacrum(classes == sacrum_class, [centre[i] for i in order], affine, voxel_ml)
     anchored = bool(sacrum.any())
+    if ignored:
+        notes.append("a sacrum-like piece beside the vertebrae was ignored")
     if anchored:
-        sac = affine[:3, :3] @ np.array(ndimage.center_of_mass(sacrum)) + affine[:3, 3]
-        sac_z = float(sac[2])
-        lowest = min(order, key=lambda i: z[i])
-        lowest_x = float((affine[:3, :3] @ np.array(coms[ids.index(lowest)]) + affine[:3, 3])[0])
-        if not any(z[i] >= sac_z + SACRUM_BELOW_MM for i in order) or abs(sac[0] - lowest_x) > SACRUM_MIDLINE_MM:
-            # S1 lies below L5's body (half a body and a disc, >= 20 mm) and, being symmetric,
-            # on its midline: bone called sacrum level with the vertebrae or off to one side
-            # (a short thoracic scan) anchors nothing
-            anchored = False
-            notes.append("a sacrum-like piece beside the vertebrae was ignored")
-    if anchored:
-        order = [i for i in order if z[i] > sac_z]  # nothing below the sacrum is lumbar
+        sac_z = float((affine[:3, :3] @ np.array(ndimage.center_of_mass(sacrum)) + affine[:3, 3])[2])
         out[sacrum] = SACRUM_LABEL
+        for i in [i for i in order if centre[i][2] <= sac_z]:  # column bone below the sacrum's centre
+            out[instances == i] = SACRUM_LABEL                 # is sacral (S1 taken for a vertebra)
+        order = [i for i in order if centre[i][2] > sac_z]
     else:
         notes.append("no sacrum in view: the lowest vertebra is assumed to be L5")
     lumbar_down = list(range(24, 7, -1)) + list(range(7, 0, -1))  # L5, L4 ... T1, C7 ... C1

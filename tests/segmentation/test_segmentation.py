@@ -79,6 +79,25 @@ def test_identify_ignores_a_sacrum_level_with_the_vertebrae():
         assert any("assumed to be L5" in note for note in ident.notes)
 
 
+def test_identify_anchors_on_the_midline_sacrum_not_the_largest_piece():
+    """The network's 'sacrum' class also fires on the pelvis, off to one side and often bigger
+    than the bit of S1 it recognises; and it may take most of S1 for a vertebra. The sacrum
+    is the piece on the column's midline below it, and column bone below its centre is
+    sacral, not L5."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    classes = np.pad(_stack(4, False), ((0, 40), (0, 0), (0, 0)))  # L2..L5 (no sacrum yet)
+    z_bottom = int(np.argwhere(classes == 1)[:, 2].min())
+    classes[8:22, 8:22, z_bottom - 13:z_bottom - 3] = 1  # S1 called vertebra
+    classes[10:20, 10:20, z_bottom - 3:z_bottom + 1] = 2  # its top: 400 voxels, 3.2 ml at 2 mm
+    classes[45:65, 5:25, 0:12] = 2  # an iliac piece, 4800 voxels, 45 mm to the side
+    ident = identify(classes, affine)
+    assert ident.anchored_on_sacrum and not ident.notes
+    assert sorted(int(x) for x in np.unique(ident.labels) if x) == [21, 22, 23, 24, 26]
+    assert (ident.labels[45:65, 5:25, 0:12] == 0).all()  # the iliac piece is no sacrum
+    assert (ident.labels[8:22, 8:22, z_bottom - 12:z_bottom - 4] == 26).all()  # S1 is sacral
+    assert (ident.labels[8:22, 8:22, z_bottom + 1:z_bottom + 9] == 24).all()  # the body above it is L5
+
+
 def test_identify_drops_fragments_and_reports_empty():
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     classes = _stack(2, True)
@@ -276,6 +295,55 @@ def test_two_step_training_runs_and_resumes(tmp_path):
     _, _, card = load_weights(tmp_path / "w.safetensors")
     assert [h["step"] for h in card["history"]] == [2, 4]
     assert "with a pelvis, 12-40 mm seen below the bottom vertebra" in card["trained_on"]
+
+
+def test_patches_do_not_depend_on_the_number_of_loader_workers():
+    """Patch ``i`` is drawn from its own seed: batches are the same with 0 or 2 workers, and a
+    resumed run (a sampler starting further on) draws the patches the full run would have."""
+    from torch.utils.data import DataLoader
+
+    from healthivert.training.segmenter import PatchSampler
+
+    rng = np.random.default_rng(0)
+    net = SegmenterConfig(patch=(32, 32, 32), channels=(4, 8, 16), strides=(2, 2))
+    studies = [{"image": rng.random((1, 40, 40, 48), np.float32),
+                "label": rng.integers(0, 3, (1, 40, 40, 48)).astype(np.uint8)} for _ in range(2)]
+    data = PatchSampler(studies, net, seed=5)
+    runs = [torch.cat([x for x, _ in DataLoader(data, batch_size=2, num_workers=w, sampler=range(start, 6))])
+            for w, start in ((0, 0), (2, 0), (0, 2))]
+    assert runs[0].shape == (6, 1, 32, 32, 32)
+    assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0][2:], runs[2])
+    assert not torch.equal(runs[0][0], runs[0][1])
+
+
+@pytest.mark.slow
+def test_fine_tuning_from_weights_in_batches_under_a_time_limit(tmp_path):
+    """init_weights starts from a weights file (refused if its network differs); batches of
+    patches come from loader workers; a time limit ends the run with its weights, the card
+    saying how many steps were done. ``pelvis_fraction`` gives a seeded share of the studies
+    a pelvis, and the cache names say which."""
+    from dataclasses import replace
+
+    from healthivert.errors import InputError
+    from healthivert.training.segmenter import SegmenterTrainConfig
+
+    net = SegmenterConfig(patch=(32, 32, 32), channels=(4, 8, 16), strides=(2, 2))
+    start = tmp_path / "start.safetensors"
+    torch.manual_seed(0)
+    save_weights(build_network(net), net, start)
+    cfg = SegmenterTrainConfig(train_studies=4, train_seed=2000, val_studies=1, val_seed=3000, top="L4",
+                               bottom="L5", pelvis=True, pelvis_fraction=0.5, steps=50, batch=2, workers=2,
+                               init_weights=str(start), time_limit_min=1e-4, eval_every=100,
+                               workdir=str(tmp_path / "work"), output=str(tmp_path / "w.safetensors"), network=net)
+    final = train_segmenter(cfg)
+    _, _, card = load_weights(cfg.output)
+    assert 1 <= card["steps"] < 50 and card["steps"] == final["step"] and card["batch"] == 2
+    assert "starting from the weights start.safetensors" in card["trained_on"]
+    assert "a pelvis in 50% of them" in card["trained_on"]
+    names = sorted(p.name for p in (tmp_path / "work" / "cache").iterdir())
+    assert 0 < sum("pelvis" in n for n in names) < len(names) == 5
+    with pytest.raises(InputError, match="differs from the recipe"):
+        train_segmenter(replace(cfg, network=replace(net, channels=(8, 16, 32)), workdir=str(tmp_path / "w2")))
 
 
 def test_trains_from_a_verse_tree_by_the_manifest_splits(tmp_path):

@@ -105,9 +105,11 @@ def paint_vertebra_soft(hu: np.ndarray, grid: Grid, v: PlacedVertebra) -> None:
 
 def paint_vertebra_bone(
     hu: np.ndarray, label: np.ndarray, body: np.ndarray, grid: Grid, v: PlacedVertebra,
-    mask_label: int, ribs: bool,
+    mask_label: int, ribs: bool, bone_hu: dict[str, float] | None = None,
 ) -> None:
-    """Body (cortical shell over trabecular bone), posterior elements and ribs of one vertebra."""
+    """Body (cortical shell over trabecular bone), posterior elements and ribs of one vertebra;
+    ``bone_hu`` overrides the cortical / posterior / rib HU of ``HU``."""
+    tone = {**HU, **(bone_hu or {})}
     s = v.shape
     half = np.array([s.width / 2 + (75 if ribs else 40), s.depth + 60, s.height / 2 + 30])
     box = _box(grid, v.centre, half)
@@ -121,9 +123,9 @@ def paint_vertebra_bone(
     part, rib = posterior_elements(s, lau, ribs)
     part &= ~in_body
     view_hu, view_label, view_body = hu[box], label[box], body[box]
-    view_hu[rib] = HU["rib"]
-    view_hu[part] = HU["posterior"]
-    view_hu[in_body] = np.where(depth_mm[in_body] < 1.0, HU["cortical"], v.trabecular_hu)
+    view_hu[rib] = tone["rib"]
+    view_hu[part] = tone["posterior"]
+    view_hu[in_body] = np.where(depth_mm[in_body] < 1.0, tone["cortical"], v.trabecular_hu)
     view_label[part | in_body] = mask_label
     view_body[in_body] = mask_label
 

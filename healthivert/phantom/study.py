@@ -23,6 +23,7 @@ from healthivert.labels import VERSE_NAMES, verse_label
 from healthivert.phantom.anatomy import vertebra_shape
 from healthivert.phantom.fracture import MORPHOLOGIES, fracture_for_grade, truth_record
 from healthivert.phantom.render import (
+    HU,
     Grid,
     PlacedVertebra,
     finish_ct,
@@ -72,6 +73,10 @@ class PhantomConfig:
         margin_below_mm: the margin below the bottom vertebra, when it differs (mm).
         pelvis: with L5 in view, paint the sacrum's alae and lower segments and the iliac
             wings (for segmenter training; off by default, so other uses are unchanged).
+        dim_bone: draw the HU of the posterior elements, ribs and cortex per study, from just
+            above the trabecular bone up to the defaults (thin laminae and cortex read dim at
+            thick slices and in osteoporotic bone: 150-200 HU on real CT); for segmenter
+            training, off by default (the other draws of a seed are unchanged either way).
     """
 
     top: str = "T8"
@@ -87,6 +92,7 @@ class PhantomConfig:
     margin_mm: float = 12.0
     margin_below_mm: float | None = None
     pelvis: bool = False
+    dim_bone: bool = False
 
     def __post_init__(self) -> None:
         # checked here, not deep in rendering: a bad orientation used to fail in SimpleITK after
@@ -132,6 +138,15 @@ def _draw_fractures(cfg: PhantomConfig, labels: list[int], rng: np.random.Genera
     n = int(rng.integers(cfg.n_fractures[0], cfg.n_fractures[1] + 1))
     chosen = rng.choice(labels, size=min(n, len(labels)), replace=False)
     return {int(lab): (int(rng.integers(1, 4)), str(rng.choice(MORPHOLOGIES))) for lab in chosen}
+
+
+def _dim_bone_hu(trabecular_hu: float, seed: int) -> dict[str, float]:
+    """Posterior-element, rib and cortical HU of one study (``dim_bone``), drawn from their own
+    seeded stream so the study's other draws do not move."""
+    rng = np.random.default_rng([seed, 13])
+    posterior = float(rng.uniform(trabecular_hu + 40.0, HU["posterior"]))
+    return {"posterior": posterior, "rib": float(rng.uniform(trabecular_hu + 40.0, HU["rib"])),
+            "cortical": float(rng.uniform(max(posterior, 400.0), HU["cortical"]))}
 
 
 def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> PhantomStudy:
@@ -211,9 +226,11 @@ def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> P
     everything = placed + ([sacrum] if sacrum else [])
     for v in everything:
         paint_vertebra_soft(hu, fine, v)
+    tone = _dim_bone_hu(trab_hu, seed) if cfg.dim_bone else None
     for v in everything:
         lab = SACRUM_LABEL if v is sacrum else v.shape.label
-        paint_vertebra_bone(hu, label, body, fine, v, lab, ribs=v.shape.label <= 19 and v is not sacrum)
+        paint_vertebra_bone(hu, label, body, fine, v, lab, ribs=v.shape.label <= 19 and v is not sacrum,
+                            bone_hu=tone)
     if sacrum is not None and cfg.pelvis:
         paint_pelvis(hu, label, fine, sacrum, SACRUM_LABEL)
     ct = finish_ct(hu, fine, z_factor, cfg.blur_mm, cfg.noise_hu, rng)

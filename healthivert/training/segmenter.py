@@ -80,6 +80,7 @@ class SegmenterTrainConfig:
     bottom: str = "L5"
     pelvis: bool = False
     pelvis_fraction: float = 1.0
+    dim_bone_fraction: float = 0.0
     margin_below_mm: tuple[float, float] | None = None
     steps: int = 800
     batch: int = 1
@@ -99,8 +100,9 @@ class SegmenterTrainConfig:
         check_data_source(self.source, self.verse_root)
         if self.steps < 1 or self.batch < 1 or self.workers < 0 or self.time_limit_min < 0:
             raise ValueError("steps and batch must be >= 1, workers and time_limit_min >= 0")
-        if not 0.0 <= self.pelvis_fraction <= 1.0:
-            raise ValueError(f"pelvis_fraction must lie in [0, 1]; got {self.pelvis_fraction}")
+        for name in ("pelvis_fraction", "dim_bone_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1]; got {getattr(self, name)}")
 
 
 def load_segmenter_config(path: str | Path) -> SegmenterTrainConfig:
@@ -124,12 +126,18 @@ def _phantom_config(seed: int, cfg: SegmenterTrainConfig) -> PhantomConfig:
     """The phantom of one training study: with ``margin_below_mm`` (lo, hi), the view below
     the bottom vertebra is drawn from that range, seeded by the study (the sacrum and pelvis
     seen whole or in part, as abdominal CTs do); with ``pelvis``, a seeded ``pelvis_fraction``
-    of the studies carries a pelvis."""
+    of the studies carries a pelvis, and a seeded ``dim_bone_fraction`` has dim posterior
+    elements, ribs and cortex (``PhantomConfig.dim_bone``)."""
     below = None
     if cfg.margin_below_mm is not None:
         lo, hi = cfg.margin_below_mm
         below = float(np.random.default_rng([seed, 7]).uniform(lo, hi))
-    return PhantomConfig(top=cfg.top, bottom=cfg.bottom, pelvis=_has_pelvis(seed, cfg), margin_below_mm=below)
+    return PhantomConfig(top=cfg.top, bottom=cfg.bottom, pelvis=_has_pelvis(seed, cfg), margin_below_mm=below,
+                         dim_bone=_has_dim_bone(seed, cfg))
+
+
+def _has_dim_bone(seed: int, cfg: SegmenterTrainConfig) -> bool:
+    return float(np.random.default_rng([seed, 17]).random()) < cfg.dim_bone_fraction
 
 
 def _has_pelvis(seed: int, cfg: SegmenterTrainConfig) -> bool:
@@ -138,7 +146,7 @@ def _has_pelvis(seed: int, cfg: SegmenterTrainConfig) -> bool:
 
 
 def _cache_name(seed: int, cfg: SegmenterTrainConfig) -> str:
-    extra = ("_pelvis" if _has_pelvis(seed, cfg) else "") + (
+    extra = ("_pelvis" if _has_pelvis(seed, cfg) else "") + ("_dim" if _has_dim_bone(seed, cfg) else "") + (
         "_below{:g}-{:g}".format(*cfg.margin_below_mm) if cfg.margin_below_mm is not None else "")
     return f"phantom{seed}_{cfg.network.spacing_mm:g}mm{extra}.npz"
 
@@ -315,7 +323,9 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
                 + ((", with a pelvis" if cfg.pelvis_fraction >= 1 else
                     f", a pelvis in {cfg.pelvis_fraction:.0%} of them") if cfg.pelvis else "")
                 + (", {:g}-{:g} mm seen below the bottom vertebra".format(*cfg.margin_below_mm)
-                   if cfg.margin_below_mm is not None else ""))
+                   if cfg.margin_below_mm is not None else "")
+                + (f", dim posterior elements and cortex in {cfg.dim_bone_fraction:.0%} of them"
+                   if cfg.dim_bone_fraction else ""))
         validation = f"{cfg.val_studies} phantom studies, seeds {cfg.val_seed}.., {final}"
     if cfg.init_weights:
         data += f", starting from the weights {Path(cfg.init_weights).name}"

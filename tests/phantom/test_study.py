@@ -156,6 +156,22 @@ def test_pelvis_adds_sacral_bone_and_unlabelled_iliac_wings():
     assert pelvis.truth["vertebrae"] == plain.truth["vertebrae"]
 
 
+def test_dim_bone_dims_posterior_elements_and_cortex_only():
+    """``dim_bone``: the posterior elements and cortex are drawn dimmer (per study, above the
+    trabecular bone); masks, truth and the trabecular bone are those of the same seed without it."""
+    cfg = dict(top="L3", bottom="L5", in_plane_mm=1.0, slice_mm=1.0, orientation="RAS")
+    plain = make_phantom(PhantomConfig(**cfg), 5)
+    dim = make_phantom(PhantomConfig(**cfg, dim_bone=True), 5)
+    assert np.array_equal(plain.mask.array, dim.mask.array)
+    assert np.array_equal(plain.body_mask.array, dim.body_mask.array)
+    assert plain.truth["vertebrae"] == dim.truth["vertebrae"]
+    posterior = (plain.mask.array > 0) & (plain.body_mask.array == 0) & (plain.ct.array > 500)
+    trabecular_hu = plain.truth["trabecular_hu"]
+    assert trabecular_hu + 40 < np.median(dim.ct.array[posterior]) < np.median(plain.ct.array[posterior]) - 100
+    core = ndimage.binary_erosion(plain.body_mask.array > 0, iterations=3)
+    assert abs(np.median(dim.ct.array[core]) - np.median(plain.ct.array[core])) < 5
+
+
 def test_margin_below_widens_the_view_below_only():
     cfg = dict(top="L3", bottom="L5", in_plane_mm=1.0, slice_mm=1.0, orientation="RAS")
     base = make_phantom(PhantomConfig(**cfg), 5)

@@ -320,8 +320,8 @@ def test_patches_do_not_depend_on_the_number_of_loader_workers():
 def test_fine_tuning_from_weights_in_batches_under_a_time_limit(tmp_path):
     """init_weights starts from a weights file (refused if its network differs); batches of
     patches come from loader workers; a time limit ends the run with its weights, the card
-    saying how many steps were done. ``pelvis_fraction`` gives a seeded share of the studies
-    a pelvis, and the cache names say which."""
+    saying how many steps were done. ``pelvis_fraction`` and ``dim_bone_fraction`` give a
+    seeded share of the studies a pelvis or dim bone, and the cache names say which."""
     from dataclasses import replace
 
     from healthivert.errors import InputError
@@ -332,7 +332,8 @@ def test_fine_tuning_from_weights_in_batches_under_a_time_limit(tmp_path):
     torch.manual_seed(0)
     save_weights(build_network(net), net, start)
     cfg = SegmenterTrainConfig(train_studies=4, train_seed=2000, val_studies=1, val_seed=3000, top="L4",
-                               bottom="L5", pelvis=True, pelvis_fraction=0.5, steps=50, batch=2, workers=2,
+                               bottom="L5", pelvis=True, pelvis_fraction=0.5, dim_bone_fraction=0.5, steps=50,
+                               batch=2, workers=2,
                                init_weights=str(start), time_limit_min=1e-4, eval_every=100,
                                workdir=str(tmp_path / "work"), output=str(tmp_path / "w.safetensors"), network=net)
     final = train_segmenter(cfg)
@@ -342,6 +343,7 @@ def test_fine_tuning_from_weights_in_batches_under_a_time_limit(tmp_path):
     assert "a pelvis in 50% of them" in card["trained_on"]
     names = sorted(p.name for p in (tmp_path / "work" / "cache").iterdir())
     assert 0 < sum("pelvis" in n for n in names) < len(names) == 5
+    assert 0 < sum("_dim" in n for n in names) < 5 and "dim posterior elements and cortex in 50%" in card["trained_on"]
     with pytest.raises(InputError, match="differs from the recipe"):
         train_segmenter(replace(cfg, network=replace(net, channels=(8, 16, 32)), workdir=str(tmp_path / "w2")))
 

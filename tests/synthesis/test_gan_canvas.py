@@ -136,3 +136,26 @@ def test_stretched_neighbour_moves_away_from_the_target():
     last_str = np.flatnonzero(stretched.adjacent[above].any(axis=1))[-1]
     assert last_plain == last_str
     assert np.array_equal(stretched.ct[BAND_TOP + BAND_MM:], plain.ct[BAND_TOP + BAND_MM:])
+
+
+def test_attention_can_be_blanked_inside_the_band():
+    """HGAM's heat map comes from the unmasked window, so inside the band it may outline the
+    real body; ``attention_in_band=False`` blanks it there and keeps it on the context."""
+    from dataclasses import replace
+
+    import torch
+
+    from healthivert.synthesis.gan.canvas import band_mask
+    from healthivert.synthesis.gan.model import GANModel
+    from healthivert.synthesis.gan.networks import GANConfig
+
+    tiny = GANConfig(width=8, codebook_size=16, code_dim=4, disc_width=8, classifier_channels=(4, 8))
+    s = make_sample(column_stack({19: (-26, 20), 20: (0, 20), 21: (26, 20)}), "sagittal", 30)
+    torch.manual_seed(0)
+    shown = GANModel.create(tiny)
+    blank = GANModel.create(replace(tiny, attention_in_band=False))
+    blank.classifier.load_state_dict(shown.classifier.state_dict())
+    a, b = shown.inputs([s])["input"][0, 4].numpy(), blank.inputs([s])["input"][0, 4].numpy()
+    band = band_mask() > 0
+    assert (b[band] == 1.0).all() and np.allclose(a[~band], b[~band])
+    assert not np.allclose(a[band], 1.0)  # the heat map does reach into the band otherwise

@@ -75,6 +75,8 @@ class GANModel:
             x[i, 2] = s.position
             x[i, 3] = 1.0 if s.view == "sagittal" else -1.0
             x[i, 4] = 1.0 - repack_window(cams[i], s, 0.0)
+            if not self.config.attention_in_band:
+                x[i, 4] = np.where(band > 0, 1.0, x[i, 4])
         def as_t(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(dev)
 

@@ -35,6 +35,9 @@ class GANConfig:
     dilations: tuple[int, ...] = (2, 4, 8, 16)
     disc_width: int = 16
     classifier_channels: tuple[int, ...] = (8, 16, 32, 64)
+    # HGAM's heat map is computed on the unmasked window; inside the band it outlines the real
+    # body, so False blanks it there (the input then shows nothing of the target's height)
+    attention_in_band: bool = True
 
     def __post_init__(self) -> None:
         self.vq()  # a bad quantiser kind or size fails here, with the config

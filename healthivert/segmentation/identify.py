@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 MIN_BODY_ML = 3.0  # a vertebral body near the axis: T1 is ~ 5 ml, L5 ~ 35 ml
-MIN_SACRUM_ML = 2.0
+MIN_SACRUM_ML = 2.0  # the network may call only the top of S1 sacrum (3 ml on the real evaluation CT)
 SACRUM_BELOW_MM = 15.0  # the sacrum's centre lies at least this far below L5's
 SACRUM_MIDLINE_MM = 20.0  # ... and within this of L5's centre left to right
 SACRUM_LABEL = 26

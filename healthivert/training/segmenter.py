@@ -224,7 +224,7 @@ class PatchSampler(torch.utils.data.Dataset):
     same sequence whatever the number of loader workers, and a resumed run draws on."""
 
     def __init__(self, studies: list[dict], net: SegmenterConfig, seed: int) -> None:
-        self.studies, self.net, self.seed = studies, net, seed
+        self.studies, self.seed = studies, seed
         self.aug = _augment(net, seed)
 
     def __len__(self) -> int:

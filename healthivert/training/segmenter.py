@@ -33,7 +33,6 @@ from monai.transforms import (
     SpatialPadd,
 )
 from monai.utils import set_determinism
-from torch.utils.data import DataLoader
 
 from healthivert.errors import InputError
 from healthivert.io.atomic import atomic_write, atomic_write_npz
@@ -53,6 +52,7 @@ from healthivert.training.config import (
     verse_rows,
     with_tuples,
 )
+from healthivert.training.loop import SeededDraws, batches, out_of_time
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -219,19 +219,16 @@ def _augment(cfg: SegmenterConfig, seed: int) -> Compose:
     return aug
 
 
-class PatchSampler(torch.utils.data.Dataset):
-    """Augmented training patches, item ``i`` drawn from its own seed (``seed``, ``i``): the
-    same sequence whatever the number of loader workers, and a resumed run draws on."""
+class PatchSampler(SeededDraws):
+    """Augmented training patches, item ``i`` drawn from its own seed (``seed``, ``i``)."""
 
     def __init__(self, studies: list[dict], net: SegmenterConfig, seed: int) -> None:
-        self.studies, self.seed = studies, seed
+        super().__init__(seed)
+        self.studies = studies
         self.aug = _augment(net, seed)
 
-    def __len__(self) -> int:
-        return 2**62
-
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, i])
+        rng = self.rng(i)
         self.aug.set_random_state(seed=int(rng.integers(2**31)))
         sample = self.aug(self.studies[int(rng.integers(len(self.studies)))])[0]
         return sample["image"].as_tensor(), sample["label"].as_tensor()
@@ -281,14 +278,11 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
     if step == 0 and cfg.init_weights:
         model.load_state_dict(_initial_weights(cfg).state_dict())
         log.info("starting from %s", cfg.init_weights)
-    patches = PatchSampler(train, cfg.network, cfg.seed)
-    loader = DataLoader(patches, batch_size=cfg.batch, num_workers=cfg.workers,
-                        sampler=range(step * cfg.batch, cfg.steps * cfg.batch),
-                        persistent_workers=False, pin_memory=device.type == "cuda")
-    t0, running, batches = time.time(), [], iter(loader)
+    patches = batches(PatchSampler(train, cfg.network, cfg.seed), cfg.batch, cfg.workers, step, cfg.steps, device)
+    t0, running = time.time(), []
     while step < cfg.steps:
         model.train()
-        x, y = (t.to(device, non_blocking=True) for t in next(batches))
+        x, y = (t.to(device, non_blocking=True) for t in next(patches))
         optimiser.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
@@ -296,20 +290,20 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
         optimiser.step()
         step += 1
         running.append(loss.item())
-        out_of_time = bool(cfg.time_limit_min) and time.time() - t0 > 60 * cfg.time_limit_min
-        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
+        stop = out_of_time(t0, cfg.time_limit_min)
+        if step % cfg.eval_every == 0 or step == cfg.steps or stop:
             metrics = evaluate(model, val, cfg.network)
             history.append({"step": step, "loss": float(np.mean(running)), **metrics,
                             "seconds": round(time.time() - t0, 1)})
             log.info("step %d loss %.4f val dice %s", step, np.mean(running), metrics)
             running = []
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop:
             state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
                      "history": json.dumps(history)}
             atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
         if progress:
             progress(step, cfg.steps, f"loss {np.mean(running) if running else history[-1]['loss']:.4f}")
-        if out_of_time:
+        if stop:
             log.warning("time limit of %g min reached at step %d of %d", cfg.time_limit_min, step, cfg.steps)
             break
     final = history[-1] if history else {}

@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from monai.metrics import PSNRMetric, compute_dice
 from monai.utils import set_determinism
-from torch.utils.data import DataLoader
 
 from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import straighten_vertebrae
@@ -44,6 +43,7 @@ from healthivert.training.config import (
     verse_rows,
     with_tuples,
 )
+from healthivert.training.loop import SeededDraws, batches, out_of_time
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -205,20 +205,17 @@ class SliceSampler:
         return out
 
 
-class SliceDataset(torch.utils.data.Dataset):
+class SliceDataset(SeededDraws):
     """Training canvases for a loader: item ``i`` is :class:`SliceSampler`'s draw from its own
-    seed (``seed``, ``i``), so the sequence is the same whatever the number of workers, and a
-    resumed run draws on."""
+    seed (``seed``, ``i``)."""
 
     def __init__(self, vertebrae: list[Vertebra], seed: int) -> None:
-        self.vertebrae, self.seed = vertebrae, seed
-
-    def __len__(self) -> int:
-        return 2**62
+        super().__init__(seed)
+        self.vertebrae = vertebrae
 
     def __getitem__(self, i: int):
         sampler = SliceSampler(self.vertebrae, 0)
-        sampler.rng = np.random.default_rng([self.seed, i])
+        sampler.rng = self.rng(i)
         return sampler.draw(1)[0][1]
 
 
@@ -323,9 +320,9 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
     else:
         model.classifier.eval().requires_grad_(False)
     val_samples = [s for _, s in SliceSampler(val_healthy, cfg.seed + 1).draw(96)]
-    loader = DataLoader(SliceDataset(healthy, cfg.seed + 2), batch_size=cfg.batch, num_workers=cfg.workers,
-                        sampler=range(step * cfg.batch, cfg.steps * cfg.batch), collate_fn=list)
-    t0, running, canvases = time.time(), {}, iter(loader)
+    canvases = batches(SliceDataset(healthy, cfg.seed + 2), cfg.batch, cfg.workers, step, cfg.steps, device,
+                       collate_fn=list)
+    t0, running = time.time(), {}
     while step < cfg.steps:
         batch = model.inputs(next(canvases))
         out = model.generator(batch["input"])
@@ -348,21 +345,21 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
         step += 1
         for k, v in terms.items():
             running.setdefault(k, []).append(v.item())
-        out_of_time = bool(cfg.time_limit_min) and time.time() - t0 > 60 * cfg.time_limit_min
-        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
+        stop = out_of_time(t0, cfg.time_limit_min)
+        if step % cfg.eval_every == 0 or step == cfg.steps or stop:
             metrics = evaluate(model, val_samples, cfg.network.codebook_size)
             history.append({"step": step, **{k: round(float(np.mean(v)), 5) for k, v in running.items()},
                             **metrics, "seconds": round(time.time() - t0, 1)})
             log.info("step %d %s", step, history[-1])
             running = {}
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop:
             state = {"generator": model.generator.state_dict(), "classifier": model.classifier.state_dict(),
                      "discriminators": discs.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                      "step": step, "history": json.dumps(history), "classifier_accuracy": json.dumps(clf_acc)}
             atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
         if progress:
             progress(step, cfg.steps, f"loss {terms['total'].item():.3f}")
-        if out_of_time:
+        if stop:
             log.warning("time limit of %g min reached at step %d of %d", cfg.time_limit_min, step, cfg.steps)
             break
     final = history[-1] if history else {}

@@ -4,8 +4,9 @@ Design: the network only says "vertebra" or "sacrum"; which vertebra is which is
 here, anatomically. The vertebral bodies that line up into one column give the spine axis
 (bone elsewhere, pelvis, ribs or bowel contrast, is dropped unless it lies on the column).
 Along the axis the bodies' cross-section shrinks at every disc; the column is cut at those
-minima where the bone fraction across the axis dips too, every body voxel going to the
-segment of its nearest axis point and the arches grown from the bodies. A disc the network
+minima where the bone fraction across the axis dips too. The core of each body (its voxels
+well clear of the cuts) takes the segment of its nearest axis point; the rest of the body and
+the arches are grown from the cores through the bone, so a disc tilted to the cut is followed. A disc the network
 filled with bone leaves no minimum: a segment about twice its expected length (from its
 body's width) is split where the bone fraction across the axis is lowest. The segments are
 counted upwards from the sacrum (below the lowest vertebra, on its midline): the one resting
@@ -59,6 +60,9 @@ COLUMN_OFFSET_MM = 15.0
 # (a waist, a fracture cleft) with about as much bone across it as around it is no disc
 DISC_MIN_DIP = 0.25
 DIP_REACH_MM = 16.0  # the bodies either side: within one thoracic body height of the cut
+# body voxels this close to a cut are not seeded but grown into (a disc tilted 15 degrees to the
+# plane across the axis strays ~5 mm from it at the front or back of a 40 mm deep body)
+CORE_MARGIN_MM = 6.0
 
 
 def _axial_disc(radius_vox: int) -> np.ndarray:
@@ -252,7 +256,8 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
 
     The bodies' centres give the spine axis and their cross-section along it, which falls to
     (near) nothing at each disc. Bone within ``COLUMN_RADIUS_MM`` of the axis is the column;
-    it is cut at those minima, every voxel going to the segment of its nearest axis point.
+    it is cut at those minima, the bodies' cores (:func:`_away_from_cuts`) taking the segment
+    of their nearest axis point and seeding the growth of the rest.
     Cuts are then checked against the bone fraction across the axis (:func:`_axis_profile`):
     a cut with as much bone across it as around it is dropped, segments about twice the expected length (a disc
     the network filled) are split, and every cut moves to the nearby minimum.
@@ -289,8 +294,24 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
     for k in range(1, len(cuts) + 2):
         if body_ml[k] < MIN_BODY_ML:  # a segment needs a vertebral body
             seeds[seeds == k] = 0
-    out = _grow(seeds, column)
-    return out
+    seeds[tuple(idx.T)] *= _away_from_cuts(nearest, cuts, len(axis), step)
+    return _grow(seeds, column)
+
+
+def _away_from_cuts(nearest: np.ndarray, cuts: np.ndarray, n: int, step: float) -> np.ndarray:
+    """Whether each voxel (by its ``nearest`` axis point, of ``n`` spaced ``step`` mm) lies at
+    least ``CORE_MARGIN_MM`` (or a quarter of its segment) from the cuts bounding its segment.
+
+    A cut is a plane across the axis; a real disc is tilted to it (lordosis, wedged discs), by
+    up to ~5 mm at a body's front or back. Only the bodies' cores are seeded; the rest of each
+    body is then grown from its core through the bone, so it follows the disc's own gap."""
+    cuts = np.sort(np.asarray(cuts, int))
+    seg = np.searchsorted(cuts, nearest, side="right")
+    lo = np.concatenate([[-np.inf], cuts])[seg]  # no cut below the first segment
+    hi = np.concatenate([cuts, [np.inf]])[seg]
+    length = np.minimum(np.concatenate([cuts, [n]])[seg] - np.concatenate([[0], cuts])[seg], n)
+    margin = np.minimum(CORE_MARGIN_MM, 0.25 * length * step)
+    return (np.minimum(nearest - lo + 0.5, hi - nearest - 0.5) * step >= margin).astype(np.int32)
 
 
 def _grow(seeds: np.ndarray, within: np.ndarray, max_steps: int = 60) -> np.ndarray:

@@ -82,6 +82,7 @@ class SegmenterTrainConfig:
     pelvis_fraction: float = 1.0
     dim_bone_fraction: float = 0.0
     margin_below_mm: tuple[float, float] | None = None
+    margin_above_mm: tuple[float, float] | None = None
     steps: int = 800
     batch: int = 1
     workers: int = 0
@@ -125,15 +126,22 @@ def class_map(labels: np.ndarray) -> np.ndarray:
 def _phantom_config(seed: int, cfg: SegmenterTrainConfig) -> PhantomConfig:
     """The phantom of one training study: with ``margin_below_mm`` (lo, hi), the view below
     the bottom vertebra is drawn from that range, seeded by the study (the sacrum and pelvis
-    seen whole or in part, as abdominal CTs do); with ``pelvis``, a seeded ``pelvis_fraction``
-    of the studies carries a pelvis, and a seeded ``dim_bone_fraction`` has dim posterior
-    elements, ribs and cortex (``PhantomConfig.dim_bone``)."""
-    below = None
+    seen whole or in part, as abdominal CTs do); ``margin_above_mm`` likewise above the top
+    vertebra, where a negative margin cuts it at the edge of the view, as real scans cut the
+    vertebra at their ends; with ``pelvis``, a seeded ``pelvis_fraction`` of the studies
+    carries a pelvis, and a seeded ``dim_bone_fraction`` has dim posterior elements, ribs and
+    cortex (``PhantomConfig.dim_bone``)."""
+    below, above = None, PhantomConfig.margin_mm
     if cfg.margin_below_mm is not None:
         lo, hi = cfg.margin_below_mm
         below = float(np.random.default_rng([seed, 7]).uniform(lo, hi))
-    return PhantomConfig(top=cfg.top, bottom=cfg.bottom, pelvis=_has_pelvis(seed, cfg), margin_below_mm=below,
-                         dim_bone=_has_dim_bone(seed, cfg))
+    if cfg.margin_above_mm is not None:
+        lo, hi = cfg.margin_above_mm
+        above = float(np.random.default_rng([seed, 5]).uniform(lo, hi))
+        if below is None:  # the view below keeps the default margin
+            below = PhantomConfig.margin_mm
+    return PhantomConfig(top=cfg.top, bottom=cfg.bottom, pelvis=_has_pelvis(seed, cfg), margin_mm=above,
+                         margin_below_mm=below, dim_bone=_has_dim_bone(seed, cfg))
 
 
 def _has_dim_bone(seed: int, cfg: SegmenterTrainConfig) -> bool:
@@ -147,7 +155,8 @@ def _has_pelvis(seed: int, cfg: SegmenterTrainConfig) -> bool:
 
 def _cache_name(seed: int, cfg: SegmenterTrainConfig) -> str:
     extra = ("_pelvis" if _has_pelvis(seed, cfg) else "") + ("_dim" if _has_dim_bone(seed, cfg) else "") + (
-        "_below{:g}-{:g}".format(*cfg.margin_below_mm) if cfg.margin_below_mm is not None else "")
+        "_below{:g}-{:g}".format(*cfg.margin_below_mm) if cfg.margin_below_mm is not None else "") + (
+        "_above{:g}-{:g}".format(*cfg.margin_above_mm) if cfg.margin_above_mm is not None else "")
     return f"phantom{seed}_{cfg.network.spacing_mm:g}mm{extra}.npz"
 
 
@@ -318,6 +327,8 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
                     f", a pelvis in {cfg.pelvis_fraction:.0%} of them") if cfg.pelvis else "")
                 + (", {:g}-{:g} mm seen below the bottom vertebra".format(*cfg.margin_below_mm)
                    if cfg.margin_below_mm is not None else "")
+                + (", {:g}-{:g} mm seen above the top vertebra (negative: cut by the view)".format(
+                    *cfg.margin_above_mm) if cfg.margin_above_mm is not None else "")
                 + (f", dim posterior elements and cortex in {cfg.dim_bone_fraction:.0%} of them"
                    if cfg.dim_bone_fraction else ""))
         validation = f"{cfg.val_studies} phantom studies, seeds {cfg.val_seed}.., {final}"

@@ -403,3 +403,88 @@ def test_split_long_segments_leaves_the_caudal_end_segment_alone():
     """The lowest segment (usually L5, tilted at the lumbosacral angle) is long but one vertebra."""
     area = np.full(70, 100.0)
     assert list(split_long_segments(np.array([20, 30, 40, 50, 60]), area, np.ones(70))) == [20, 30, 40, 50, 60]
+
+
+def test_margin_above_cuts_the_top_vertebra_at_the_edge_of_the_view():
+    """``margin_above_mm`` draws the view above the top vertebra per study; a negative margin
+    cuts that vertebra, which stays labelled (real scans cut the vertebra at their ends)."""
+    from dataclasses import replace
+
+    from healthivert.training.segmenter import SegmenterTrainConfig, _cache_name, _phantom_config
+
+    cfg = SegmenterTrainConfig(top="L3", bottom="L5", margin_above_mm=(-12.0, -8.0))
+    pc = _phantom_config(2000, cfg)
+    assert -12.0 <= pc.margin_mm <= -8.0 and pc.margin_below_mm == 12.0
+    assert _phantom_config(2000, cfg) == pc and _phantom_config(2001, cfg).margin_mm != pc.margin_mm
+    assert _cache_name(2000, cfg).endswith("_above-12--8.npz")
+    grid = dict(in_plane_mm=1.5, slice_mm=1.5, orientation="RAS")
+    whole = make_phantom(replace(pc, margin_mm=12.0, **grid), 2000)
+    cut = make_phantom(replace(pc, **grid), 2000)
+    top = np.argwhere(cut.mask.array == 22)
+    assert len(top) and top[:, 2].max() == cut.mask.shape[2] - 1  # L3 reaches the top slice
+    assert (cut.mask.array == 22).sum() < 0.8 * (whole.mask.array == 22).sum()
+    assert (cut.mask.array == 24).sum() == pytest.approx((whole.mask.array == 24).sum(), rel=0.02)
+
+
+@pytest.mark.parametrize("margin_mm", [0.0, 6.0])
+def test_identify_follows_discs_tilted_to_the_axis(margin_mm, monkeypatch):
+    """Discs tilted 15 degrees to the plane across the spine axis (lordosis): each box gets
+    one label whole, because only the bodies' cores are seeded and the rest is grown through
+    the bone. Seeding whole segments (margin 0) cuts the boxes' front and back corners."""
+    monkeypatch.setattr("healthivert.segmentation.identify.CORE_MARGIN_MM", margin_mm)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    truth = np.zeros((32, 32, 110), np.int32)
+    y = np.arange(32)[None, :, None]
+    z = np.arange(110)[None, None, :]
+    tilt = np.tan(np.deg2rad(15.0)) * (y - 16)  # voxels of z per voxel of y
+    for k in range(6):  # bodies 44 mm deep, 24 mm tall, discs 8 mm; the lowest is the sacrum
+        lo = 8 + 16 * k
+        inside = (z - tilt >= lo) & (z - tilt < lo + 12) & (y >= 5) & (y < 27)
+        truth[5:27] = np.where(inside, k + 1, truth[5:27])
+    classes = np.where(truth == 1, 2, truth > 0).astype(np.uint8)
+    labels = identify(classes, affine).labels
+    pure = [len(np.unique(labels[truth == k])) == 1 for k in range(2, 7)]
+    assert all(pure) == (margin_mm > 0)
+    assert sorted(int(x) for x in np.unique(labels) if x) == [20, 21, 22, 23, 24, 26]
+
+
+@pytest.mark.slow
+def test_shipped_weights_keep_the_vertebra_the_view_cuts():
+    """The field of view cuts T12 below its top: with the scan mirrored outwards before the
+    windows run, the network keeps it (Dice 0.0 without the mirror on this phantom)."""
+    from healthivert.segmentation import DEFAULT_WEIGHTS, load_weights, segment_ct
+
+    model, cfg, _ = load_weights(DEFAULT_WEIGHTS)
+    study = make_phantom(PhantomConfig(top="T12", bottom="L5", margin_mm=-8.0, orientation="RAS"), 8301)
+    truth = study.mask.array == 19
+    assert truth[:, :, -1].any()  # T12 runs into the top slice
+    pred = segment_ct(study.ct, model, cfg).mask.array == 19
+    assert 2 * (truth & pred).sum() / (truth.sum() + pred.sum()) > 0.85
+
+
+def test_probabilities_keep_the_scan_shape_and_mirror_its_ends():
+    """Padding is undone: probabilities come back on the scan's own grid, for scans thinner
+    than half a window too; the network sees the mirrored ends (not zeros) beyond the scan."""
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            seen.append(x.clone())
+            return torch.cat([x * 0, x, x * 0], dim=1)
+
+    from monai.data import MetaTensor
+
+    cfg = SegmenterConfig(patch=(16, 16, 16), channels=(4, 8), strides=(2,))
+    for depth in (30, 5):
+        seen.clear()
+        image = (torch.arange(depth, dtype=torch.float32) + 1).expand(1, 16, 16, depth).contiguous() / depth
+        image[..., 0] = 0.0  # the bottom slice is dark: only a window that starts on it sees 0 first
+        prob = infer.predict_probabilities(Probe(), MetaTensor(image), cfg)
+        assert prob.shape == (3, 16, 16, depth)
+        assert np.all(prob[1].argmax(-1) == depth - 1)  # class 1 grows with the slice index
+        if depth > cfg.patch[2]:  # no window starts on the real bottom slice: mirrored ones lie below
+            assert min(float(x[..., 0].min()) for x in seen) > 0

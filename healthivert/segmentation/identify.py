@@ -6,15 +6,17 @@ here, anatomically. The vertebral bodies that line up into one column give the s
 Along the axis the bodies' cross-section shrinks at every disc; the column is cut at those
 minima where the bone fraction across the axis dips too. The core of each body (its voxels
 well clear of the cuts) takes the segment of its nearest axis point; the rest of the body and
-the arches are grown from the cores through the bone, so a disc tilted to the cut is followed. A disc the network
-filled with bone leaves no minimum: a segment about twice its expected length (from its
-body's width) is split where the bone fraction across the axis is lowest. The segments are
-counted upwards from the sacrum (below the lowest vertebra, on its midline): the one resting
-on it is L5.
+the arches are grown from the cores through the bone, so a disc tilted to the cut is
+followed. A disc the network filled with bone leaves no minimum: a segment about twice its
+expected length (from its body's width) is split where the bone fraction across the axis is
+lowest. The segments are counted upwards from the sacrum (below the lowest vertebra, on its
+midline): the one resting on it is L5.
 
 How it fails: a lumbosacral transitional vertebra (L6, or a sacralised L5) shifts every
 label by one; without the sacrum in view the lowest vertebra is *assumed* to be L5 and the
-result says so; bridging osteophytes or a fused segment can merge two vertebrae into one.
+result says so; bridging osteophytes or a fused segment can merge two vertebrae into one, and
+so can a disc the network fills at the top of the view (split only when the merged piece is
+1.5 expected lengths long).
 """
 
 from __future__ import annotations
@@ -309,7 +311,7 @@ def _away_from_cuts(nearest: np.ndarray, cuts: np.ndarray, n: int, step: float) 
     seg = np.searchsorted(cuts, nearest, side="right")
     lo = np.concatenate([[-np.inf], cuts])[seg]  # no cut below the first segment
     hi = np.concatenate([cuts, [np.inf]])[seg]
-    length = np.minimum(np.concatenate([cuts, [n]])[seg] - np.concatenate([[0], cuts])[seg], n)
+    length = np.diff(np.concatenate([[0], cuts, [n]]))[seg]  # axis points in the voxel's segment
     margin = np.minimum(CORE_MARGIN_MM, 0.25 * length * step)
     return (np.minimum(nearest - lo + 0.5, hi - nearest - 0.5) * step >= margin).astype(np.int32)
 

@@ -465,18 +465,18 @@ def test_shipped_weights_keep_the_vertebra_the_view_cuts():
 def test_probabilities_keep_the_scan_shape_and_mirror_its_ends():
     """Padding is undone: probabilities come back on the scan's own grid, for scans thinner
     than half a window too; the network sees the mirrored ends (not zeros) beyond the scan."""
+    from monai.data import MetaTensor
+
     seen = []
 
     class Probe(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.w = torch.nn.Parameter(torch.zeros(1))  # windows run on the parameters' device
 
         def forward(self, x):
             seen.append(x.clone())
             return torch.cat([x * 0, x, x * 0], dim=1)
-
-    from monai.data import MetaTensor
 
     cfg = SegmenterConfig(patch=(16, 16, 16), channels=(4, 8), strides=(2,))
     for depth in (30, 5):

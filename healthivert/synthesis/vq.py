@@ -83,7 +83,7 @@ class VQBottleneck(nn.Module):
         """SimVQ's map W set so the codes C W have the features' covariance (moment matching):
         W = cov(C)^-1/2 cov(z)^1/2. Hand-written: the library offers no data-dependent init."""
         def sqrt_and_inv_sqrt(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            vals, vecs = torch.linalg.eigh(cov + 1e-6 * torch.eye(len(cov)))
+            vals, vecs = torch.linalg.eigh(cov + 1e-6 * torch.eye(len(cov), dtype=cov.dtype, device=cov.device))
             vals = vals.clamp_min(1e-6)
             return (vecs * vals.sqrt()) @ vecs.T, (vecs / vals.sqrt()) @ vecs.T
 

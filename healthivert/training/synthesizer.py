@@ -56,6 +56,9 @@ class SynthesizerTrainConfig:
     Attributes:
         source: "phantom" (generated cohorts) or "verse" (``verse_root`` + ``manifest``).
         max_grade: the GAN trains on vertebrae graded <= this (the paper: 1).
+        deformity_rate: phantom cohorts only: chance that an unfractured vertebra carries a
+            sub-threshold (< 20 %) deformity (``PhantomConfig.deformity_rate``). 0 trains on
+            vertebrae at their healthy height only.
         classifier_steps: HGAM classifier steps before the GAN (0 with ``use_attention`` off).
         adversarial_after: steps of reconstruction-only warm-up before the discriminators join.
     """
@@ -72,6 +75,7 @@ class SynthesizerTrainConfig:
     train_splits: tuple[str, ...] = ("train",)
     val_splits: tuple[str, ...] = ("val",)
     max_grade: int = 1
+    deformity_rate: float = 0.25
     steps: int = 4000
     batch: int = 12
     lr: float = 2e-4
@@ -95,6 +99,8 @@ class SynthesizerTrainConfig:
         check_data_source(self.source, self.verse_root)
         if self.steps < 1 or self.batch < 1 or self.workers < 0 or self.time_limit_min < 0:
             raise ValueError("steps and batch must be >= 1, workers and time_limit_min >= 0")
+        if not 0.0 <= self.deformity_rate <= 1.0:
+            raise ValueError(f"deformity_rate must be in [0, 1]; got {self.deformity_rate}")
 
 
 def load_synthesizer_config(path: str | Path) -> SynthesizerTrainConfig:
@@ -152,11 +158,14 @@ def phantom_cohort(seeds: range, cfg: SynthesizerTrainConfig, progress: Progress
     out: list[Vertebra] = []
     for i, seed in enumerate(seeds):
         def build(seed=seed):
-            study = make_phantom(PhantomConfig(top=cfg.top, bottom=cfg.bottom), seed)
+            study = make_phantom(PhantomConfig(top=cfg.top, bottom=cfg.bottom, deformity_rate=cfg.deformity_rate),
+                                 seed)
             grades = {v["label"]: int(v["genant_grade"]) for v in study.truth["vertebrae"]}
             return stacks_of_study(study.mask, study.ct, centroids_from_mask(study.mask), grades)
 
-        out += _cached(cache, f"phantom{seed}_{cfg.top}-{cfg.bottom}", build)
+        default = cfg.deformity_rate == PhantomConfig.deformity_rate  # keeps the older caches' names
+        name = f"phantom{seed}_{cfg.top}-{cfg.bottom}" + ("" if default else f"_d{cfg.deformity_rate:g}")
+        out += _cached(cache, name, build)
         if progress:
             progress(i + 1, len(seeds), f"phantom {seed}")
     return out

@@ -86,6 +86,28 @@ def test_loader_canvases_do_not_depend_on_the_number_of_workers(trained):
     assert not np.array_equal(draws[0][0], draws[0][1])
 
 
+def test_phantom_cohort_without_sub_threshold_deformities(trained, tmp_path):
+    """deformity_rate 0: grade-0 training vertebrae keep their healthy height (phantom seed 13
+    gives T12 a 7 % deformity by default); the two cohorts are cached under different names."""
+    from healthivert.training.synthesizer import phantom_cohort
+
+    cfg, _ = trained
+    cfg = replace(cfg, workdir=str(tmp_path))
+    default, healthy = (phantom_cohort(range(13, 14), replace(cfg, deformity_rate=d)) for d in (0.25, 0.0))
+    names = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert names == ["phantom13_T12-L2.npz", "phantom13_T12-L2_d0.npz"]
+
+    def height(cohort, label):  # mm: the body's mean column height (1 mm stacks)
+        (v,) = [v for v in cohort if v.stack.label == label]
+        columns = (v.stack.body >= 0.5).sum(axis=2)
+        return v.grade, float(columns[columns > 0].mean())
+
+    (g0, h0), (g1, h1) = height(default, 19), height(healthy, 19)
+    assert g0 == g1 == 0 and h1 - h0 >= 0.04 * h1
+    with pytest.raises(ValueError, match="deformity_rate"):
+        replace(cfg, deformity_rate=1.5)
+
+
 def test_gan_synthesizer_restores_every_vertebra(trained):
     _, path = trained
     study = make_phantom(PhantomConfig(top="T12", bottom="L2", slice_mm=1.5), 13)

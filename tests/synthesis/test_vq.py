@@ -53,11 +53,15 @@ def test_perplexity_of_empty_usage_is_one():
     assert math.isclose(CodeUsage(4).perplexity, 1.0)
 
 
-def test_data_init_fits_simvq_codes_to_the_features_covariance_once():
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_data_init_fits_simvq_codes_to_the_features_covariance_once(device):
     torch.manual_seed(0)
-    vq = VQBottleneck(VQConfig(dim=8, codebook_size=64, data_init=True))
-    scale = torch.linspace(0.2, 3.0, 8)
-    z = torch.randn(4, 8, 12, 12) * scale[None, :, None, None]
+    vq = VQBottleneck(VQConfig(dim=8, codebook_size=64, data_init=True)).to(device)
+    scale = torch.linspace(0.2, 3.0, 8, device=device)
+    z = torch.randn(4, 8, 12, 12, device=device) * scale[None, :, None, None]
     vq.eval()
     vq(z)  # inference never fits
     assert not bool(vq.initialised)
@@ -70,7 +74,7 @@ def test_data_init_fits_simvq_codes_to_the_features_covariance_once():
     before = vq.quantizer.codebook.detach().clone()
     vq(z * 10)  # later batches do not refit
     assert torch.equal(vq.quantizer.codebook.detach(), before)
-    fresh = VQBottleneck(VQConfig(dim=8, codebook_size=64, data_init=True)).train()
+    fresh = VQBottleneck(VQConfig(dim=8, codebook_size=64, data_init=True)).to(device).train()
     fresh.load_state_dict(vq.state_dict())  # a loaded bottleneck keeps its codes
     fresh(z)
     assert torch.equal(fresh.quantizer.codebook.detach(), before)

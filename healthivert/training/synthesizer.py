@@ -373,7 +373,8 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
             break
     final = history[-1] if history else {}
     data = (f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds {cfg.train_seed}.."
-            f"{cfg.train_seed + cfg.train_studies - 1})" if cfg.source == "phantom"
+            f"{cfg.train_seed + cfg.train_studies - 1}, sub-threshold deformity rate {cfg.deformity_rate:g})"
+            if cfg.source == "phantom"
             else f"VerSe tree {cfg.verse_root}, splits {list(cfg.train_splits)}")
     if cfg.init_weights:
         data += f", starting from the weights {Path(cfg.init_weights).name}"

@@ -40,7 +40,7 @@ def test_two_training_steps_write_weights_with_a_card(trained):
     cfg, path = trained
     model, card = load_gan(path)
     assert model.config == TINY
-    assert card["steps"] == 2 and "phantom" in card["trained_on"]
+    assert card["steps"] == 2 and "phantom" in card["trained_on"] and "deformity rate 0.25" in card["trained_on"]
     last = card["history"][-1]
     assert last["step"] == 2 and 0 < last["codebook_utilisation"] <= 1 and last["codebook_perplexity"] >= 1
     assert np.isfinite(last["total"]) and "adversarial" in last and "edge" in last
@@ -133,6 +133,8 @@ def test_gan_synthesizer_needs_the_ct(trained):
 def test_shipped_recipe_parses_and_bad_keys_are_refused(tmp_path):
     cfg = load_synthesizer_config(ROOT / "pipelines" / "synthesizer.yaml")
     assert cfg.max_grade == 1 and cfg.network.vq_kind == "simvq" and cfg.output.endswith(".safetensors")
+    tune = load_synthesizer_config(ROOT / "pipelines" / "synthesizer_finetune.yaml")  # the shipped GAN's phase 2
+    assert (tune.max_grade, tune.deformity_rate) == (0, 0.0) and tune.init_weights and tune.network == cfg.network
     bad = tmp_path / "bad.yaml"
     bad.write_text(json.dumps({"steps": 3, "colour": "red"}))
     with pytest.raises(InputError, match="colour"):

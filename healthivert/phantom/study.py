@@ -77,6 +77,10 @@ class PhantomConfig:
             above the trabecular bone up to the defaults (thin laminae and cortex read dim at
             thick slices and in osteoporotic bone: 150-200 HU on real CT); for segmenter
             training, off by default (the other draws of a seed are unchanged either way).
+        intact: draw the study with its fractures, then leave every body at its healthy
+            height: the fractured study's intact twin (the same anatomy, noise and other draws;
+            the neighbours placed by healthy heights). A pseudo-healthy body should be the same
+            in both twins.
     """
 
     top: str = "T8"
@@ -93,6 +97,7 @@ class PhantomConfig:
     margin_below_mm: float | None = None
     pelvis: bool = False
     dim_bone: bool = False
+    intact: bool = False
 
     def __post_init__(self) -> None:
         # checked here, not deep in rendering: a bad orientation used to fail in SimpleITK after
@@ -163,7 +168,8 @@ def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> P
         sh = shapes[lab]
         grade, morph = fractures.get(lab, (0, str(rng.choice(MORPHOLOGIES))))
         deformity = float(rng.uniform(0.04, 0.16)) if rng.random() < cfg.deformity_rate else 0.0
-        placed_fx[lab] = fracture_for_grade(sh, grade, morph, rng, deformity)
+        fracture = fracture_for_grade(sh, grade, morph, rng, deformity)  # drawn either way: twins share draws
+        placed_fx[lab] = None if cfg.intact and grade else fracture
     truths = {lab: truth_record(shapes[lab], placed_fx[lab]) for lab in labels}
 
     # place vertebrae along a curved centreline by their (fractured) mid heights

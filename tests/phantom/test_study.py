@@ -179,3 +179,20 @@ def test_margin_below_widens_the_view_below_only():
     top = lambda s: s.ct.affine[2, 3] + s.ct.affine[2, 2] * (s.ct.shape[2] - 1)  # noqa: E731
     assert deeper.ct.shape[2] - base.ct.shape[2] == 28  # 40 - 12 mm at 1 mm
     assert abs(top(deeper) - top(base)) < 1e-6
+
+
+def test_intact_twin_shares_every_draw_but_the_fracture():
+    """``intact``: the same study with its fractured body left at the healthy height; every
+    vertebra keeps its shape and the neighbours move up to the taller body."""
+    cfg = dict(top="L2", bottom="L4", in_plane_mm=1.0, slice_mm=1.0, orientation="RAS",
+               fractures=(FractureSpec("L3", 3, "crush"),), deformity_rate=0.0)
+    fractured = make_phantom(PhantomConfig(**cfg), 5)
+    twin = make_phantom(PhantomConfig(**cfg, intact=True), 5)
+    for f, t in zip(fractured.truth["vertebrae"], twin.truth["vertebrae"]):
+        assert f["healthy_heights_mm"] == t["healthy_heights_mm"] == t["fractured_heights_mm"]
+        assert t["genant_grade"] == 0 and f["genant_grade"] == (3 if f["name"] == "L3" else 0)
+    assert fractured.truth["trabecular_hu"] == twin.truth["trabecular_hu"]
+    volume = {name: [int((s.body_mask.array == lab).sum()) for lab in (21, 22, 23)]  # L2, L3, L4
+              for name, s in (("fractured", fractured), ("twin", twin))}
+    assert volume["twin"][1] > 1.5 * volume["fractured"][1]  # a grade-3 crush loses > 40 %
+    assert all(abs(a - b) <= 0.02 * b for a, b in zip(volume["twin"][::2], volume["fractured"][::2]))

@@ -59,6 +59,9 @@ class SynthesizerTrainConfig:
         deformity_rate: phantom cohorts only: chance that an unfractured vertebra carries a
             sub-threshold (< 20 %) deformity (``PhantomConfig.deformity_rate``). 0 trains on
             vertebrae at their healthy height only.
+        disc_jitter_mm: GAN training canvases move the context above and below the band by up
+            to this many mm each (the discs next to the body read thinner or thicker), so that
+            the disc's thickness, which a fracture changes, does not tell the body's height.
         classifier_steps: HGAM classifier steps before the GAN (0 with ``use_attention`` off).
         adversarial_after: steps of reconstruction-only warm-up before the discriminators join.
     """
@@ -76,6 +79,7 @@ class SynthesizerTrainConfig:
     val_splits: tuple[str, ...] = ("val",)
     max_grade: int = 1
     deformity_rate: float = 0.25
+    disc_jitter_mm: int = 0
     steps: int = 4000
     batch: int = 12
     lr: float = 2e-4
@@ -99,6 +103,8 @@ class SynthesizerTrainConfig:
         check_data_source(self.source, self.verse_root)
         if self.steps < 1 or self.batch < 1 or self.workers < 0 or self.time_limit_min < 0:
             raise ValueError("steps and batch must be >= 1, workers and time_limit_min >= 0")
+        if self.disc_jitter_mm < 0:
+            raise ValueError(f"disc_jitter_mm must be >= 0; got {self.disc_jitter_mm}")
         if not 0.0 <= self.deformity_rate <= 1.0:
             raise ValueError(f"deformity_rate must be in [0, 1]; got {self.deformity_rate}")
 
@@ -193,11 +199,14 @@ def verse_cohort(cfg: SynthesizerTrainConfig, splits: tuple[str, ...], progress:
 
 
 class SliceSampler:
-    """Random canvas samples: a vertebra, a view, a slice (triangular weight towards the centre)."""
+    """Random canvas samples: a vertebra, a view, a slice (triangular weight towards the centre);
+    with ``disc_jitter_mm`` > 0, each side's context moved by a whole number of mm drawn from
+    [-jitter, jitter] (``make_sample``'s ``disc_shift``)."""
 
-    def __init__(self, vertebrae: list[Vertebra], seed: int) -> None:
+    def __init__(self, vertebrae: list[Vertebra], seed: int, disc_jitter_mm: int = 0) -> None:
         self.vertebrae = vertebrae
         self.rng = np.random.default_rng(seed)
+        self.disc_jitter_mm = disc_jitter_mm
 
     def draw(self, n: int):
         out = []
@@ -208,7 +217,10 @@ class SliceSampler:
             if idx.size == 0:
                 continue
             w = 1.0 - 0.8 * np.abs([v.stack.position(view, int(i)) for i in idx])
-            sample = make_sample(v.stack, view, int(self.rng.choice(idx, p=w / w.sum())))
+            index = int(self.rng.choice(idx, p=w / w.sum()))
+            j = self.disc_jitter_mm
+            shift = tuple(int(k) for k in self.rng.integers(-j, j + 1, size=2)) if j else (0, 0)
+            sample = make_sample(v.stack, view, index, disc_shift=shift)
             if sample is not None:
                 out.append((v, sample))
         return out
@@ -218,12 +230,13 @@ class SliceDataset(SeededDraws):
     """Training canvases for a loader: item ``i`` is :class:`SliceSampler`'s draw from its own
     seed (``seed``, ``i``)."""
 
-    def __init__(self, vertebrae: list[Vertebra], seed: int) -> None:
+    def __init__(self, vertebrae: list[Vertebra], seed: int, disc_jitter_mm: int = 0) -> None:
         super().__init__(seed)
         self.vertebrae = vertebrae
+        self.disc_jitter_mm = disc_jitter_mm
 
     def __getitem__(self, i: int):
-        sampler = SliceSampler(self.vertebrae, 0)
+        sampler = SliceSampler(self.vertebrae, 0, self.disc_jitter_mm)
         sampler.rng = self.rng(i)
         return sampler.draw(1)[0][1]
 
@@ -329,8 +342,8 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
     else:
         model.classifier.eval().requires_grad_(False)
     val_samples = [s for _, s in SliceSampler(val_healthy, cfg.seed + 1).draw(96)]
-    canvases = batches(SliceDataset(healthy, cfg.seed + 2), cfg.batch, cfg.workers, step, cfg.steps, device,
-                       collate_fn=list)
+    dataset = SliceDataset(healthy, cfg.seed + 2, cfg.disc_jitter_mm)
+    canvases = batches(dataset, cfg.batch, cfg.workers, step, cfg.steps, device, collate_fn=list)
     t0, running = time.time(), {}
     while step < cfg.steps:
         batch = model.inputs(next(canvases))
@@ -378,6 +391,8 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
             else f"VerSe tree {cfg.verse_root}, splits {list(cfg.train_splits)}")
     if cfg.init_weights:
         data += f", starting from the weights {Path(cfg.init_weights).name}"
+    if cfg.disc_jitter_mm:
+        data += f", context moved by up to {cfg.disc_jitter_mm} mm each side"
     card = {"trained_on": f"{data}; {len(healthy)} vertebrae graded <= {cfg.max_grade}",
             "steps": step, "batch": cfg.batch, "classifier_training_accuracy": clf_acc,
             "validation": final, "history": history, "loss_weights": cfg.loss.to_dict()}

@@ -53,6 +53,20 @@ def test_pack_rows_band_is_centred_on_the_body_and_context_is_packed_against_it(
     assert (src == -1).sum() == 0 or (src[src == -1].size < ROWS)
 
 
+def test_disc_shift_thins_or_thickens_the_context_next_to_the_body():
+    plain = pack_rows(81, top=30, bottom=49)
+    src = pack_rows(81, top=30, bottom=49, shift=(2, -3))
+    assert src[BAND_TOP - 1] == 27 and np.array_equal(src[:BAND_TOP], plain[:BAND_TOP] - 2)  # 2 rows dropped
+    below = src[BAND_TOP + BAND_MM:]
+    assert (below[:4] == 50).all() and below[4] == 51  # the row next to the body 3 times more
+    assert np.array_equal(src[BAND_TOP:BAND_TOP + BAND_MM], plain[BAND_TOP:BAND_TOP + BAND_MM])
+    stack = column_stack({19: (-28, 20), 20: (0, 20.0), 21: (28, 20)})
+    a, b = make_sample(stack, "sagittal", 30), make_sample(stack, "sagittal", 30, disc_shift=(2, -3))
+    assert np.array_equal(a.target, b.target) and a.height_mm == b.height_mm  # the truth in the band stays
+    gap = lambda s: int(BAND_TOP - 1 - np.flatnonzero(s.adjacent[:BAND_TOP, 40])[-1])  # noqa: E731  (disc rows above)
+    assert gap(a) - gap(b) == 2
+
+
 @pytest.mark.parametrize("height", [16.0, 24.0, 30.0])
 def test_input_outside_the_band_does_not_depend_on_the_height(height):
     """The context is packed against the band: the image the generator sees outside the band

@@ -108,6 +108,19 @@ def test_phantom_cohort_without_sub_threshold_deformities(trained, tmp_path):
         replace(cfg, deformity_rate=1.5)
 
 
+def test_disc_jitter_moves_only_the_context_of_training_canvases(trained):
+    from healthivert.training.synthesizer import SliceSampler, phantom_cohort
+
+    cfg, _ = trained
+    cohort = phantom_cohort(range(cfg.train_seed, cfg.train_seed + 1), cfg)
+    pairs = [(SliceSampler(cohort, seed).draw(1)[0][1], SliceSampler(cohort, seed, 3).draw(1)[0][1])
+             for seed in range(6)]
+    assert all(np.array_equal(a.target, b.target) and a.height_mm == b.height_mm for a, b in pairs)
+    assert sum(not np.array_equal(a.ct, b.ct) for a, b in pairs) >= 4  # (0, 0) is one draw in 49
+    with pytest.raises(ValueError, match="disc_jitter_mm"):
+        replace(cfg, disc_jitter_mm=-1)
+
+
 def test_gan_synthesizer_restores_every_vertebra(trained):
     _, path = trained
     study = make_phantom(PhantomConfig(top="T12", bottom="L2", slice_mm=1.5), 13)

@@ -112,17 +112,25 @@ def body_rows(body: np.ndarray) -> tuple[int, int, float] | None:
     return int(rows[0]), int(rows[-1]), float(silhouette.sum())
 
 
-def pack_rows(n_rows: int, top: int, bottom: int) -> np.ndarray:
+def pack_rows(n_rows: int, top: int, bottom: int, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Source row of each canvas row (-1 where the slice has none).
 
     Band rows take the slice's ``BAND_MM`` rows centred on the body; rows above the band
     take the slice's rows above ``top``, packed against it; rows below likewise below ``bottom``.
+    ``shift`` (rows above, rows below; training augmentation) moves each side's context: k > 0
+    drops the k rows next to the body (the disc reads k mm thinner), k < 0 repeats the row next
+    to the body |k| times (k mm thicker).
     """
     centre = int(round((top + bottom) / 2))
     r = np.arange(ROWS)
-    src = np.where(r < BAND_TOP, top - (BAND_TOP - r),
+    up, down = BAND_TOP - 1 - r, r - BAND_TOP - BAND_MM  # rows from the band's edge, 0 next to it
+
+    def away(d: np.ndarray, k: int) -> np.ndarray:
+        return d + k if k >= 0 else np.maximum(d + k, 0)
+
+    src = np.where(r < BAND_TOP, top - 1 - away(up, shift[0]),
                    np.where(r < BAND_TOP + BAND_MM, centre - BAND_MM // 2 + (r - BAND_TOP),
-                            bottom + 1 + (r - BAND_TOP - BAND_MM)))
+                            bottom + 1 + away(down, shift[1])))
     return np.where((src >= 0) & (src < n_rows), src, -1)
 
 
@@ -204,12 +212,12 @@ def _resample_rows(arr: np.ndarray, src: np.ndarray, order: int, fill: float) ->
 
 
 def make_sample(stack: VertebraStack, view: str, index: int, above: tuple[int, float] | None = None,
-                below: tuple[int, float] | None = None) -> CanvasSample | None:
+                below: tuple[int, float] | None = None, disc_shift: tuple[int, int] = (0, 0)) -> CanvasSample | None:
     """The canvas of one slice, or None when the slice holds no body.
 
     ``above`` / ``below``: (neighbour label, height factor) to show that neighbour restored,
     stretched by the factor (iterative synthesis: the target is synthesised on its neighbours'
-    pseudo-healthy versions).
+    pseudo-healthy versions). ``disc_shift``: :func:`pack_rows`' ``shift`` (training only).
     """
     ct, body, labels, cols = stack.slice(view, index)
     rows = body_rows(body)
@@ -219,7 +227,7 @@ def make_sample(stack: VertebraStack, view: str, index: int, above: tuple[int, f
     if above or below:
         src_rows = _stretched_rows(len(ct), top, bottom, labels, above, below)
         ct, labels = _resample_rows(ct, src_rows, 1, -1.0), _resample_rows(labels, src_rows, 0, 0)
-    src, wsrc = pack_rows(len(ct), top, bottom), window_rows(len(ct), top, bottom)
+    src, wsrc = pack_rows(len(ct), top, bottom, disc_shift), window_rows(len(ct), top, bottom)
     ct_c = to_canvas_cols(ct, cols, -1.0)
     lab_c = to_canvas_cols(labels, cols, 0)
     body_c = to_canvas_cols(body, cols, 0.0)

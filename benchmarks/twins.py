@@ -6,7 +6,7 @@ Each twin pair is one phantom study (T8-L5, one fracture) built twice from the s
 fractured, and intact (``PhantomConfig(intact=True)``: the same anatomy, noise and draws, the
 body at its healthy height). The whole pipeline runs on both; the fractured vertebra's
 pseudo-healthy section heights should be equal in the two. Nine pairs, one per grade x
-morphology, the fracture at a level cycling through T9..L4. Prints markdown tables:
+morphology, the fracture at T9, T11, L1, L2 or L4 in turn. Prints markdown tables:
 1. the leak: fractured minus intact pseudo-healthy height (mm, negative = the fracture made the
    pseudo-healthy body shorter), mean per section and mean absolute, per synthesizer;
 2. the mean leak over the three sections by morphology;

@@ -38,26 +38,24 @@ def twin_plan(seed: int) -> list[tuple[int, FractureSpec]]:
 
 
 def twin_rows(seed: int, synthesizers: list[str]) -> pd.DataFrame:
-    rows = []
+    rows, rule = [], get_grader("rule")
     plan = twin_plan(seed)
     for i, (study_seed, spec) in enumerate(plan):
-        heights, truth = {}, {}
+        measured, healthy_mm = {}, {}  # the fractured vertebra's measurement per (synthesizer, intact)
         for intact in (False, True):
             study = make_phantom(PhantomConfig(fractures=(spec,), deformity_rate=0.0, intact=intact), study_seed)
-            (t,) = [v for v in study.truth["vertebrae"] if v["name"] == spec.vertebra]
-            truth[intact] = t
+            (truth,) = [v for v in study.truth["vertebrae"] if v["name"] == spec.vertebra]
+            healthy_mm = truth["healthy_heights_mm"]  # the same in both twins
             for name in synthesizers:
                 analysis = analyse_study(study.mask, centroids_from_mask(study.mask), study.ct, synthesizer=name)
-                m = analysis.measured[t["label"]]
-                heights[name, intact] = m
+                measured[name, intact] = analysis.measured[truth["label"]]
         for name in synthesizers:
-            fractured, twin = heights[name, False], heights[name, True]
+            fractured, twin = measured[name, False], measured[name, True]
             row = {"seed": study_seed, "level": spec.vertebra, "grade": spec.grade, "morphology": spec.morphology,
-                   "synthesizer": name,
-                   "rule_grade": int(get_grader("rule").predict(pd.DataFrame([fractured.features()]))[0])}
+                   "synthesizer": name, "rule_grade": int(rule.predict(pd.DataFrame([fractured.features()]))[0])}
             for s in SECTIONS:
                 row[f"leak_{s}"] = fractured.pseudo_healthy_mm[s] - twin.pseudo_healthy_mm[s]
-                row[f"intact_error_{s}"] = twin.pseudo_healthy_mm[s] - truth[True]["healthy_heights_mm"][s]
+                row[f"intact_error_{s}"] = twin.pseudo_healthy_mm[s] - healthy_mm[s]
             rows.append(row)
         print(f"  pair {i + 1}/{len(plan)} seed {study_seed} {spec.vertebra} grade {spec.grade} {spec.morphology}",
               file=sys.stderr)
@@ -70,8 +68,8 @@ def tables(df: pd.DataFrame) -> str:
            f"{df.seed.min()}-{df.seed.max()}; fractured minus intact twin, mm):", "",
            "| synthesizer | mean a / m / p | mean absolute a / m / p | worst | intact twin's error a / m / p |",
            "|---|---|---|---|---|"]
+    err = [f"intact_error_{s}" for s in SECTIONS]
     for name, sub in df.groupby("synthesizer", sort=False):
-        err = [f"intact_error_{s}" for s in SECTIONS]
         worst = sub[leak].abs().to_numpy().max()
         out.append(f"| {name} | {' / '.join(f'{sub[c].mean():+.2f}' for c in leak)} | "
                    f"{' / '.join(f'{sub[c].abs().mean():.2f}' for c in leak)} | {worst:.2f} | "

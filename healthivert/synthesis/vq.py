@@ -77,6 +77,30 @@ class VQBottleneck(nn.Module):
                                             kmeans_init=cfg.data_init)
         # saved with the weights, so loading a trained bottleneck never re-initialises it
         self.register_buffer("initialised", torch.tensor(not (cfg.data_init and cfg.kind == "simvq")))
+        self.recent: torch.Tensor | None = None  # the last training batch's features, for restart_codes
+
+    @torch.no_grad()
+    def restart_codes(self, dead: torch.Tensor, generator: torch.Generator | None = None) -> int:
+        """Move each SimVQ code marked in ``dead`` (bool, one per code) onto a feature of the last
+        training batch, drawn at random without replacement; returns how many moved.
+
+        SimVQ's codes are its frozen random codebook C seen through the learnt map W (codes = C
+        W^T), so a code is moved by solving W c = z for its frozen row. Codes still die when the
+        features gather where few codes lie (measured: 97 % -> 66 % of 64 codes over 6000 GAN
+        steps); restarting unused codes on live features is the remedy of Jukebox and SoundStream.
+        Hand-written: the library restarts dead codes for ``VectorQuantize`` only.
+        """
+        if self.cfg.kind != "simvq":
+            raise ValueError("restart_codes is for SimVQ; plain VQ has the library's threshold_ema_dead_code")
+        index = torch.nonzero(dead.to(self.quantizer.frozen_codebook.device)).flatten()
+        if self.recent is None or len(index) == 0:
+            return 0
+        take = torch.randperm(len(self.recent), generator=generator)[:len(index)].to(index.device)
+        index = index[:len(take)]
+        w = self.quantizer.code_transform.weight.double()
+        frozen = torch.linalg.lstsq(w, self.recent[take].T.double()).solution.T
+        self.quantizer.frozen_codebook[index] = frozen.to(self.quantizer.frozen_codebook.dtype)
+        return len(index)
 
     @torch.no_grad()
     def _fit_codebook(self, z: torch.Tensor) -> None:
@@ -99,6 +123,8 @@ class VQBottleneck(nn.Module):
         z = self.norm(self.project_in(x.float()))
         if self.training and not bool(self.initialised):
             self._fit_codebook(z)
+        if self.training:
+            self.recent = z.detach().movedim(1, -1).reshape(-1, z.shape[1]).float()
         quantised, codes, loss = self.quantizer(z)
         return self.project_out(quantised).to(x.dtype), codes, loss
 

@@ -62,6 +62,9 @@ class SynthesizerTrainConfig:
         disc_jitter_mm: GAN training canvases move the context above and below the band by up
             to this many mm each (the discs next to the body read thinner or thicker), so that
             the disc's thickness, which a fracture changes, does not tell the body's height.
+        restart_codes_every: every this many steps, the SimVQ codes no training batch used in
+            that window move onto features of the last batch (``VQBottleneck.restart_codes``);
+            0 never restarts them.
         classifier_steps: HGAM classifier steps before the GAN (0 with ``use_attention`` off).
         adversarial_after: steps of reconstruction-only warm-up before the discriminators join.
     """
@@ -80,6 +83,7 @@ class SynthesizerTrainConfig:
     max_grade: int = 1
     deformity_rate: float = 0.25
     disc_jitter_mm: int = 0
+    restart_codes_every: int = 0
     steps: int = 4000
     batch: int = 12
     lr: float = 2e-4
@@ -105,6 +109,10 @@ class SynthesizerTrainConfig:
             raise ValueError("steps and batch must be >= 1, workers and time_limit_min >= 0")
         if self.disc_jitter_mm < 0:
             raise ValueError(f"disc_jitter_mm must be >= 0; got {self.disc_jitter_mm}")
+        if self.restart_codes_every < 0:
+            raise ValueError(f"restart_codes_every must be >= 0; got {self.restart_codes_every}")
+        if self.restart_codes_every and self.network.vq_kind != "simvq":
+            raise ValueError("restart_codes_every needs vq_kind simvq")
         if not 0.0 <= self.deformity_rate <= 1.0:
             raise ValueError(f"deformity_rate must be in [0, 1]; got {self.deformity_rate}")
 
@@ -345,9 +353,11 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
     dataset = SliceDataset(healthy, cfg.seed + 2, cfg.disc_jitter_mm)
     canvases = batches(dataset, cfg.batch, cfg.workers, step, cfg.steps, device, collate_fn=list)
     t0, running = time.time(), {}
+    window, draws = CodeUsage(cfg.network.codebook_size), torch.Generator().manual_seed(cfg.seed + 3)
     while step < cfg.steps:
         batch = model.inputs(next(canvases))
         out = model.generator(batch["input"])
+        window.update(out["codes"])
         adversarial = step >= cfg.adversarial_after and cfg.loss.adversarial > 0
         if adversarial:
             opt_d.zero_grad()
@@ -367,6 +377,10 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
         step += 1
         for k, v in terms.items():
             running.setdefault(k, []).append(v.item())
+        if cfg.restart_codes_every and step % cfg.restart_codes_every == 0:
+            moved = model.generator.coarse.vq.restart_codes(window.counts == 0, draws)
+            running.setdefault("codes_restarted", []).append(moved)
+            window = CodeUsage(cfg.network.codebook_size)
         stop = out_of_time(t0, cfg.time_limit_min)
         if step % cfg.eval_every == 0 or step == cfg.steps or stop:
             metrics = evaluate(model, val_samples, cfg.network.codebook_size)
@@ -393,6 +407,8 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
         data += f", starting from the weights {Path(cfg.init_weights).name}"
     if cfg.disc_jitter_mm:
         data += f", context moved by up to {cfg.disc_jitter_mm} mm each side"
+    if cfg.restart_codes_every:
+        data += f", unused codes restarted every {cfg.restart_codes_every} steps"
     card = {"trained_on": f"{data}; {len(healthy)} vertebrae graded <= {cfg.max_grade}",
             "steps": step, "batch": cfg.batch, "classifier_training_accuracy": clf_acc,
             "validation": final, "history": history, "loss_weights": cfg.loss.to_dict()}

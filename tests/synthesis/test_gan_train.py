@@ -121,6 +121,27 @@ def test_disc_jitter_moves_only_the_context_of_training_canvases(trained):
         replace(cfg, disc_jitter_mm=-1)
 
 
+def test_unused_codes_are_restarted_during_training(trained, tmp_path):
+    """restart_codes_every: codes no batch of the window used move onto features; the card and
+    the history say so, and the moved codes travel with the weights."""
+    cfg, path = trained
+    start, _ = load_gan(path)
+    tuned = replace(cfg, steps=2, restart_codes_every=1, init_weights=str(path), eval_every=2,
+                    workdir=str(tmp_path / "work"), output=str(tmp_path / "r.safetensors"))
+    train_synthesizer(tuned)
+    model, card = load_gan(tuned.output)
+    moved = card["history"][-1]["codes_restarted"]  # per restart, averaged over the window
+    assert moved > 0 and "unused codes restarted every 1 steps" in card["trained_on"]
+    before = start.generator.coarse.vq.quantizer.frozen_codebook
+    after = model.generator.coarse.vq.quantizer.frozen_codebook
+    changed = int((before != after).any(dim=1).sum())
+    assert 1 <= changed <= 2 * moved  # two restarts moved 2 * moved codes in all
+    with pytest.raises(ValueError, match="restart_codes_every"):
+        replace(cfg, restart_codes_every=-1)
+    with pytest.raises(ValueError, match="simvq"):
+        replace(cfg, restart_codes_every=10, network=replace(TINY, vq_kind="vq"))
+
+
 def test_gan_synthesizer_restores_every_vertebra(trained):
     _, path = trained
     study = make_phantom(PhantomConfig(top="T12", bottom="L2", slice_mm=1.5), 13)

@@ -78,3 +78,37 @@ def test_data_init_fits_simvq_codes_to_the_features_covariance_once(device):
     fresh.load_state_dict(vq.state_dict())  # a loaded bottleneck keeps its codes
     fresh(z)
     assert torch.equal(fresh.quantizer.codebook.detach(), before)
+
+
+def test_restarted_codes_land_on_features_and_bring_unused_codes_back():
+    """Features gathered far from the codebook use few codes; restarting the unused ones on the
+    batch's features puts each exactly on a feature (through SimVQ's map) and spreads the use."""
+    torch.manual_seed(0)
+    vq = VQBottleneck(VQConfig(dim=8, codebook_size=32)).train()
+    z = 5.0 + 0.3 * torch.randn(2, 8, 10, 10)  # one tight cluster, off the random codebook
+    _, codes, _ = vq(z)
+    usage = CodeUsage(32)
+    usage.update(codes)
+    dead = usage.counts == 0
+    assert usage.utilisation < 0.5
+    live_before = vq.quantizer.codebook.detach()[~dead].clone()
+    moved = vq.restart_codes(dead, torch.Generator().manual_seed(1))
+    assert moved == int(dead.sum())
+    features = z.movedim(1, -1).reshape(-1, 8)
+    restarted = vq.quantizer.codebook.detach()[dead]
+    nearest = torch.cdist(restarted, features, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
+    assert float(nearest.max()) < 1e-3  # each restarted code is one of the features
+    assert len(torch.unique(restarted, dim=0)) == moved  # on distinct features
+    after = CodeUsage(32)
+    after.update(vq(z)[1])
+    assert after.utilisation > 2 * usage.utilisation
+    assert torch.equal(vq.quantizer.codebook.detach()[~dead], live_before)  # used codes stay put
+
+
+def test_restart_needs_a_training_batch_and_simvq():
+    vq = VQBottleneck(VQConfig(dim=8, codebook_size=16))
+    assert vq.restart_codes(torch.ones(16, dtype=torch.bool)) == 0  # nothing seen yet: nothing moves
+    vq.eval()(torch.randn(1, 8, 4, 4))
+    assert vq.restart_codes(torch.ones(16, dtype=torch.bool)) == 0  # inference batches are not kept
+    with pytest.raises(ValueError, match="SimVQ"):
+        VQBottleneck(VQConfig(kind="vq", dim=8, codebook_size=16)).restart_codes(torch.ones(16, dtype=torch.bool))

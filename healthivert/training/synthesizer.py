@@ -357,7 +357,8 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
     while step < cfg.steps:
         batch = model.inputs(next(canvases))
         out = model.generator(batch["input"])
-        window.update(out["codes"])
+        if cfg.restart_codes_every:  # counting moves the codes to the CPU: only when restarts need it
+            window.update(out["codes"])
         adversarial = step >= cfg.adversarial_after and cfg.loss.adversarial > 0
         if adversarial:
             opt_d.zero_grad()

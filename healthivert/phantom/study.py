@@ -172,8 +172,12 @@ def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> P
         placed_fx[lab] = None if cfg.intact and grade else fracture
     truths = {lab: truth_record(shapes[lab], placed_fx[lab]) for lab in labels}
 
-    # place vertebrae along a curved centreline by their (fractured) mid heights
-    heights = {lab: truths[lab]["fractured_heights_mm"]["middle"] for lab in labels}
+    # place vertebrae along a curved centreline by the mid height their neighbours rest on: the
+    # fractured one for a crush (both endplates sink evenly) and a wedge, the healthy one for a
+    # biconcave body, whose endplates sink inside an intact rim while the disc fills the hollow
+    # (placing it by its fractured middle thinned the discs at its rim by the height loss)
+    heights = {lab: truths[lab]["healthy_heights_mm" if truths[lab]["morphology"] == "biconcave"
+                               else "fractured_heights_mm"]["middle"] for lab in labels}
     # extent of each body below its frame origin: a wedge lowers only its superior endplate, so
     # its inferior one stays at half the healthy height (placing it by half the fractured height
     # thinned the disc below by half the height loss)

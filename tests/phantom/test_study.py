@@ -196,3 +196,19 @@ def test_intact_twin_shares_every_draw_but_the_fracture():
               for name, s in (("fractured", fractured), ("twin", twin))}
     assert volume["twin"][1] > 1.5 * volume["fractured"][1]  # a grade-3 crush loses > 40 %
     assert all(abs(a - b) <= 0.02 * b for a, b in zip(volume["twin"][::2], volume["fractured"][::2]))
+
+
+def test_biconcave_body_keeps_its_neighbours_where_its_intact_twin_has_them():
+    """A biconcave fracture sinks the endplates inside an intact rim: the neighbours rest on the
+    rim, so they (and the discs at the rim) are where they are in the intact twin, and the
+    body lost bone only inside itself. A crush brings its neighbours closer."""
+    cfg = dict(top="L2", bottom="L4", in_plane_mm=1.0, slice_mm=1.0, orientation="RAS", deformity_rate=0.0)
+    for morphology, neighbours_stay in (("biconcave", True), ("crush", False)):
+        spec = dict(cfg, fractures=(FractureSpec("L3", 3, morphology),))
+        fractured, twin = (make_phantom(PhantomConfig(**spec, intact=intact), 5) for intact in (False, True))
+        same = fractured.mask.array.shape == twin.mask.array.shape and all(
+            np.array_equal(fractured.mask.array == lab, twin.mask.array == lab) for lab in (21, 23))  # L2, L4
+        assert same == neighbours_stay, morphology
+        if morphology == "biconcave":
+            body, intact_body = (s.body_mask.array == 22 for s in (fractured, twin))
+            assert not (body & ~intact_body).any() and intact_body.sum() > 1.2 * body.sum()

@@ -197,6 +197,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"trained on {report.n_vertebrae} vertebrae from {report.n_subjects} subjects; "
           f"grades {report.class_counts}")
     print(f"{report.folds}-fold subject-grouped CV macro-F1 {report.cv_macro_f1:.3f} with {report.best_params}")
+    if not report.monotone:
+        print("warning: no setting kept every grade from falling as the height loss rises; this model can "
+              "grade a worse fracture lower (try more training vertebrae)")
+    elif report.settings_refused:
+        print(f"{report.settings_refused} better-scoring setting(s) refused: a grade fell as the height loss rose")
     print(f"model: {out} (card: {Path(out).with_suffix('.json')})")
     return 0
 

@@ -1,7 +1,10 @@
 """The SVM grader (as HealthiVert-GAN): scaling + SVC on RHLV and ratio features.
 
 Hyper-parameters are chosen by cross-validation grouped by subject (no subject in both a
-training and a validation fold), then probabilities are calibrated (Platt / sigmoid).
+training and a validation fold), best macro-F1 first among the settings whose calibrated model
+is monotone on the training vertebrae: raising every section's height loss never lowers a
+grade (a narrow RBF kernel can grade a severe fracture normal where few training vertebrae
+lie). Probabilities are calibrated (Platt / sigmoid).
 Models are stored with skops, which loads no code: only an allow-list of scikit-learn and
 NumPy types is accepted from a file.
 """
@@ -33,6 +36,10 @@ PARAM_GRID = {
     "svc__C": [0.1, 1.0, 10.0, 100.0],
     "svc__gamma": ["scale", 0.1, 1.0],
 }
+#: RHLV features that grow with height loss, and the rises (fractions of height) at which the
+#: monotonicity check re-grades every training vertebra
+LOSS_FEATURES = ("rhlv_anterior", "rhlv_middle", "rhlv_posterior", "rhlv_whole")
+MONOTONE_PROBE = (0.05, 0.1, 0.2, 0.3)
 #: Types a calibrated SVM grader holds beyond those skops trusts by default (scikit-learn
 #: estimators, NumPy arrays, plain containers). An exact list, not module prefixes: skops
 #: calls a type from the file with arguments from the file, so trusting "builtins." (or any
@@ -55,6 +62,8 @@ class TrainReport:
     class_counts: dict[int, int]
     folds: int
     features: list[str] = field(default_factory=lambda: list(FEATURES))
+    monotone: bool = True
+    settings_refused: int = 0
 
 
 def _base_pipeline(seed: int) -> Pipeline:
@@ -62,6 +71,18 @@ def _base_pipeline(seed: int) -> Pipeline:
         ("scale", StandardScaler()),
         ("svc", SVC(class_weight="balanced", random_state=seed)),
     ])
+
+
+def grade_drops(model, x: np.ndarray, rises: tuple[float, ...] = MONOTONE_PROBE) -> float:
+    """Fraction of rows (``FEATURES`` order) whose grade falls when every RHLV rises by a probe step."""
+    cols = [list(FEATURES).index(f) for f in LOSS_FEATURES]
+    base = model.predict(x)
+    dropped = np.zeros(len(x), bool)
+    for rise in rises:
+        y = x.copy()
+        y[:, cols] += rise
+        dropped |= model.predict(y) < base
+    return float(dropped.mean())
 
 
 def train_svm(
@@ -87,16 +108,25 @@ def train_svm(
     search = GridSearchCV(_base_pipeline(seed), param_grid or PARAM_GRID, scoring="f1_macro",
                           cv=GroupKFold(n_splits=folds), n_jobs=1)
     search.fit(x, y, groups=groups)
-    best = _base_pipeline(seed).set_params(**search.best_params_)
     min_class = int(np.bincount(y).compress(np.bincount(y) > 0).min())
-    model = CalibratedClassifierCV(best, method="sigmoid",
-                                   cv=StratifiedKFold(n_splits=max(2, min(3, min_class)), shuffle=True,
-                                                      random_state=seed))
-    model.fit(x, y)
+    calibration_cv = StratifiedKFold(n_splits=max(2, min(3, min_class)), shuffle=True, random_state=seed)
+    results = search.cv_results_
+    ranked = np.argsort(-np.nan_to_num(results["mean_test_score"], nan=-1.0), kind="stable")
+    chosen = None
+    for refused, i in enumerate(ranked):
+        params = results["params"][i]
+        model = CalibratedClassifierCV(_base_pipeline(seed).set_params(**params), method="sigmoid",
+                                       cv=calibration_cv).fit(x, y)
+        if grade_drops(model, x) == 0.0:
+            chosen = (model, params, float(results["mean_test_score"][i]), True, refused)
+            break
+        chosen = chosen or (model, params, float(results["mean_test_score"][i]), False, 0)  # none monotone: the best
+    model, params, score, monotone, refused = chosen
     report = TrainReport(
-        best_params={k: (v if isinstance(v, str) else float(v)) for k, v in search.best_params_.items()},
-        cv_macro_f1=float(search.best_score_), n_vertebrae=len(y), n_subjects=n_subjects,
+        best_params={k: (v if isinstance(v, str) else float(v)) for k, v in params.items()},
+        cv_macro_f1=score, n_vertebrae=len(y), n_subjects=n_subjects,
         class_counts={int(g): int((y == g).sum()) for g in GRADES}, folds=folds,
+        monotone=monotone, settings_refused=refused if monotone else len(ranked),
     )
     return model, report
 

@@ -76,6 +76,12 @@ def table_features(cfg: GraderConfig) -> pd.DataFrame:
 def train_grader(cfg: GraderConfig, progress: Progress | None = None) -> tuple[Path, TrainReport, pd.DataFrame]:
     """Build features, fit the SVM with grouped CV, save the model, its card and its recipe."""
     df = phantom_features(cfg, progress) if cfg.source == "phantom" else table_features(cfg)
+    out, report = fit_grader(cfg, df)
+    return out, report, df
+
+
+def fit_grader(cfg: GraderConfig, df: pd.DataFrame) -> tuple[Path, TrainReport]:
+    """Fit the SVM on a features table built by ``cfg``; save the model and its card."""
     model, report = train_svm(df, df["genant_grade"].to_numpy(), df["study_id"].to_numpy(),
                               folds=cfg.folds, param_grid=cfg.param_grid, seed=cfg.seed)
     out = save_model(model, cfg.output)
@@ -90,7 +96,8 @@ def train_grader(cfg: GraderConfig, progress: Progress | None = None) -> tuple[P
         "vertebrae": report.n_vertebrae, "subjects": report.n_subjects, "class_counts": report.class_counts,
         "cv": f"{report.folds}-fold GroupKFold by subject, macro-F1",
         "cv_macro_f1": round(report.cv_macro_f1, 4), "best_params": report.best_params,
+        "monotone": report.monotone, "settings_refused_as_not_monotone": report.settings_refused,
         "config": cfg.to_dict(),
     }
     atomic_write_text(Path(cfg.output).with_suffix(".json"), json.dumps(card, indent=1, default=str) + "\n")
-    return out, report, df
+    return out, report

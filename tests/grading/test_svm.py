@@ -15,7 +15,7 @@ from sklearn.model_selection import GroupKFold, KFold, cross_val_score
 from healthivert.errors import InputError
 from healthivert.grading import FEATURES, get_grader, grade_from_proba
 from healthivert.grading import svm as svm_module
-from healthivert.grading.svm import DEFAULT_MODEL, SVMGrader, load_model, save_model, train_svm
+from healthivert.grading.svm import DEFAULT_MODEL, SVMGrader, grade_drops, load_model, save_model, train_svm
 
 #: one configuration: no hyper-parameter search to get lucky with
 ONE_SVC = {"svc__kernel": ["rbf"], "svc__C": [10.0], "svc__gamma": [1.0]}
@@ -58,6 +58,27 @@ def test_train_svm_learns_the_grades_and_reports_its_cv():
     assert set(report.best_params) == set(SMALL_GRID)
     assert report.cv_macro_f1 > 0.9
     assert (model.predict(features[list(FEATURES)].to_numpy()) == grades).mean() > 0.95
+
+
+NARROW_RBF = {"svc__kernel": ["rbf"], "svc__C": [10.0], "svc__gamma": [30.0]}
+
+
+def test_a_grader_that_lowers_a_grade_as_the_loss_rises_is_refused():
+    """A narrow RBF kernel fits the clustered table perfectly but grades losses beyond the
+    clusters as normal; training takes the best setting whose grades never fall as every
+    section's loss rises, and says when no setting passes."""
+    features, grades, groups = _table()
+    x = features[list(FEATURES)].to_numpy()
+    narrow, report = train_svm(features, grades, groups, folds=4, param_grid=NARROW_RBF)
+    assert not report.monotone and report.settings_refused == 1
+    assert grade_drops(narrow, x) > 0.2
+    severe = pd.DataFrame([_row(0.85)])[list(FEATURES)].to_numpy()  # far past grade 3's cluster
+    assert narrow.predict(severe)[0] < 3
+    model, report = train_svm(features, grades, groups, folds=4,
+                              param_grid=[NARROW_RBF, {"svc__kernel": ["linear"], "svc__C": [10.0]}])
+    assert report.monotone and report.best_params["svc__kernel"] == "linear"
+    assert grade_drops(model, x) == 0.0 and model.predict(severe)[0] == 3
+    assert _trained()[1].monotone and grade_drops(_trained()[0], x) == 0.0
 
 
 def test_cv_folds_never_split_a_subject(monkeypatch):

@@ -89,6 +89,7 @@ def test_phantom_training_run_writes_model_and_card(tmp_path):
     assert card["cv"].startswith("2-fold GroupKFold by subject")
     assert card["config"]["phantom"]["n_studies"] == 3 and card["config"]["output"] == str(output)
     assert 0.0 <= card["cv_macro_f1"] <= 1.0
+    assert card["monotone"] == report.monotone and card["settings_refused_as_not_monotone"] == report.settings_refused
     model = load_model(output)
     proba = model.predict_proba(table[list(FEATURES)].to_numpy(float))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)

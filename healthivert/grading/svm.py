@@ -112,21 +112,22 @@ def train_svm(
     calibration_cv = StratifiedKFold(n_splits=max(2, min(3, min_class)), shuffle=True, random_state=seed)
     results = search.cv_results_
     ranked = np.argsort(-np.nan_to_num(results["mean_test_score"], nan=-1.0), kind="stable")
-    chosen = None
-    for refused, i in enumerate(ranked):
-        params = results["params"][i]
-        model = CalibratedClassifierCV(_base_pipeline(seed).set_params(**params), method="sigmoid",
+    best = None
+    for i in ranked:  # best CV score first
+        model = CalibratedClassifierCV(_base_pipeline(seed).set_params(**results["params"][i]), method="sigmoid",
                                        cv=calibration_cv).fit(x, y)
+        best = best or (model, i)
         if grade_drops(model, x) == 0.0:
-            chosen = (model, params, float(results["mean_test_score"][i]), True, refused)
+            monotone = True
             break
-        chosen = chosen or (model, params, float(results["mean_test_score"][i]), False, 0)  # none monotone: the best
-    model, params, score, monotone, refused = chosen
+    else:  # no setting is monotone: keep the best-scoring one, and the report says so
+        (model, i), monotone = best, False
+    refused = int(np.flatnonzero(ranked == i)[0]) if monotone else len(ranked)
     report = TrainReport(
-        best_params={k: (v if isinstance(v, str) else float(v)) for k, v in params.items()},
-        cv_macro_f1=score, n_vertebrae=len(y), n_subjects=n_subjects,
+        best_params={k: (v if isinstance(v, str) else float(v)) for k, v in results["params"][i].items()},
+        cv_macro_f1=float(results["mean_test_score"][i]), n_vertebrae=len(y), n_subjects=n_subjects,
         class_counts={int(g): int((y == g).sum()) for g in GRADES}, folds=folds,
-        monotone=monotone, settings_refused=refused if monotone else len(ranked),
+        monotone=monotone, settings_refused=refused,
     )
     return model, report
 

@@ -12,10 +12,10 @@ Prints markdown tables:
    5000.., every grade x morphology; 24 studies by default, 240 vertebrae, of which the first
    8 are the measurement benchmark's own cohort: 80 vertebrae hold only 8 of grade 1), with
    the rule grader and the SVM shipped for that synthesizer (trained on features measured
-   through it), then per true grade, then the two
-   synthesizers paired on the same vertebrae: how many each grades right where the other does
-   not, the exact McNemar p-value of that split, and a 95 % interval for the difference in
-   agreement from a bootstrap over studies (vertebrae of one study are not independent);
+   through it); then per true grade; then the two synthesizers paired on the same vertebrae:
+   how many each grades right where the other does not, the exact McNemar p-value of that
+   split, and a 95 % interval for the difference in agreement from a bootstrap over studies
+   (vertebrae of one study are not independent);
 3. the GAN's inference time per vertebra on this machine.
 """
 
@@ -141,17 +141,17 @@ def grading_table(df: pd.DataFrame) -> str:
     out = [f"Grading on the measurement benchmark's phantom plan ({df.study.nunique()} studies, {n} vertebrae, "
            "every grade x morphology):", "",
            "| synthesizer | grader | exact agreement | macro-F1 | off by > 1 |", "|---|---|---|---|---|"]
+    per_grade = ["", "Exact agreement per true grade:", "",
+                 "| synthesizer | grader | " + " | ".join(f"grade {g} (n)" for g in sorted(df.truth.unique())) + " |",
+                 "|---|---|" + "---|" * df.truth.nunique()]
     for (name, g), sub in df.groupby(["synthesizer", "grader"], sort=False):
-        out.append(f"| {name} | {g} | {100 * (sub.grade == sub.truth).mean():.1f} % | "
+        right = sub.grade == sub.truth
+        out.append(f"| {name} | {g} | {100 * right.mean():.1f} % | "
                    f"{f1_score(sub.truth, sub.grade, average='macro'):.3f} | "
                    f"{int((sub.grade - sub.truth).abs().gt(1).sum())} |")
-    out += ["", "Exact agreement per true grade:", "",
-            "| synthesizer | grader | " + " | ".join(f"grade {g} (n)" for g in sorted(df.truth.unique())) + " |",
-            "|---|---|" + "---|" * df.truth.nunique()]
-    for (name, g), sub in df.groupby(["synthesizer", "grader"], sort=False):
-        cells = [f"{100 * (s.grade == s.truth).mean():.1f} % ({len(s)})" for _, s in sub.groupby("truth")]
-        out.append(f"| {name} | {g} | " + " | ".join(cells) + " |")
-    out += ["", "GAN against prior on the same vertebrae:", "",
+        cells = [f"{100 * r.mean():.1f} % ({len(r)})" for _, r in right.groupby(sub.truth)]
+        per_grade.append(f"| {name} | {g} | " + " | ".join(cells) + " |")
+    out += per_grade + ["", "GAN against prior on the same vertebrae:", "",
             "| grader | only GAN right | only prior right | McNemar p (exact) | "
             "agreement difference, GAN - prior (95 % CI, bootstrap over studies) |", "|---|---|---|---|---|"]
     for g in df.grader.unique():

@@ -15,7 +15,9 @@ Prints markdown tables:
    through it); then per true grade; then the two synthesizers paired on the same vertebrae:
    how many each grades right where the other does not, the exact McNemar p-value of that
    split, and a 95 % interval for the difference in agreement from a bootstrap over studies
-   (vertebrae of one study are not independent);
+   (vertebrae of one study are not independent); then each synthesizer's signed error of the
+   pseudo-healthy heights against the phantom's true healthy heights (mean over the three
+   sections, mm; positive = too tall) by kind of vertebra, which is where misgrades come from;
 3. the GAN's inference time per vertebra on this machine.
 """
 
@@ -120,7 +122,7 @@ def grading_rows(n: int, seed: int = 5000) -> tuple[pd.DataFrame, list[float]]:
     rows, per_vertebra = [], []
     for i, specs in enumerate(fracture_plan(n, seed)):
         study = make_phantom(PhantomConfig(fractures=specs), seed + i)
-        truth = {v["label"]: v["genant_grade"] for v in study.truth["vertebrae"]}
+        truth = {v["label"]: v for v in study.truth["vertebrae"]}
         for name in NAMES:
             analysis = analyse_study(study.mask, centroids_from_mask(study.mask), study.ct, synthesizer=name)
             if name == "gan":
@@ -130,10 +132,31 @@ def grading_rows(n: int, seed: int = 5000) -> tuple[pd.DataFrame, list[float]]:
             graders = {"rule": get_grader("rule"), "svm": get_grader("svm", synthesizer=name)}  # its own SVM
             for g, grader in graders.items():
                 for lab, grade in zip(labels, grader.predict(feats)):
+                    t, ph = truth[lab], analysis.measured[lab].pseudo_healthy_mm
                     rows.append({"study": study.subject, "label": lab, "synthesizer": name, "grader": g,
-                                 "truth": truth[lab], "grade": int(grade)})
+                                 "truth": t["genant_grade"], "grade": int(grade), "kind": vertebra_kind(t),
+                                 "height_error_mm": np.mean([ph[s] - t["healthy_heights_mm"][s] for s in SECTIONS])})
         print(f"  grading {i + 1}/{n} {study.subject}", file=sys.stderr)
     return pd.DataFrame(rows), per_vertebra
+
+
+def vertebra_kind(truth: dict) -> str:
+    """The phantom truth's vertebra as one of the rows of the height-error table."""
+    if truth["genant_grade"] == 0:
+        return f"normal, sub-threshold {truth['morphology']}" if truth["morphology"] else "normal"
+    return f"grade {truth['genant_grade']}, {truth['morphology']}"
+
+
+def height_error_table(df: pd.DataFrame) -> str:
+    """Mean signed pseudo-healthy height error (mm) per kind of vertebra and synthesizer."""
+    one = df[df.grader == df.grader.iloc[0]]  # the heights do not depend on the grader
+    table = one.pivot_table(index="kind", columns="synthesizer", values="height_error_mm", aggfunc="mean")
+    counts = one[one.synthesizer == NAMES[0]].kind.value_counts()
+    out = ["Pseudo-healthy height error against the phantom's healthy heights (mean over a / m / p, mm; "
+           "positive = too tall):", "", "| vertebrae (n) | " + " | ".join(NAMES) + " |", "|---|" + "---|" * len(NAMES)]
+    for kind in sorted(table.index, key=lambda k: (k != "normal", k)):
+        out.append(f"| {kind} ({counts[kind]}) | " + " | ".join(f"{table.loc[kind, n]:+.2f}" for n in NAMES) + " |")
+    return "\n".join(out)
 
 
 def grading_table(df: pd.DataFrame) -> str:
@@ -195,6 +218,8 @@ def main() -> int:
     print()
     gdf, per_vertebra = grading_rows(args.grading_studies)
     print(grading_table(gdf))
+    print()
+    print(height_error_table(gdf))
     if args.csv:
         gdf.to_csv(args.csv, index=False)
     print(f"\nGAN inference, this machine ({torch.get_num_threads()} threads): "

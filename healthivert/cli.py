@@ -176,6 +176,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")  # metrics per eval
+    if args.calibrate_only and args.what != "synthesizer":
+        raise InputError("--calibrate-only applies to the synthesizer only")
     if args.what == "segmenter":
         from healthivert.training.segmenter import load_segmenter_config, train_segmenter
 
@@ -186,6 +188,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         from healthivert.training.synthesizer import load_synthesizer_config, train_synthesizer
 
         cfg = load_synthesizer_config(args.config)
+        if args.calibrate_only:
+            from healthivert.training.gan_calibration import calibrate_synthesizer
+
+            fit = calibrate_synthesizer(cfg, _progress("calibrate"))
+            print(f"height calibration: {fit}\nweights: {cfg.output}")
+            return 0
         final = train_synthesizer(cfg, _progress("train"))
         print(f"synthesizer trained: {final}\nweights: {cfg.output}")
         return 0
@@ -290,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="retrain a model from a recipe in pipelines/")
     p.add_argument("what", choices=["grader", "segmenter", "synthesizer"], help="which model")
     p.add_argument("--config", required=True, type=Path, help="recipe, e.g. pipelines/grader.yaml")
+    p.add_argument("--calibrate-only", action="store_true",
+                   help="synthesizer: refit the height calibration of the recipe's output weights, no training")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("phantom", help="write synthetic spine CT studies in the VerSe layout")

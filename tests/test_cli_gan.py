@@ -24,6 +24,10 @@ def test_shipped_weights_load_with_a_card():
     model, card = load_gan(DEFAULT_WEIGHTS)
     assert "phantom" in card["trained_on"] and card["steps"] > 0
     assert model.config.vq_kind == "simvq"
+    fit = card["height_calibration"]  # fitted on held-out healthy phantoms, and in use
+    assert "seeds 8000..8011" in fit["fitted_on"] and fit["healthy_vertebrae"] >= 50
+    assert (model.calibration.scale, model.calibration.offset_mm) == (fit["scale"], fit["offset_mm"])
+    assert abs(fit["mean_section_error_mm_after"]) < abs(fit["mean_section_error_mm_before"])
 
 
 def test_run_with_the_gan_grades_every_vertebra(study, tmp_path):

@@ -43,6 +43,7 @@ from healthivert.training.config import (
     verse_rows,
     with_tuples,
 )
+from healthivert.training.gan_calibration import calibrate_synthesizer
 from healthivert.training.loop import SeededDraws, batches, out_of_time
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class SynthesizerTrainConfig:
             0 never restarts them.
         classifier_steps: HGAM classifier steps before the GAN (0 with ``use_attention`` off).
         adversarial_after: steps of reconstruction-only warm-up before the discriminators join.
+        calibration_studies: after training, the height calibration (``gan_calibration.py``) is
+            fitted on this many phantom studies (seeds ``calibration_seed``..), or for a VerSe
+            tree on every study of ``calibration_splits``; 0 leaves the identity.
     """
 
     source: str = "phantom"
@@ -98,6 +102,9 @@ class SynthesizerTrainConfig:
     workers: int = 0
     init_weights: str | None = None
     time_limit_min: float = 0.0
+    calibration_studies: int = 0
+    calibration_seed: int = 8000
+    calibration_splits: tuple[str, ...] = ("val",)
     workdir: str = "build/synthesizer"
     output: str = "healthivert/models/synthesizer_gan.safetensors"
     network: GANConfig = field(default_factory=GANConfig)
@@ -107,6 +114,8 @@ class SynthesizerTrainConfig:
         check_data_source(self.source, self.verse_root)
         if self.steps < 1 or self.batch < 1 or self.workers < 0 or self.time_limit_min < 0:
             raise ValueError("steps and batch must be >= 1, workers and time_limit_min >= 0")
+        if self.calibration_studies < 0:
+            raise ValueError(f"calibration_studies must be >= 0; got {self.calibration_studies}")
         if self.disc_jitter_mm < 0:
             raise ValueError(f"disc_jitter_mm must be >= 0; got {self.disc_jitter_mm}")
         if self.restart_codes_every < 0:
@@ -123,7 +132,7 @@ def load_synthesizer_config(path: str | Path) -> SynthesizerTrainConfig:
     net = {k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("network", None) or {}).items()}
     network = build_checked(GANConfig, net, f"{path}: network")
     loss = build_checked(LossWeights, data.pop("loss", None) or {}, f"{path}: loss")
-    data = with_tuples(data, "train_splits", "val_splits")
+    data = with_tuples(data, "train_splits", "val_splits", "calibration_splits")
     return build_checked(SynthesizerTrainConfig, {**data, "network": network, "loss": loss}, str(path))
 
 
@@ -415,4 +424,6 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
             "validation": final, "history": history, "loss_weights": cfg.loss.to_dict()}
     model.generator.eval()
     save_gan(model.to("cpu"), cfg.output, card)
+    if cfg.calibration_studies:
+        final = {**final, "height_calibration": calibrate_synthesizer(cfg, progress)}
     return final

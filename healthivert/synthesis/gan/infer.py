@@ -4,7 +4,8 @@ Every sagittal slice in the central 4/5 of the body's LR extent and every corona
 central 4/5 of its AP extent is masked with the 40 mm band and restored; SHRM keeps
 max(ceil(predicted height), present height) rows of the band, and the target segmentation's
 rows (probability >= 0.5) among them give each column's pseudo-healthy height (mm). The two views' height
-maps are fused (mean where both cover a column) into one 3-D body. Iterative synthesis: a
+maps are fused (mean where both cover a column) into one 3-D body, and the model's height
+calibration (``calibration.py``) maps the fused column heights. Iterative synthesis: a
 vertebra next to one that the first pass restores (loss > 15 %) is synthesised again with
 that neighbour stretched to its pseudo-healthy height in the context.
 """
@@ -103,7 +104,10 @@ def synthesize_gan(vertebrae: list[StraightVertebra], model: GANModel) -> dict[i
     if any(v.ct is None or v.labels is None for v in usable):
         raise InputError("the gan synthesizer reads the CT: give --ct (or use --synthesizer prior)")
     stacks = {v.label: VertebraStack.from_vertebra(v) for v in usable}
-    first = {v.label: fuse(restore_heights(stacks[v.label], model), v.heights_mm) for v in usable}
+    def restored_map(v: StraightVertebra, above=None, below=None) -> np.ndarray:
+        return model.calibration.apply(fuse(restore_heights(stacks[v.label], model, above, below), v.heights_mm))
+
+    first = {v.label: restored_map(v) for v in usable}
     restored = {v.label: float(np.median(first[v.label][v.heights_mm > 0] / v.heights_mm[v.heights_mm > 0]))
                 for v in usable if _loss(v, first[v.label]) > RESTORE_ABOVE}
     with_t13 = any(v.label == T13 for v in vertebrae)
@@ -120,7 +124,7 @@ def synthesize_gan(vertebrae: list[StraightVertebra], model: GANModel) -> dict[i
         above, below = adjacent(k, k - 1), adjacent(k, k + 1)
         heights = first[v.label]
         if above or below:
-            heights = fuse(restore_heights(stacks[v.label], model, above, below), v.heights_mm)
+            heights = restored_map(v, above, below)
         used = [n for n in (above, below) if n]
         method = "HealthiVert-GAN, sagittal + coronal" + (
             f", on restored neighbours {', '.join(str(n[0]) for n in used)}" if used else "")

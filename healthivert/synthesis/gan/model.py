@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from healthivert.errors import InputError
 from healthivert.io.atomic import atomic_write
+from healthivert.synthesis.gan.calibration import HeightCalibration
 from healthivert.synthesis.gan.canvas import CanvasSample, band_mask, repack_window
 from healthivert.synthesis.gan.networks import GANConfig, Generator, cam_layer, fracture_classifier
 
@@ -24,12 +25,14 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "synthesizer_
 @dataclass
 class GANModel:
     """Generator and HGAM classifier with their config; ``use_attention`` False feeds an
-    all-ones inverted attention map (no HGAM)."""
+    all-ones inverted attention map (no HGAM); ``calibration`` maps the pseudo-healthy column
+    heights (the identity until ``calibrate_synthesizer`` fits it)."""
 
     config: GANConfig
     generator: Generator
     classifier: torch.nn.Module
     use_attention: bool = True
+    calibration: HeightCalibration = field(default_factory=HeightCalibration)
     _cam: GradCAMpp | None = field(default=None, repr=False)
 
     @classmethod
@@ -87,12 +90,13 @@ class GANModel:
 
 
 def save_gan(model: GANModel, path: str | Path, card: dict | None = None) -> Path:
-    """Generator + classifier weights as safetensors; config and card in its metadata."""
+    """Generator + classifier weights as safetensors; config, height calibration and card in
+    its metadata."""
     state = {f"generator.{k}": v for k, v in model.generator.state_dict().items()}
     state.update({f"classifier.{k}": v for k, v in model.classifier.state_dict().items()})
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     meta = {"config": json.dumps(model.config.to_dict()), "use_attention": json.dumps(model.use_attention),
-            "card": json.dumps(card or {})}
+            "height_calibration": json.dumps(model.calibration.to_dict()), "card": json.dumps(card or {})}
     return atomic_write(Path(path), lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
@@ -108,6 +112,8 @@ def load_gan(path: str | Path = DEFAULT_WEIGHTS, device: str = "cpu") -> tuple[G
     if "config" not in meta:
         raise InputError(f"{path}: not HealthiVert-GAN weights (no config in the metadata)")
     model = GANModel.create(GANConfig.from_dict(json.loads(meta["config"])), json.loads(meta["use_attention"]))
+    if "height_calibration" in meta:  # weights written before calibration existed: the identity
+        model.calibration = HeightCalibration.from_dict(json.loads(meta["height_calibration"]))
     state = load_file(str(path), device=device)
     for name, module in (("generator", model.generator), ("classifier", model.classifier)):
         module.load_state_dict({k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")})

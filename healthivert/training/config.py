@@ -124,6 +124,15 @@ def verse_rows(manifest: str | Path, verse_root: str | Path, splits: tuple[str, 
     return rows
 
 
+def load_verse_study(row) -> tuple:
+    """(mask, CT, centroids) of one study from a ``verse_rows`` row (its files' paths)."""
+    from healthivert.io.centroids import read_centroids
+    from healthivert.io.images import load_ct, load_mask
+
+    mask = load_mask(row["mask"])
+    return mask, load_ct(row["ct"]), read_centroids(row["centroids"], mask)
+
+
 def load_grader_config(path: str | Path) -> GraderConfig:
     """Read and check a grader recipe."""
     data = read_recipe(path)

@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from healthivert.geometry.vertebrae import StraightVertebra, straighten_vertebrae
-from healthivert.io.centroids import centroids_from_mask, read_centroids
-from healthivert.io.images import load_ct, load_mask
+from healthivert.io.centroids import centroids_from_mask
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.sections import SECTIONS, section_heights
 from healthivert.synthesis.gan.calibration import HeightCalibration, fit_height_calibration
 from healthivert.synthesis.gan.infer import synthesize_gan
 from healthivert.synthesis.gan.model import GANModel, load_gan, save_gan
-from healthivert.training.config import verse_rows
+from healthivert.training.config import load_verse_study, verse_rows
 
 Progress = Callable[[int, int, str], None]
 Study = tuple[str, list[StraightVertebra], set[int]]  # name, straightened vertebrae, healthy labels
@@ -47,10 +46,9 @@ def phantom_studies(cfg) -> Iterator[Study]:
 def verse_studies(cfg) -> Iterator[Study]:
     """The manifest's ``calibration_splits`` studies: healthy = graded 0 by the manifest."""
     for subject, group in verse_rows(cfg.manifest, cfg.verse_root, cfg.calibration_splits).groupby("subject"):
-        first = group.iloc[0]
-        mask, ct = load_mask(first["mask"]), load_ct(first["ct"])
+        mask, ct, centroids = load_verse_study(group.iloc[0])
         healthy = set(group.loc[group["genant_grade"] == 0, "vertebra_label"].astype(int))
-        yield str(subject), _straighten(mask, ct, read_centroids(first["centroids"], mask)), healthy
+        yield str(subject), _straighten(mask, ct, centroids), healthy
 
 
 def section_pairs(vertebrae: list[StraightVertebra], healthy: set[int], model: GANModel
@@ -70,7 +68,7 @@ def section_pairs(vertebrae: list[StraightVertebra], healthy: set[int], model: G
 
 def _mean_error(est: np.ndarray, real: np.ndarray, calibration: HeightCalibration) -> float:
     keep = np.isfinite(est) & np.isfinite(real)
-    return round(float(np.mean(calibration.scale * est[keep] + calibration.offset_mm - real[keep])), 3)
+    return round(float(np.mean(calibration.apply(est[keep]) - real[keep])), 3)
 
 
 def calibrate_synthesizer(cfg, progress: Progress | None = None) -> dict:
@@ -80,19 +78,19 @@ def calibrate_synthesizer(cfg, progress: Progress | None = None) -> dict:
     model.calibration = HeightCalibration()  # the fit is of the network's own heights
     studies = phantom_studies(cfg) if cfg.source == "phantom" else verse_studies(cfg)
     total = cfg.calibration_studies if cfg.source == "phantom" else None
-    est, real, names = [], [], []
+    est, real, n_studies = [], [], 0
     for i, (name, vertebrae, healthy) in enumerate(studies):
         e, r = section_pairs(vertebrae, healthy, model)
         est += e
         real += r
-        names.append(name)
+        n_studies = i + 1
         if progress:
             progress(i + 1, total or i + 1, f"calibration {name}")
     est_a, real_a = np.array(est, float), np.array(real, float)
     fitted = fit_height_calibration(est_a, real_a)
     cohort = (f"{cfg.calibration_studies} phantom studies ({cfg.top}-{cfg.bottom}, seeds {cfg.calibration_seed}.."
               f"{cfg.calibration_seed + cfg.calibration_studies - 1})" if cfg.source == "phantom"
-              else f"VerSe tree {cfg.verse_root}, splits {list(cfg.calibration_splits)} ({len(names)} studies)")
+              else f"VerSe tree {cfg.verse_root}, splits {list(cfg.calibration_splits)} ({n_studies} studies)")
     entry = {**fitted.to_dict(), "fitted_on": cohort, "healthy_vertebrae": len(est) // len(SECTIONS),
              "mean_section_error_mm_before": _mean_error(est_a, real_a, HeightCalibration()),
              "mean_section_error_mm_after": _mean_error(est_a, real_a, fitted)}

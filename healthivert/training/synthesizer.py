@@ -27,8 +27,7 @@ from monai.utils import set_determinism
 from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import straighten_vertebrae
 from healthivert.io.atomic import atomic_write, atomic_write_npz
-from healthivert.io.centroids import centroids_from_mask, read_centroids
-from healthivert.io.images import load_ct, load_mask
+from healthivert.io.centroids import centroids_from_mask
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.synthesis.gan.canvas import BAND_MM, BAND_TOP, VIEWS, VertebraStack, make_sample
 from healthivert.synthesis.gan.losses import LossWeights, discriminator_loss, generator_losses
@@ -38,6 +37,7 @@ from healthivert.synthesis.vq import CodeUsage
 from healthivert.training.config import (
     build_checked,
     check_data_source,
+    load_verse_study,
     read_recipe,
     select_device,
     verse_rows,
@@ -204,10 +204,9 @@ def verse_cohort(cfg: SynthesizerTrainConfig, splits: tuple[str, ...], progress:
     subjects = list(rows.groupby("subject"))
     for i, (subject, group) in enumerate(subjects):
         def build(group=group):
-            first = group.iloc[0]
-            mask, ct = load_mask(first["mask"]), load_ct(first["ct"])
+            mask, ct, centroids = load_verse_study(group.iloc[0])
             grades = dict(zip(group["vertebra_label"].astype(int), group["genant_grade"].astype(int)))
-            return stacks_of_study(mask, ct, read_centroids(first["centroids"], mask), grades)
+            return stacks_of_study(mask, ct, centroids, grades)
 
         out += _cached(cache, f"verse_{subject}", build)
         if progress:

@@ -124,5 +124,7 @@ def test_calibration_reads_the_verse_splits_and_refuses_too_few_healthy_vertebra
     assert "height_calibration" not in load_gan(weights)[1]  # nothing written on failure
 
 
-def test_calibrate_only_is_refused_for_other_models(tmp_path):
-    assert main(["train", "grader", "--config", str(tmp_path / "none.yaml"), "--calibrate-only"]) != 0
+def test_calibrate_only_is_refused_for_other_models(capsys):
+    recipe = Path(__file__).resolve().parents[2] / "pipelines" / "grader.yaml"  # refused before it is read
+    assert main(["train", "grader", "--config", str(recipe), "--calibrate-only"]) != 0
+    assert "--calibrate-only applies to the synthesizer only" in capsys.readouterr().err

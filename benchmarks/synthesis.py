@@ -1,6 +1,6 @@
 """Pseudo-healthy synthesis: the HealthiVert-GAN (``gan``) side by side with the ``prior``.
 
-    .venv/bin/python benchmarks/synthesis.py [--studies 4] [--seed 6100] [--grading-studies 24] [--csv grades.csv]
+    .venv/bin/python benchmarks/synthesis.py [--studies 4] [--seed 6100] [--grading-studies 48] [--csv grades.csv]
 
 Prints markdown tables:
 1. restoration of healthy phantom vertebrae never trained on (seeds 6100.., T8-L5; every
@@ -9,8 +9,9 @@ Prints markdown tables:
    for the GAN PSNR / SSIM of the restored CT inside the 40 mm band (mid sagittal and mid
    coronal slice of each vertebra);
 2. grading through each synthesizer on the measurement benchmark's phantom plan (seeds
-   5000.., every grade x morphology; 24 studies by default, 240 vertebrae, of which the first
-   8 are the measurement benchmark's own cohort: 80 vertebrae hold only 8 of grade 1), with
+   5000.., every grade x morphology; 48 studies by default, 480 vertebrae, of which the first
+   8 are the measurement benchmark's own cohort: 80 vertebrae hold only 8 of grade 1, and 240
+   left the GAN-prior difference undecided), with
    the rule grader and the SVM shipped for that synthesizer (trained on features measured
    through it); then per true grade; then the two synthesizers paired on the same vertebrae:
    how many each grades right where the other does not, the exact McNemar p-value of that
@@ -208,7 +209,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=4)
     parser.add_argument("--seed", type=int, default=6100)
-    parser.add_argument("--grading-studies", type=int, default=24)
+    parser.add_argument("--grading-studies", type=int, default=48)
     parser.add_argument("--csv", type=Path, help="also write every grading call (study, label, synthesizer, "
                         "grader, truth, grade) to this CSV")
     args = parser.parse_args()

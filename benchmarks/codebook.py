@@ -47,7 +47,8 @@ def main() -> int:
             print(f"  {kind} done", file=sys.stderr)
     n = base.network
     print(f"GAN generator, {args.steps} steps, batch {base.batch}, codebook {n.codebook_size} x {n.code_dim}, "
-          f"seed {base.seed}, phantom cohort of pipelines/synthesizer.yaml, CPU ({args.threads} thread):\n")
+          f"seed {base.seed}, phantom cohort of pipelines/synthesizer.yaml, "
+          f"CPU ({args.threads} thread{'s' if args.threads > 1 else ''}):\n")
     print("| quantiser | codebook utilisation | perplexity | band PSNR (dB) | target Dice | train s | target |")
     print("|---|---|---|---|---|---|---|")
     for kind, f, seconds in rows:

@@ -1,6 +1,7 @@
 """Pseudo-healthy synthesis: the HealthiVert-GAN (``gan``) side by side with the ``prior``.
 
     .venv/bin/python benchmarks/synthesis.py [--studies 4] [--seed 6100] [--grading-studies 48] [--csv grades.csv]
+        [--measurements build/benchmarks/synthesis_grading.csv]
 
 Prints markdown tables:
 1. restoration of healthy phantom vertebrae never trained on (seeds 6100.., T8-L5; every
@@ -37,14 +38,15 @@ from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 
 from healthivert.geometry.vertebrae import straighten_vertebrae
-from healthivert.grading import get_grader
+from healthivert.grading import FEATURES, get_grader
 from healthivert.io.centroids import centroids_from_mask
+from healthivert.io.keyed_csv import read_keyed_csv, write_keyed_csv
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.pipeline import analyse_study
 from healthivert.sections import SECTIONS, section_heights
 from healthivert.synthesis import get_synthesizer
 from healthivert.synthesis.gan.canvas import BAND_MM, BAND_TOP, VertebraStack, make_sample
-from healthivert.synthesis.gan.model import load_gan
+from healthivert.synthesis.gan.model import load_gan, weights_digest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measurement import fracture_plan  # noqa: E402  (the measurement benchmark's cohort)
@@ -119,26 +121,39 @@ def restoration_table(df: pd.DataFrame, quality: list[tuple[float, float]]) -> s
     return "\n".join(out)
 
 
-def grading_rows(n: int, seed: int = 5000) -> tuple[pd.DataFrame, list[float]]:
-    rows, per_vertebra = [], []
+def measure_grading_cohort(n: int, seed: int = 5000) -> pd.DataFrame:
+    """Every vertebra of the grading cohort through both synthesizers: its grading features,
+    truth, kind, signed pseudo-healthy height error (mm) and the GAN's seconds per vertebra."""
+    rows = []
     for i, specs in enumerate(fracture_plan(n, seed)):
         study = make_phantom(PhantomConfig(fractures=specs), seed + i)
         truth = {v["label"]: v for v in study.truth["vertebrae"]}
         for name in NAMES:
             analysis = analyse_study(study.mask, centroids_from_mask(study.mask), study.ct, synthesizer=name)
-            if name == "gan":
-                per_vertebra.append(analysis.timings["synthesize"] / len(analysis.vertebrae))
-            labels = list(analysis.measured)
-            feats = pd.DataFrame([analysis.measured[lab].features() for lab in labels])
-            graders = {"rule": get_grader("rule"), "svm": get_grader("svm", synthesizer=name)}  # its own SVM
-            for g, grader in graders.items():
-                for lab, grade in zip(labels, grader.predict(feats)):
-                    t, ph = truth[lab], analysis.measured[lab].pseudo_healthy_mm
-                    rows.append({"study": study.subject, "label": lab, "synthesizer": name, "grader": g,
-                                 "truth": t["genant_grade"], "grade": int(grade), "kind": vertebra_kind(t),
-                                 "height_error_mm": np.mean([ph[s] - t["healthy_heights_mm"][s] for s in SECTIONS])})
+            seconds = analysis.timings["synthesize"] / len(analysis.vertebrae)
+            for lab, m in analysis.measured.items():
+                t, ph = truth[lab], m.pseudo_healthy_mm
+                rows.append({"study": study.subject, "label": lab, "synthesizer": name, "truth": t["genant_grade"],
+                             "kind": vertebra_kind(t), "synthesis_s_per_vertebra": seconds,
+                             "height_error_mm": np.mean([ph[s] - t["healthy_heights_mm"][s] for s in SECTIONS]),
+                             **m.features()})
         print(f"  grading {i + 1}/{n} {study.subject}", file=sys.stderr)
-    return pd.DataFrame(rows), per_vertebra
+    return pd.DataFrame(rows)
+
+
+def grading_rows(measured: pd.DataFrame) -> pd.DataFrame:
+    """One row per vertebra x synthesizer x grader (rule, and the SVM shipped for that synthesizer)."""
+    out = []
+    for name, sub in measured.groupby("synthesizer", sort=False):
+        for g, grader in {"rule": get_grader("rule"), "svm": get_grader("svm", synthesizer=name)}.items():
+            out.append(sub[["study", "label", "synthesizer", "truth", "kind", "height_error_mm"]]
+                       .assign(grader=g, grade=grader.predict(sub[list(FEATURES)]).astype(int)))
+    return pd.concat(out, ignore_index=True)
+
+
+def cohort_key(n: int, seed: int) -> dict:
+    """What the grading cohort's measurements depend on besides the code."""
+    return {"studies": n, "seed": seed, "synthesizers": list(NAMES), "gan_weights_sha256": weights_digest()}
 
 
 def vertebra_kind(truth: dict) -> str:
@@ -212,17 +227,29 @@ def main() -> int:
     parser.add_argument("--grading-studies", type=int, default=48)
     parser.add_argument("--csv", type=Path, help="also write every grading call (study, label, synthesizer, "
                         "grader, truth, grade) to this CSV")
+    parser.add_argument("--measurements", type=Path, help="keep the grading cohort's per-vertebra measurements "
+                        "here (with a key: studies, seed, GAN weights); a rerun with new SVMs reads them back "
+                        "instead of synthesising again (delete it after changing the measurement code)")
     args = parser.parse_args()
     t = time.time()
     df, quality = restoration_rows(args.studies, args.seed)
     print(restoration_table(df, quality))
     print()
-    gdf, per_vertebra = grading_rows(args.grading_studies)
+    measured = read_keyed_csv(args.measurements, cohort_key(args.grading_studies, 5000), ("kind",)) \
+        if args.measurements else None
+    if measured is None:
+        measured = measure_grading_cohort(args.grading_studies)
+        if args.measurements:
+            write_keyed_csv(args.measurements, measured, cohort_key(args.grading_studies, 5000))
+    else:
+        print(f"  grading cohort read from {args.measurements} (same studies and GAN weights)", file=sys.stderr)
+    gdf = grading_rows(measured)
     print(grading_table(gdf))
     print()
     print(height_error_table(gdf))
     if args.csv:
         gdf.to_csv(args.csv, index=False)
+    per_vertebra = measured[measured.synthesizer == "gan"].groupby("study")["synthesis_s_per_vertebra"].first()
     print(f"\nGAN inference, this machine ({torch.get_num_threads()} threads): "
           f"{np.median(per_vertebra):.2f} s per vertebra (median over studies; target <= 3 s), "
           "both passes of iterative synthesis included")

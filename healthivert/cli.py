@@ -209,7 +209,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("warning: no setting kept every grade from falling as the height loss rises; this model can "
               "grade a worse fracture lower (try more training vertebrae)")
     elif report.settings_refused:
-        print(f"{report.settings_refused} better-scoring setting(s) refused: a grade fell as the height loss rose")
+        print(f"{report.settings_refused} setting(s) ahead of it in the {cfg.selection!r} order refused: "
+              "a grade fell as the height loss rose")
     print(f"model: {out} (card: {Path(out).with_suffix('.json')})")
     return 0
 

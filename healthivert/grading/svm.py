@@ -85,9 +85,39 @@ def grade_drops(model, x: np.ndarray, rises: tuple[float, ...] = MONOTONE_PROBE)
     return float(dropped.mean())
 
 
+def complexity(params: dict) -> tuple[int, float, float]:
+    """Sort key of an SVC setting, simplest first: linear before RBF, then wider RBF
+    (smaller gamma; "scale" is 1 / n_features on standardised features), then smaller C."""
+    gamma = params.get("svc__gamma", "scale")
+    gamma = 1.0 / len(FEATURES) if gamma == "scale" else float(gamma)
+    rbf = params.get("svc__kernel", "rbf") != "linear"
+    return (int(rbf), gamma if rbf else 0.0, float(params.get("svc__C", 1.0)))
+
+
+def candidate_order(results: dict, folds: int, selection: str = "best") -> np.ndarray:
+    """Order in which grid settings are tried (the first monotone one is kept).
+
+    "best": highest mean CV score first. "one_se": the settings scoring within one standard
+    error (of the best setting's fold scores) of the best, simplest first (``complexity``),
+    then the rest by score: the one-standard-error rule, which trades a CV gain smaller than
+    the folds' noise for a smoother boundary.
+    """
+    scores = np.nan_to_num(results["mean_test_score"], nan=-1.0)
+    ranked = np.argsort(-scores, kind="stable")
+    if selection == "best":
+        return ranked
+    if selection != "one_se":
+        raise InputError(f"grader selection must be 'best' or 'one_se'; got {selection!r}")
+    best = ranked[0]
+    se = float(results["std_test_score"][best]) / np.sqrt(folds)
+    near = [i for i in ranked if scores[i] >= scores[best] - se]
+    near.sort(key=lambda i: complexity(results["params"][i]))
+    return np.array(near + [i for i in ranked if i not in near])
+
+
 def train_svm(
     features: pd.DataFrame, grades: np.ndarray, groups: np.ndarray, folds: int = 5,
-    param_grid: dict | None = None, seed: int = 0,
+    param_grid: dict | None = None, seed: int = 0, selection: str = "best",
 ) -> tuple[CalibratedClassifierCV, TrainReport]:
     """Choose SVC hyper-parameters by subject-grouped CV (macro-F1), refit, calibrate.
 
@@ -95,6 +125,7 @@ def train_svm(
         features: one row per vertebra with the columns in ``FEATURES``.
         grades: Genant grade 0-3 of each row.
         groups: subject of each row (folds never split a subject).
+        selection: "best" CV score or the "one_se" rule (see ``candidate_order``).
     """
     x = features[list(FEATURES)].to_numpy(float)
     y = np.asarray(grades, int)
@@ -111,9 +142,9 @@ def train_svm(
     min_class = int(np.bincount(y).compress(np.bincount(y) > 0).min())
     calibration_cv = StratifiedKFold(n_splits=max(2, min(3, min_class)), shuffle=True, random_state=seed)
     results = search.cv_results_
-    ranked = np.argsort(-np.nan_to_num(results["mean_test_score"], nan=-1.0), kind="stable")
+    ranked = candidate_order(results, folds, selection)
     best = None
-    for i in ranked:  # best CV score first
+    for i in ranked:  # in selection order
         model = CalibratedClassifierCV(_base_pipeline(seed).set_params(**results["params"][i]), method="sigmoid",
                                        cv=calibration_cv).fit(x, y)
         best = best or (model, i)

@@ -35,7 +35,12 @@ class GraderConfig:
         splits: manifest splits used for training.
         folds: subject-grouped CV folds for hyper-parameters.
         param_grid: SVC hyper-parameter grid (``svc__C`` ...); None for the default.
+        selection: how the grid setting is chosen: "best" CV macro-F1, or "one_se" (the
+            simplest setting within one standard error of the best).
         output: where the skops model goes (a model card is written beside it).
+        features_cache: CSV where a phantom cohort's features are kept (with a ``.json``
+            key beside it: cohort, synthesizer, weights); a later run of the same recipe
+            reads them instead of measuring the cohort again. None: always measure.
         synthesizer: the pseudo-healthy synthesizer the phantom features are measured through
             ("gan" also renders and reads the CT); a grader is trained per synthesizer.
     """
@@ -49,12 +54,16 @@ class GraderConfig:
     folds: int = 5
     seed: int = 0
     param_grid: dict | None = None
+    selection: str = "best"
     output: str = "healthivert/models/grader_svm.skops"
     synthesizer: str = "prior"
+    features_cache: str | None = None
 
     def __post_init__(self) -> None:
         if self.source not in ("phantom", "table"):
             raise InputError(f"grader config: source must be phantom or table; got {self.source!r}")
+        if self.selection not in ("best", "one_se"):
+            raise InputError(f"grader config: selection must be best or one_se; got {self.selection!r}")
         if self.source == "table" and not self.table:
             raise InputError("grader config: source 'table' needs a 'table' path")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from healthivert.grading.base import FEATURES
 from healthivert.grading.svm import TrainReport, save_model, train_svm
 from healthivert.io.atomic import atomic_write_text
 from healthivert.io.centroids import centroids_from_mask
+from healthivert.io.keyed_csv import read_keyed_csv, write_keyed_csv
 from healthivert.io.manifest import read_manifest
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.pipeline import analyse_study
@@ -38,6 +40,18 @@ def phantom_features(cfg: GraderConfig, progress: Progress | None = None) -> pd.
         if progress:
             progress(i + 1, pc.n_studies, study.subject)
     return pd.DataFrame(rows)
+
+
+def cache_key(cfg: GraderConfig) -> dict:
+    """What a phantom cohort's features depend on: the cohort, the synthesizer and, for the
+    GAN, its weights file (height calibration included) by SHA-256. Measurement code is not
+    in the key: delete the cache after changing it."""
+    key = {"phantom": asdict(cfg.phantom), "synthesizer": cfg.synthesizer}
+    if cfg.synthesizer == "gan":
+        from healthivert.synthesis.gan.model import weights_digest
+
+        key["weights_sha256"] = weights_digest()
+    return key
 
 
 def table_features(cfg: GraderConfig) -> pd.DataFrame:
@@ -75,7 +89,14 @@ def table_features(cfg: GraderConfig) -> pd.DataFrame:
 
 def train_grader(cfg: GraderConfig, progress: Progress | None = None) -> tuple[Path, TrainReport, pd.DataFrame]:
     """Build features, fit the SVM with grouped CV, save the model, its card and its recipe."""
-    df = phantom_features(cfg, progress) if cfg.source == "phantom" else table_features(cfg)
+    if cfg.source == "table":
+        df = table_features(cfg)
+    else:
+        df = read_keyed_csv(cfg.features_cache, cache_key(cfg), ("morphology",)) if cfg.features_cache else None
+        if df is None:
+            df = phantom_features(cfg, progress)
+            if cfg.features_cache:
+                write_keyed_csv(cfg.features_cache, df, cache_key(cfg))
     out, report = fit_grader(cfg, df)
     return out, report, df
 
@@ -83,7 +104,8 @@ def train_grader(cfg: GraderConfig, progress: Progress | None = None) -> tuple[P
 def fit_grader(cfg: GraderConfig, df: pd.DataFrame) -> tuple[Path, TrainReport]:
     """Fit the SVM on a features table built by ``cfg``; save the model and its card."""
     model, report = train_svm(df, df["genant_grade"].to_numpy(), df["study_id"].to_numpy(),
-                              folds=cfg.folds, param_grid=cfg.param_grid, seed=cfg.seed)
+                              folds=cfg.folds, param_grid=cfg.param_grid, seed=cfg.seed,
+                              selection=cfg.selection)
     out = save_model(model, cfg.output)
     card = {
         "model": "StandardScaler + SVC (balanced class weights), sigmoid-calibrated",
@@ -95,6 +117,7 @@ def fit_grader(cfg: GraderConfig, df: pd.DataFrame) -> tuple[Path, TrainReport]:
                        if cfg.source == "phantom" else f"table {cfg.table}"),
         "vertebrae": report.n_vertebrae, "subjects": report.n_subjects, "class_counts": report.class_counts,
         "cv": f"{report.folds}-fold GroupKFold by subject, macro-F1",
+        "selection": cfg.selection,
         "cv_macro_f1": round(report.cv_macro_f1, 4), "best_params": report.best_params,
         "monotone": report.monotone, "settings_refused_as_not_monotone": report.settings_refused,
         "config": cfg.to_dict(),

@@ -15,7 +15,16 @@ from sklearn.model_selection import GroupKFold, KFold, cross_val_score
 from healthivert.errors import InputError
 from healthivert.grading import FEATURES, get_grader, grade_from_proba
 from healthivert.grading import svm as svm_module
-from healthivert.grading.svm import DEFAULT_MODEL, SVMGrader, grade_drops, load_model, save_model, train_svm
+from healthivert.grading.svm import (
+    DEFAULT_MODEL,
+    SVMGrader,
+    candidate_order,
+    complexity,
+    grade_drops,
+    load_model,
+    save_model,
+    train_svm,
+)
 
 #: one configuration: no hyper-parameter search to get lucky with
 ONE_SVC = {"svc__kernel": ["rbf"], "svc__C": [10.0], "svc__gamma": [1.0]}
@@ -79,6 +88,44 @@ def test_a_grader_that_lowers_a_grade_as_the_loss_rises_is_refused():
     assert report.monotone and report.best_params["svc__kernel"] == "linear"
     assert grade_drops(model, x) == 0.0 and model.predict(severe)[0] == 3
     assert _trained()[1].monotone and grade_drops(_trained()[0], x) == 0.0
+
+
+def test_complexity_orders_settings_simplest_first():
+    settings = [{"svc__kernel": "rbf", "svc__C": 10.0, "svc__gamma": 1.0},
+                {"svc__kernel": "rbf", "svc__C": 1.0, "svc__gamma": 1.0},
+                {"svc__kernel": "rbf", "svc__C": 100.0, "svc__gamma": "scale"},
+                {"svc__kernel": "linear", "svc__C": 100.0, "svc__gamma": 1.0},
+                {"svc__kernel": "rbf", "svc__C": 0.1, "svc__gamma": 0.1}]
+    order = sorted(range(len(settings)), key=lambda i: complexity(settings[i]))
+    assert order == [3, 4, 2, 1, 0]  # linear; gamma 0.1; gamma "scale" = 1/6; gamma 1 by C
+
+
+def _results(scores: list[float], std: float, params: list[dict]) -> dict:
+    return {"mean_test_score": np.array(scores), "std_test_score": np.full(len(scores), std), "params": params}
+
+
+def test_one_standard_error_rule_takes_the_simplest_setting_inside_the_noise():
+    """Best score 0.90 with fold std 0.05 over 4 folds: SE 0.025, so 0.88 is inside, 0.86 not."""
+    params = [{"svc__kernel": "rbf", "svc__C": 10.0, "svc__gamma": 1.0},
+              {"svc__kernel": "rbf", "svc__C": 1.0, "svc__gamma": 0.1},
+              {"svc__kernel": "linear", "svc__C": 1.0}]
+    results = _results([0.90, 0.88, 0.86], 0.05, params)
+    assert list(candidate_order(results, 4, "best")) == [0, 1, 2]
+    assert list(candidate_order(results, 4, "one_se")) == [1, 0, 2]  # the linear one is outside
+    results = _results([0.90, 0.88, 0.89], 0.05, params)
+    assert list(candidate_order(results, 4, "one_se")) == [2, 1, 0]
+    with pytest.raises(InputError, match="best or one_se|'best' or 'one_se'"):
+        candidate_order(results, 4, "simplest")
+
+
+def test_train_svm_with_the_one_standard_error_rule():
+    """On the cleanly separated table every setting is within the noise of the best: the rule
+    keeps the linear kernel with the smallest C, and it still grades the table."""
+    features, grades, groups = _table()
+    model, report = train_svm(features, grades, groups, folds=4, param_grid=SMALL_GRID, selection="one_se")
+    assert report.best_params["svc__kernel"] == "linear" and report.best_params["svc__C"] == 1.0
+    assert report.monotone
+    assert (model.predict(features[list(FEATURES)].to_numpy()) == grades).mean() > 0.95
 
 
 def test_cv_folds_never_split_a_subject(monkeypatch):

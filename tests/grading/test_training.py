@@ -64,7 +64,8 @@ def test_load_grader_config_needs_the_file(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [({"source": "dicom"}, "source must be"),
-                                             ({"source": "table"}, "needs a 'table' path")])
+                                             ({"source": "table"}, "needs a 'table' path"),
+                                             ({"selection": "simplest"}, "selection must be")])
 def test_grader_config_checks_itself(kwargs, message):
     with pytest.raises(InputError, match=message):
         GraderConfig(**kwargs)
@@ -118,3 +119,39 @@ def test_the_svm_shipped_for_each_synthesizer_is_chosen():
     assert grader_for(RunOptions()).model_path.name == "grader_svm.skops"
     assert grader_for(RunOptions(grader="rule", synthesizer="gan")).name == "rule"
     assert get_grader("svm").model_path.name == "grader_svm.skops"
+
+
+def test_a_features_cache_is_reused_only_by_the_same_recipe(tmp_path, monkeypatch):
+    """The first run measures the cohort and stores its features; a rerun of the same recipe
+    (another grid, say) reads them back; another cohort, synthesizer or GAN weights measure again."""
+    from healthivert.training import grader as grader_module
+
+    cache = tmp_path / "features.csv"
+    cfg = GraderConfig(phantom=PhantomCohort(n_studies=4, top="T12", bottom="L3", n_fractures=(1, 2)), folds=2,
+                       param_grid={"svc__kernel": ["linear"], "svc__C": [1.0]}, output=str(tmp_path / "g.skops"),
+                       features_cache=str(cache))
+    _, first, measured = train_grader(cfg)
+    key_file = cache.with_suffix(".key.json")
+    assert cache.is_file() and json.loads(key_file.read_text(encoding="utf-8"))["phantom"]["seed"] == 1000
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured the cohort again")
+
+    monkeypatch.setattr(grader_module, "phantom_features", no_measuring)
+    rerun = GraderConfig(**{**cfg.__dict__, "param_grid": {"svc__kernel": ["linear"], "svc__C": [1.0, 10.0]}})
+    _, report, read_back = train_grader(rerun)
+    assert report.n_vertebrae == first.n_vertebrae
+    np.testing.assert_allclose(read_back[list(FEATURES)].to_numpy(float), measured[list(FEATURES)].to_numpy(float))
+    assert read_back["genant_grade"].tolist() == measured["genant_grade"].tolist()
+    assert read_back["morphology"].tolist() == measured["morphology"].tolist()
+
+    for other in (GraderConfig(**{**cfg.__dict__, "phantom": PhantomCohort(n_studies=4, seed=7, top="T12",
+                                                                            bottom="L3", n_fractures=(1, 2))}),
+                  GraderConfig(**{**cfg.__dict__, "synthesizer": "gan"})):
+        with pytest.raises(AssertionError, match="again"):
+            train_grader(other)
+    key = grader_module.cache_key(GraderConfig(synthesizer="gan"))
+    assert len(key["weights_sha256"]) == 64  # new GAN weights make the stored features stale
+    key_file.write_text("{not json", encoding="utf-8")
+    with pytest.raises(AssertionError, match="again"):
+        train_grader(cfg)

@@ -3,6 +3,7 @@ batching of canvas samples into network inputs; safetensors storage."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,11 @@ from healthivert.synthesis.gan.canvas import CanvasSample, band_mask, repack_win
 from healthivert.synthesis.gan.networks import GANConfig, Generator, cam_layer, fracture_classifier
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "synthesizer_gan.safetensors"
+
+
+def weights_digest(path: str | Path = DEFAULT_WEIGHTS) -> str:
+    """SHA-256 (hex) of a weights file: what measurements through that GAN are keyed by."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass

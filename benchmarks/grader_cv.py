@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +32,8 @@ from sklearn.metrics import f1_score
 
 from healthivert.grading import FEATURES, get_grader
 from healthivert.grading.svm import train_svm
-from healthivert.io.keyed_csv import read_keyed_csv, write_keyed_csv
 from healthivert.training.config import load_grader_config
-from healthivert.training.grader import cache_key, phantom_features
+from healthivert.training.grader import cohort_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthesis import paired_difference  # noqa: E402  (the same paired statistics)
@@ -43,16 +43,11 @@ RECIPES = {"prior": ROOT / "pipelines" / "grader.yaml", "gan": ROOT / "pipelines
 FOLDS = 5
 
 
-def cohort_features(recipe: Path) -> pd.DataFrame:
+def recipe_features(recipe: Path) -> pd.DataFrame:
     """The recipe's training features, from its cache or measured (and cached) now."""
     cfg = load_grader_config(recipe)
-    cache = ROOT / cfg.features_cache
-    df = read_keyed_csv(cache, cache_key(cfg), ("morphology",))
-    if df is None:
-        print(f"  measuring {cfg.phantom.n_studies} studies through {cfg.synthesizer} (no cache at {cache})",
-              file=sys.stderr)
-        df = phantom_features(cfg, lambda i, n, s: print(f"  {cfg.synthesizer} {i}/{n} {s}", file=sys.stderr))
-        write_keyed_csv(cache, df, cache_key(cfg))
+    cfg = replace(cfg, features_cache=str(ROOT / cfg.features_cache))
+    df = cohort_features(cfg, lambda i, n, s: print(f"  {cfg.synthesizer} {i}/{n} {s}", file=sys.stderr))
     return df.sort_values(["study_id", "label"], ignore_index=True)
 
 
@@ -82,7 +77,7 @@ def main() -> int:
     t = time.time()
     rows, calls = [], []
     for name, recipe in RECIPES.items():
-        df = cohort_features(recipe)
+        df = recipe_features(recipe)
         truth = df["genant_grade"].to_numpy(int)
         graded = {("rule", ""): [get_grader("rule").predict(df[list(FEATURES)])]}
         for selection in ("best", "one_se"):

@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measurement import fracture_plan  # noqa: E402  (the measurement benchmark's cohort)
 
 NAMES = ("prior", "gan")
+GRADING_SEED = 5000  # the measurement benchmark's phantom plan
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -121,7 +122,7 @@ def restoration_table(df: pd.DataFrame, quality: list[tuple[float, float]]) -> s
     return "\n".join(out)
 
 
-def measure_grading_cohort(n: int, seed: int = 5000) -> pd.DataFrame:
+def measure_grading_cohort(n: int, seed: int = GRADING_SEED) -> pd.DataFrame:
     """Every vertebra of the grading cohort through both synthesizers: its grading features,
     truth, kind, signed pseudo-healthy height error (mm) and the GAN's seconds per vertebra."""
     rows = []
@@ -235,12 +236,12 @@ def main() -> int:
     df, quality = restoration_rows(args.studies, args.seed)
     print(restoration_table(df, quality))
     print()
-    measured = read_keyed_csv(args.measurements, cohort_key(args.grading_studies, 5000), ("kind",)) \
-        if args.measurements else None
+    key = cohort_key(args.grading_studies, GRADING_SEED)
+    measured = read_keyed_csv(args.measurements, key, ("kind",)) if args.measurements else None
     if measured is None:
-        measured = measure_grading_cohort(args.grading_studies)
+        measured = measure_grading_cohort(args.grading_studies, GRADING_SEED)
         if args.measurements:
-            write_keyed_csv(args.measurements, measured, cohort_key(args.grading_studies, 5000))
+            write_keyed_csv(args.measurements, measured, key)
     else:
         print(f"  grading cohort read from {args.measurements} (same studies and GAN weights)", file=sys.stderr)
     gdf = grading_rows(measured)

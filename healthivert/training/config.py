@@ -38,7 +38,7 @@ class GraderConfig:
         selection: how the grid setting is chosen: "best" CV macro-F1, or "one_se" (the
             simplest setting within one standard error of the best).
         output: where the skops model goes (a model card is written beside it).
-        features_cache: CSV where a phantom cohort's features are kept (with a ``.json``
+        features_cache: CSV where a phantom cohort's features are kept (with a ``.key.json``
             key beside it: cohort, synthesizer, weights); a later run of the same recipe
             reads them instead of measuring the cohort again. None: always measure.
         synthesizer: the pseudo-healthy synthesizer the phantom features are measured through

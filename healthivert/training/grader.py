@@ -54,6 +54,19 @@ def cache_key(cfg: GraderConfig) -> dict:
     return key
 
 
+def cohort_features(cfg: GraderConfig, progress: Progress | None = None) -> pd.DataFrame:
+    """The phantom cohort's features: read from ``cfg.features_cache`` when its key matches,
+    otherwise measured (and stored there when a cache is set)."""
+    if cfg.features_cache:
+        df = read_keyed_csv(cfg.features_cache, cache_key(cfg), ("morphology",))
+        if df is not None:
+            return df
+    df = phantom_features(cfg, progress)
+    if cfg.features_cache:
+        write_keyed_csv(cfg.features_cache, df, cache_key(cfg))
+    return df
+
+
 def table_features(cfg: GraderConfig) -> pd.DataFrame:
     """A features table with reference grades (its own column or a manifest's)."""
     path = Path(cfg.table)
@@ -89,14 +102,7 @@ def table_features(cfg: GraderConfig) -> pd.DataFrame:
 
 def train_grader(cfg: GraderConfig, progress: Progress | None = None) -> tuple[Path, TrainReport, pd.DataFrame]:
     """Build features, fit the SVM with grouped CV, save the model, its card and its recipe."""
-    if cfg.source == "table":
-        df = table_features(cfg)
-    else:
-        df = read_keyed_csv(cfg.features_cache, cache_key(cfg), ("morphology",)) if cfg.features_cache else None
-        if df is None:
-            df = phantom_features(cfg, progress)
-            if cfg.features_cache:
-                write_keyed_csv(cfg.features_cache, df, cache_key(cfg))
+    df = cohort_features(cfg, progress) if cfg.source == "phantom" else table_features(cfg)
     out, report = fit_grader(cfg, df)
     return out, report, df
 

@@ -176,8 +176,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")  # metrics per eval
-    if args.calibrate_only and args.what != "synthesizer":
-        raise InputError("--calibrate-only applies to the synthesizer only")
+    if (args.calibrate_only or args.prepare_only) and args.what != "synthesizer":
+        raise InputError("--calibrate-only and --prepare-only apply to the synthesizer only")
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be >= 1; got {args.jobs}")
     if args.what == "segmenter":
         from healthivert.training.segmenter import load_segmenter_config, train_segmenter
 
@@ -188,6 +190,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         from healthivert.training.synthesizer import load_synthesizer_config, train_synthesizer
 
         cfg = load_synthesizer_config(args.config)
+        if args.prepare_only:
+            from healthivert.training.synthesizer import prepare_phantom_cohort
+
+            n = prepare_phantom_cohort(cfg, args.jobs, _progress("prepare"))
+            print(f"{n} phantom studies cached in {Path(cfg.workdir) / 'cache'}")
+            return 0
         if args.calibrate_only:
             from healthivert.training.gan_calibration import calibrate_synthesizer
 
@@ -301,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, type=Path, help="recipe, e.g. pipelines/grader.yaml")
     p.add_argument("--calibrate-only", action="store_true",
                    help="synthesizer: refit the height calibration of the recipe's output weights, no training")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="synthesizer: build the recipe's phantom cohort caches (in parallel with --jobs), no training")
+    p.add_argument("--jobs", type=int, default=1, help="--prepare-only: worker processes (default 1)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("phantom", help="write synthetic spine CT studies in the VerSe layout")

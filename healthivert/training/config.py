@@ -86,9 +86,11 @@ def read_recipe(path: str | Path) -> dict:
     if not path.is_file():
         raise InputError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML ({exc})") from None
+    if data is None:  # an empty file would train every default silently
+        raise InputError(f"{path}: the recipe is empty")
     if not isinstance(data, dict):
         raise InputError(f"{path}: a recipe is a mapping of keys")
     return data

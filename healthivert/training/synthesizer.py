@@ -15,7 +15,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, replace
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,15 @@ from healthivert.geometry.vertebrae import straighten_vertebrae
 from healthivert.io.atomic import atomic_write, atomic_write_npz
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.phantom import PhantomConfig, make_phantom
-from healthivert.synthesis.gan.canvas import BAND_MM, BAND_TOP, VIEWS, VertebraStack, make_sample
+from healthivert.synthesis.gan.canvas import (
+    BAND_MM,
+    BAND_TOP,
+    VIEWS,
+    CanvasSample,
+    VertebraStack,
+    make_sample,
+    with_twin_band,
+)
 from healthivert.synthesis.gan.losses import LossWeights, discriminator_loss, generator_losses
 from healthivert.synthesis.gan.model import GANModel, load_gan, save_gan
 from healthivert.synthesis.gan.networks import GANConfig, discriminators
@@ -60,6 +70,10 @@ class SynthesizerTrainConfig:
         deformity_rate: phantom cohorts only: chance that an unfractured vertebra carries a
             sub-threshold (< 20 %) deformity (``PhantomConfig.deformity_rate``). 0 trains on
             vertebrae at their healthy height only.
+        twin_truth: phantom cohorts only: a fractured vertebra (grade >= 1, trained on when
+            ``max_grade`` admits it) is shown as it is, body masked, and its truth inside the
+            band is its intact twin's (``PhantomConfig.intact``: the same study at healthy
+            height), so the network learns to restore it rather than to reproduce the fracture.
         disc_jitter_mm: GAN training canvases move the context above and below the band by up
             to this many mm each (the discs next to the body read thinner or thicker), so that
             the disc's thickness, which a fracture changes, does not tell the body's height.
@@ -86,6 +100,7 @@ class SynthesizerTrainConfig:
     val_splits: tuple[str, ...] = ("val",)
     max_grade: int = 1
     deformity_rate: float = 0.25
+    twin_truth: bool = False
     disc_jitter_mm: int = 0
     restart_codes_every: int = 0
     steps: int = 4000
@@ -122,6 +137,8 @@ class SynthesizerTrainConfig:
             raise ValueError(f"restart_codes_every must be >= 0; got {self.restart_codes_every}")
         if self.restart_codes_every and self.network.vq_kind != "simvq":
             raise ValueError("restart_codes_every needs vq_kind simvq")
+        if self.twin_truth and self.source != "phantom":
+            raise ValueError("twin_truth needs phantom studies (a VerSe study has no intact twin)")
         if not 0.0 <= self.deformity_rate <= 1.0:
             raise ValueError(f"deformity_rate must be in [0, 1]; got {self.deformity_rate}")
 
@@ -138,10 +155,12 @@ def load_synthesizer_config(path: str | Path) -> SynthesizerTrainConfig:
 
 @dataclass
 class Vertebra:
-    """A cached training vertebra: its stack and reference Genant grade."""
+    """A cached training vertebra: its stack and reference Genant grade; ``twin``, for a
+    fractured phantom vertebra trained with ``twin_truth``, its intact twin's stack."""
 
     stack: VertebraStack
     grade: int
+    twin: VertebraStack | None = None
 
 
 def stacks_of_study(mask, ct, centroids, grades: dict[int, int]) -> list[Vertebra]:
@@ -174,24 +193,66 @@ def _cached(cache: Path, name: str, build: Callable[[], list[Vertebra]]) -> list
     return _load_stacks(path)
 
 
-def phantom_cohort(seeds: range, cfg: SynthesizerTrainConfig, progress: Progress | None = None) -> list[Vertebra]:
-    """Straightened phantom studies with their true grades (cached in ``workdir/cache``)."""
+def _phantom_study_cached(cfg: SynthesizerTrainConfig, seed: int, intact: bool = False) -> list[Vertebra]:
+    """One straightened phantom study (or its intact twin), from ``workdir/cache`` or built."""
+    def build() -> list[Vertebra]:
+        study = make_phantom(PhantomConfig(top=cfg.top, bottom=cfg.bottom, deformity_rate=cfg.deformity_rate,
+                                           intact=intact), seed)
+        grades = {v["label"]: int(v["genant_grade"]) for v in study.truth["vertebrae"]}
+        return stacks_of_study(study.mask, study.ct, centroids_from_mask(study.mask), grades)
+
     cache = Path(cfg.workdir) / "cache"
     cache.mkdir(parents=True, exist_ok=True)
+    default = cfg.deformity_rate == PhantomConfig.deformity_rate  # keeps the older caches' names
+    name = (f"phantom{seed}_{cfg.top}-{cfg.bottom}" + ("" if default else f"_d{cfg.deformity_rate:g}")
+            + ("_intact" if intact else ""))
+    return _cached(cache, name, build)
+
+
+def _with_twins(study: list[Vertebra], twin: list[Vertebra]) -> list[Vertebra]:
+    """A study's vertebrae, each fractured one paired with its intact twin's stack (by label)."""
+    twins = {v.stack.label: v.stack for v in twin}
+    return [replace(v, twin=twins.get(v.stack.label)) if v.grade >= 1 else v for v in study]
+
+
+def phantom_cohort(seeds: range, cfg: SynthesizerTrainConfig, progress: Progress | None = None,
+                   twins: bool = False) -> list[Vertebra]:
+    """Straightened phantom studies with their true grades (cached in ``workdir/cache``); with
+    ``twins``, each fractured vertebra carries its intact twin's stack (``twin_truth``)."""
     out: list[Vertebra] = []
     for i, seed in enumerate(seeds):
-        def build(seed=seed):
-            study = make_phantom(PhantomConfig(top=cfg.top, bottom=cfg.bottom, deformity_rate=cfg.deformity_rate),
-                                 seed)
-            grades = {v["label"]: int(v["genant_grade"]) for v in study.truth["vertebrae"]}
-            return stacks_of_study(study.mask, study.ct, centroids_from_mask(study.mask), grades)
-
-        default = cfg.deformity_rate == PhantomConfig.deformity_rate  # keeps the older caches' names
-        name = f"phantom{seed}_{cfg.top}-{cfg.bottom}" + ("" if default else f"_d{cfg.deformity_rate:g}")
-        out += _cached(cache, name, build)
+        study = _phantom_study_cached(cfg, seed)
+        out += _with_twins(study, _phantom_study_cached(cfg, seed, intact=True)) if twins else study
         if progress:
             progress(i + 1, len(seeds), f"phantom {seed}")
     return out
+
+
+def _single_threaded() -> None:
+    """A preparation worker uses one core: the pool provides the parallelism."""
+    import SimpleITK as sitk
+
+    torch.set_num_threads(1)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+
+
+def prepare_phantom_cohort(cfg: SynthesizerTrainConfig, jobs: int, progress: Progress | None = None) -> int:
+    """Build the recipe's phantom training, validation (and twin) caches with ``jobs`` worker
+    processes (each study is one CPU-bound job; a cached study is skipped); returns the number
+    of studies. Training then reads the caches (``train synthesizer --prepare-only``)."""
+    if cfg.source != "phantom":
+        raise InputError("--prepare-only builds phantom cohorts; a VerSe tree is read as it trains")
+    train = range(cfg.train_seed, cfg.train_seed + cfg.train_studies)
+    work = [(seed, False) for seed in (*train, *range(cfg.val_seed, cfg.val_seed + cfg.val_studies))]
+    work += [(seed, True) for seed in train if cfg.twin_truth]
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn"),
+                             initializer=_single_threaded) as pool:
+        futures = [pool.submit(_phantom_study_cached, cfg, seed, intact) for seed, intact in work]
+        for i, future in enumerate(as_completed(futures)):
+            future.result()
+            if progress:
+                progress(i + 1, len(futures), "phantom studies")
+    return len(work)
 
 
 def verse_cohort(cfg: SynthesizerTrainConfig, splits: tuple[str, ...], progress: Progress | None = None
@@ -237,9 +298,19 @@ class SliceSampler:
             j = self.disc_jitter_mm
             shift = tuple(int(k) for k in self.rng.integers(-j, j + 1, size=2)) if j else (0, 0)
             sample = make_sample(v.stack, view, index, disc_shift=shift)
+            if sample is not None and v.twin is not None:
+                sample = _twin_truth(sample, v.twin, view, float(v.stack.across_mm(view)[index]))
             if sample is not None:
                 out.append((v, sample))
         return out
+
+
+def _twin_truth(sample: CanvasSample, twin: VertebraStack, view: str, mm: float) -> CanvasSample | None:
+    """The fractured slice with its twin's band as the truth (None when the twin has no slice
+    with body at ``mm``)."""
+    index = twin.index_at(view, mm)
+    truth = None if index is None else make_sample(twin, view, index)
+    return None if truth is None else with_twin_band(sample, truth)
 
 
 class SliceDataset(SeededDraws):
@@ -323,7 +394,8 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))
     if cfg.source == "phantom":
-        train = phantom_cohort(range(cfg.train_seed, cfg.train_seed + cfg.train_studies), cfg, progress)
+        train = phantom_cohort(range(cfg.train_seed, cfg.train_seed + cfg.train_studies), cfg, progress,
+                               twins=cfg.twin_truth)
         val = phantom_cohort(range(cfg.val_seed, cfg.val_seed + cfg.val_studies), cfg)
     else:
         train = verse_cohort(cfg, cfg.train_splits, progress)
@@ -414,6 +486,8 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
             else f"VerSe tree {cfg.verse_root}, splits {list(cfg.train_splits)}")
     if cfg.init_weights:
         data += f", starting from the weights {Path(cfg.init_weights).name}"
+    if cfg.twin_truth:
+        data += ", fractured vertebrae trained on their intact twins' bodies"
     if cfg.disc_jitter_mm:
         data += f", context moved by up to {cfg.disc_jitter_mm} mm each side"
     if cfg.restart_codes_every:

@@ -124,7 +124,12 @@ def test_calibration_reads_the_verse_splits_and_refuses_too_few_healthy_vertebra
     assert "height_calibration" not in load_gan(weights)[1]  # nothing written on failure
 
 
-def test_calibrate_only_is_refused_for_other_models(capsys):
+def test_calibrate_only_and_prepare_only_are_refused_for_other_models(capsys):
     recipe = Path(__file__).resolve().parents[2] / "pipelines" / "grader.yaml"  # refused before it is read
     assert main(["train", "grader", "--config", str(recipe), "--calibrate-only"]) != 0
-    assert "--calibrate-only applies to the synthesizer only" in capsys.readouterr().err
+    assert "--calibrate-only and --prepare-only apply to the synthesizer only" in capsys.readouterr().err
+    assert main(["train", "grader", "--config", str(recipe), "--prepare-only"]) != 0
+    assert "apply to the synthesizer only" in capsys.readouterr().err
+    twins = recipe.with_name("synthesizer_twins.yaml")
+    assert main(["train", "synthesizer", "--config", str(twins), "--prepare-only", "--jobs", "0"]) != 0
+    assert "--jobs must be >= 1" in capsys.readouterr().err

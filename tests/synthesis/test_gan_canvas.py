@@ -16,6 +16,7 @@ from healthivert.synthesis.gan.canvas import (
     normalise_hu,
     pack_rows,
     repack_window,
+    with_twin_band,
 )
 
 LR = np.arange(-30, 31)
@@ -173,3 +174,27 @@ def test_attention_can_be_blanked_inside_the_band():
     band = band_mask() > 0
     assert (b[band] == 1.0).all() and np.allclose(a[~band], b[~band])
     assert not np.allclose(a[band], 1.0)  # the heat map does reach into the band otherwise
+
+
+def test_twin_band_replaces_only_the_truth_inside_the_band():
+    """twin_truth: a fractured slice keeps its input side (context, window, rows, position) and
+    takes its intact twin's band, body and height as the truth."""
+    fractured = make_sample(column_stack({19: (-24, 20), 20: (0, 12.0), 21: (24, 20)}), "sagittal", 30)
+    twin = make_sample(column_stack({19: (-28, 20), 20: (0, 20.0), 21: (28, 20)}), "sagittal", 30)
+    s = with_twin_band(fractured, twin)
+    band = slice(BAND_TOP, BAND_TOP + BAND_MM)
+    assert s.height_mm == pytest.approx(20.0) and s.body_rows == 20 and np.array_equal(s.target, twin.target)
+    assert np.array_equal(s.ct[band], twin.ct[band]) and np.array_equal(s.adjacent[band], twin.adjacent[band])
+    outside = np.ones(ROWS, bool)
+    outside[band] = False
+    assert np.array_equal(s.ct[outside], fractured.ct[outside])
+    assert np.array_equal(s.adjacent[outside], fractured.adjacent[outside])
+    assert s.window is fractured.window and s.src is fractured.src and s.position == fractured.position
+    assert fractured.height_mm == pytest.approx(12.0)  # the fractured sample itself is left as it was
+
+
+def test_slice_at_a_coordinate_across_the_view():
+    stack = column_stack({20: (0, 20)})
+    assert stack.index_at("sagittal", 0.0) == 30 and stack.index_at("sagittal", -30.4) == 0
+    assert stack.index_at("coronal", -45.0) == 0 and stack.index_at("coronal", 35.0) == len(AP) - 1
+    assert stack.index_at("sagittal", 31.0) is None and stack.index_at("coronal", 36.0) is None

@@ -169,6 +169,8 @@ def test_shipped_recipe_parses_and_bad_keys_are_refused(tmp_path):
     assert cfg.max_grade == 1 and cfg.network.vq_kind == "simvq" and cfg.output.endswith(".safetensors")
     tune = load_synthesizer_config(ROOT / "pipelines" / "synthesizer_finetune.yaml")  # the shipped GAN's phase 2
     assert (tune.max_grade, tune.deformity_rate) == (0, 0.0) and tune.init_weights and tune.network == cfg.network
+    twins = load_synthesizer_config(ROOT / "pipelines" / "synthesizer_twins.yaml")
+    assert twins.twin_truth and (twins.max_grade, twins.deformity_rate) == (3, 0.0) and twins.network == cfg.network
     bad = tmp_path / "bad.yaml"
     bad.write_text(json.dumps({"steps": 3, "colour": "red"}))
     with pytest.raises(InputError, match="colour"):
@@ -193,3 +195,53 @@ def test_trains_from_a_verse_tree_with_the_manifest_grades(tmp_path):
     missing = replace(cfg, train_splits=("test",), workdir=str(tmp_path / "w2"))
     with pytest.raises(InputError, match="no complete VerSe study"):
         train_synthesizer(missing)
+
+
+def test_twin_truth_pairs_fractured_vertebrae_with_their_intact_twins(trained, tmp_path):
+    """twin_truth: each fractured vertebra carries its intact twin's stack (taller), and its
+    training canvases take the twin's height; unfractured ones train on themselves."""
+    from healthivert.synthesis.gan.canvas import make_sample
+    from healthivert.training.synthesizer import SliceSampler, phantom_cohort
+
+    cfg, _ = trained
+    cfg = replace(cfg, workdir=str(tmp_path), deformity_rate=0.0, twin_truth=True, max_grade=3)
+    cohort = phantom_cohort(range(16, 17), cfg, twins=True)  # seed 16: T12 grade 2, L1 grade 3, L2 grade 2
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["phantom16_T12-L2_d0.npz",
+                                                                      "phantom16_T12-L2_d0_intact.npz"]
+    assert all((v.twin is not None) == (v.grade >= 1) for v in cohort) and any(v.grade >= 2 for v in cohort)
+    for v in (v for v in cohort if v.grade >= 2):
+        assert v.twin.label == v.stack.label
+        assert (v.twin.body >= 0.5).sum() > 1.1 * (v.stack.body >= 0.5).sum()  # the twin keeps its height
+        def heights(stack, view):
+            return {make_sample(stack, view, int(i)).height_mm for i in stack.slice_indices(view)}
+
+        for _, s in SliceSampler([v], 0).draw(6):
+            assert s.height_mm in heights(v.twin, s.view)  # (a biconcave body's silhouette keeps its rim)
+    with pytest.raises(ValueError, match="twin_truth"):
+        replace(cfg, source="verse", verse_root=str(tmp_path))
+
+
+def test_prepare_builds_the_cohort_caches_in_parallel(trained, tmp_path):
+    """--prepare-only: training, validation and twin studies cached by worker processes; the
+    training run reads them back instead of building them again."""
+    from healthivert.training.synthesizer import phantom_cohort, prepare_phantom_cohort
+
+    cfg, _ = trained
+    cfg = replace(cfg, workdir=str(tmp_path), train_seed=16, val_seed=12, twin_truth=True, max_grade=3)
+    seen = []
+    assert prepare_phantom_cohort(cfg, jobs=2, progress=lambda i, n, _: seen.append((i, n))) == 3
+    cache = tmp_path / "cache"
+    names = sorted(p.name for p in cache.iterdir())
+    assert names == ["phantom12_T12-L2.npz", "phantom16_T12-L2.npz", "phantom16_T12-L2_intact.npz"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert phantom_cohort(range(16, 17), cfg, twins=True) and seen[-1] == (3, 3)
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == stamps
+    with pytest.raises(InputError, match="phantom"):
+        prepare_phantom_cohort(replace(cfg, twin_truth=False, source="verse", verse_root=str(tmp_path)), jobs=1)
+
+
+def test_an_empty_recipe_is_refused(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing but a comment\n")
+    with pytest.raises(InputError, match="empty"):
+        load_synthesizer_config(empty)

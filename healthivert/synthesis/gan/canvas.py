@@ -11,7 +11,7 @@ input never shows the body's real height. Pure numpy; no torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -79,6 +79,16 @@ class VertebraStack:
 
         cols = self.ap_mm if view == "sagittal" else self.lr_mm
         return take(self.ct), take(self.body), take(self.labels), cols
+
+    def across_mm(self, view: str) -> np.ndarray:
+        """Coordinates (mm) of the slices of a view: LR for sagittal, AP for coronal."""
+        return self.lr_mm if view == "sagittal" else self.ap_mm
+
+    def index_at(self, view: str, mm: float) -> int | None:
+        """The slice of a view at ``mm`` across it (within half a millimetre), or None."""
+        across = self.across_mm(view)
+        i = int(np.argmin(np.abs(across - mm)))
+        return i if abs(across[i] - mm) <= 0.5 else None
 
     def slice_indices(self, view: str) -> np.ndarray:
         """Indices of the slices in the central 4/5 of the body's extent across the view."""
@@ -238,6 +248,22 @@ def make_sample(stack: VertebraStack, view: str, index: int, above: tuple[int, f
     return CanvasSample(take_rows(ct_c, src, -1.0), (target >= 0.5).astype(np.float32),
                         take_rows(adjacent, src, 0.0), take_rows(ct_c, wsrc, -1.0), src, wsrc,
                         height, bottom - top + 1, stack.position(view, index), view)
+
+
+def with_twin_band(sample: CanvasSample, twin: CanvasSample) -> CanvasSample:
+    """A fractured slice's canvas whose truth inside the band is its intact twin's (phantom
+    training: the network sees the fractured study, as ever with the body masked, and learns
+    the body at its healthy height, so no fracture cue in the context reaches its output).
+
+    The input side (the context above and below, the unmasked window for the attention map,
+    the row mapping, the slice position) stays the fractured slice's; the band's CT, the
+    target body, the band's adjacent vertebrae and the height are the twin's.
+    """
+    band = slice(BAND_TOP, BAND_TOP + BAND_MM)
+    ct, adjacent = sample.ct.copy(), sample.adjacent.copy()
+    ct[band], adjacent[band] = twin.ct[band], twin.adjacent[band]
+    return replace(sample, ct=ct, adjacent=adjacent, target=twin.target.copy(), height_mm=twin.height_mm,
+                   body_rows=twin.body_rows)
 
 
 def repack_window(window_map: np.ndarray, sample: CanvasSample, fill: float = 0.0) -> np.ndarray:

@@ -401,7 +401,8 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
         train = verse_cohort(cfg, cfg.train_splits, progress)
         val = verse_cohort(cfg, cfg.val_splits)
     healthy = [v for v in train if v.grade <= cfg.max_grade]
-    val_healthy = [v for v in val if v.grade <= cfg.max_grade] or val
+    # with twin_truth the validation vertebrae have no twins: it scores the unfractured ones
+    val_healthy = [v for v in val if v.grade <= (0 if cfg.twin_truth else cfg.max_grade)] or val
     if not healthy:
         raise InputError(f"no training vertebra graded <= {cfg.max_grade}")
     model = GANModel.create(cfg.network, cfg.use_attention).to(device)
@@ -493,6 +494,7 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
     if cfg.restart_codes_every:
         data += f", unused codes restarted every {cfg.restart_codes_every} steps"
     card = {"trained_on": f"{data}; {len(healthy)} vertebrae graded <= {cfg.max_grade}",
+            "validation_vertebrae": len(val_healthy),
             "steps": step, "batch": cfg.batch, "classifier_training_accuracy": clf_acc,
             "validation": final, "history": history, "loss_weights": cfg.loss.to_dict()}
     model.generator.eval()

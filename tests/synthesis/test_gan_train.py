@@ -219,6 +219,12 @@ def test_twin_truth_pairs_fractured_vertebrae_with_their_intact_twins(trained, t
             assert s.height_mm in heights(v.twin, s.view)  # (a biconcave body's silhouette keeps its rim)
     with pytest.raises(ValueError, match="twin_truth"):
         replace(cfg, source="verse", verse_root=str(tmp_path))
+    # a training step on it; validation scores only unfractured vertebrae (theirs has no twins)
+    run = replace(cfg, train_seed=16, train_studies=1, val_seed=17, steps=1, checkpoint_every=1, eval_every=1,
+                  output=str(tmp_path / "twins.safetensors"), init_weights=str(trained[1]))
+    train_synthesizer(run)
+    card = load_gan(run.output)[1]
+    assert "intact twins" in card["trained_on"] and card["validation_vertebrae"] == 3  # seed 17: no fracture
 
 
 def test_prepare_builds_the_cohort_caches_in_parallel(trained, tmp_path):

@@ -374,9 +374,11 @@ def evaluate(model: GANModel, samples: list, codebook_size: int) -> dict[str, fl
 
 def _start_from(model: GANModel, cfg: SynthesizerTrainConfig) -> None:
     """Generator and (frozen) HGAM classifier from ``init_weights``, refused if its network
-    differs from the recipe's; the discriminators start afresh."""
+    differs from the recipe's (what it is shown may differ: ``context_mm``,
+    ``attention_in_band``); the discriminators start afresh."""
     start, _ = load_gan(cfg.init_weights, device=str(model.device))
-    if start.config != cfg.network or start.use_attention != cfg.use_attention:
+    inputs_only = {"attention_in_band": cfg.network.attention_in_band, "context_mm": cfg.network.context_mm}
+    if replace(start.config, **inputs_only) != cfg.network or start.use_attention != cfg.use_attention:
         raise InputError(f"{cfg.init_weights}: its network differs from the recipe's")
     model.generator.load_state_dict(start.generator.state_dict())
     model.classifier.load_state_dict(start.classifier.state_dict())

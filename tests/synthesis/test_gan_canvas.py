@@ -16,6 +16,7 @@ from healthivert.synthesis.gan.canvas import (
     normalise_hu,
     pack_rows,
     repack_window,
+    shown_rows,
     with_twin_band,
 )
 
@@ -198,3 +199,10 @@ def test_slice_at_a_coordinate_across_the_view():
     assert stack.index_at("sagittal", 0.0) == 30 and stack.index_at("sagittal", -30.4) == 0
     assert stack.index_at("coronal", -45.0) == 0 and stack.index_at("coronal", 35.0) == len(AP) - 1
     assert stack.index_at("sagittal", 31.0) is None and stack.index_at("coronal", 36.0) is None
+
+
+def test_shown_rows_keep_the_band_and_the_context_beside_it():
+    assert shown_rows(None).all()
+    rows = np.flatnonzero(shown_rows(24))
+    assert (rows[0], rows[-1]) == (BAND_TOP - 24, BAND_TOP + BAND_MM + 23)
+    assert shown_rows(0).sum() == BAND_MM

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -128,3 +130,34 @@ def test_missing_or_foreign_weights_fail_loudly(tmp_path):
     save_file({"w": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(InputError, match="not HealthiVert-GAN"):
         load_gan(tmp_path / "other.safetensors")
+
+
+@pytest.mark.parametrize("height", [16.0, 30.0, 36.0])
+def test_limited_context_hides_the_crop_end_that_follows_the_body_height(height):
+    """The crop ends 40 mm from the centroid: beyond a tall body's endplates fewer rows remain,
+    and the canvas's outer rows run into fill, as many as the body is tall. With
+    ``context_mm`` the network input, and the truth outside the band, are the same whatever
+    the height; with the whole canvas shown, the tall body's input differs (the cue it hides)."""
+    from healthivert.synthesis.gan.canvas import make_sample
+    from tests.synthesis.test_gan_canvas import column_stack
+
+    def stack(h: float):  # neighbours keep 8 mm discs; the crop ends at +-40 mm
+        return column_stack({19: (-h / 2 - 8 - 10, 20), 20: (0, h), 21: (h / 2 + 8 + 10, 20)})
+
+    def batch(cfg: GANConfig, h: float) -> dict[str, torch.Tensor]:
+        return GANModel.create(cfg, use_attention=False).inputs([make_sample(stack(h), "sagittal", 30)])
+
+    limited = replace(TINY, context_mm=20)
+    ref, s = batch(limited, 20.0), batch(limited, height)
+    assert torch.equal(ref["input"], s["input"])
+    outside = torch.from_numpy(band_mask()) == 0  # the band holds the body: its truth differs
+    for key in ("ct", "adjacent"):
+        assert torch.equal(ref[key][..., outside], s[key][..., outside]), key
+    assert float(s["ct"][0, 0, :BAND_TOP - 20].max()) == -1.0 and float(s["adjacent"][0, 0, :BAND_TOP - 20].max()) == 0
+    whole_ref, whole = batch(TINY, 20.0), batch(TINY, height)
+    assert torch.equal(whole_ref["input"], whole["input"]) == (height < 30)  # the crop end shows
+
+
+def test_context_beyond_the_canvas_is_refused():
+    with pytest.raises(ValueError, match="context_mm"):
+        GANConfig(context_mm=BAND_TOP + 1)

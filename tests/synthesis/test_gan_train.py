@@ -71,6 +71,11 @@ def test_fine_tuning_starts_from_weights_with_loader_workers_and_a_time_limit(tr
         assert torch.equal(a, b)  # frozen, as loaded
     with pytest.raises(InputError, match="differs from the recipe"):
         train_synthesizer(replace(tuned, network=replace(TINY, width=4), workdir=str(tmp_path / "other")))
+    # what the network is shown may change: a fine-tune with less context starts from these weights
+    shown = replace(tuned, network=replace(TINY, context_mm=20), steps=1, time_limit_min=0,
+                    workdir=str(tmp_path / "shown"), output=str(tmp_path / "shown.safetensors"))
+    train_synthesizer(shown)
+    assert load_gan(shown.output)[0].config.context_mm == 20
 
 
 def test_loader_canvases_do_not_depend_on_the_number_of_workers(trained):
@@ -171,6 +176,8 @@ def test_shipped_recipe_parses_and_bad_keys_are_refused(tmp_path):
     assert (tune.max_grade, tune.deformity_rate) == (0, 0.0) and tune.init_weights and tune.network == cfg.network
     twins = load_synthesizer_config(ROOT / "pipelines" / "synthesizer_twins.yaml")
     assert twins.twin_truth and (twins.max_grade, twins.deformity_rate) == (3, 0.0) and twins.network == cfg.network
+    context = load_synthesizer_config(ROOT / "pipelines" / "synthesizer_context.yaml")
+    assert context.network == replace(cfg.network, context_mm=24) and context.init_weights and context.max_grade == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text(json.dumps({"steps": 3, "colour": "red"}))
     with pytest.raises(InputError, match="colour"):

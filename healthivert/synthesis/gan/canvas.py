@@ -165,6 +165,15 @@ def band_mask() -> np.ndarray:
     return m
 
 
+def shown_rows(context_mm: int | None) -> np.ndarray:
+    """(ROWS,) bool: the canvas rows within ``context_mm`` of the band, the band included
+    (every row when None). Rows beyond are shown as fill, whatever the slice holds there."""
+    r = np.arange(ROWS)
+    if context_mm is None:
+        return np.ones(ROWS, bool)
+    return (r >= BAND_TOP - context_mm) & (r < BAND_TOP + BAND_MM + context_mm)
+
+
 @dataclass
 class CanvasSample:
     """One slice on the canvas: the truth, the row mapping and the slice's facts.

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from healthivert.errors import InputError
 from healthivert.io.atomic import atomic_write
 from healthivert.synthesis.gan.calibration import HeightCalibration
-from healthivert.synthesis.gan.canvas import CanvasSample, band_mask, repack_window
+from healthivert.synthesis.gan.canvas import CanvasSample, band_mask, repack_window, shown_rows
 from healthivert.synthesis.gan.networks import GANConfig, Generator, cam_layer, fracture_classifier
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "synthesizer_gan.safetensors"
@@ -77,21 +77,26 @@ class GANModel:
         windows = torch.from_numpy(np.stack([s.window for s in samples])[:, None]).to(dev)
         cams = self.attention(windows).cpu().numpy()[:, 0]
         band = band_mask()
+        hidden = ~shown_rows(self.config.context_mm)  # the truth is cut there too (the
+        # discriminator would otherwise tell the real slice by its outer rows)
+        ct = np.stack([np.where(hidden[:, None], -1.0, s.ct) for s in samples])
+        adjacent = np.stack([np.where(hidden[:, None], 0.0, s.adjacent) for s in samples])
         x = np.zeros((len(samples), 5, *band.shape), np.float32)
         for i, s in enumerate(samples):
-            x[i, 0] = s.ct * (1 - band)
+            x[i, 0] = ct[i] * (1 - band)
             x[i, 1] = band
             x[i, 2] = s.position
             x[i, 3] = 1.0 if s.view == "sagittal" else -1.0
             x[i, 4] = 1.0 - repack_window(cams[i], s, 0.0)
+            x[i, 4, hidden] = 1.0
             if not self.config.attention_in_band:
                 x[i, 4] = np.where(band > 0, 1.0, x[i, 4])
         def as_t(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(dev)
 
-        return {"input": as_t(x), "ct": as_t(np.stack([s.ct for s in samples])[:, None]),
+        return {"input": as_t(x), "ct": as_t(ct[:, None]),
                 "target": as_t(np.stack([s.target for s in samples])[:, None]),
-                "adjacent": as_t(np.stack([s.adjacent for s in samples])[:, None]),
+                "adjacent": as_t(adjacent[:, None]),
                 "height": as_t(np.array([s.height_mm for s in samples]))}
 
 

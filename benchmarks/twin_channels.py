@@ -1,12 +1,13 @@
 """Which input channel carries a fracture into the GAN's predicted height? Twin phantoms.
 
-    .venv/bin/python benchmarks/twin_channels.py [--seed 5400]
+    .venv/bin/python benchmarks/twin_channels.py [--seed 5400] [--weights W]
 
 For the grade-3 twin pairs of ``benchmarks/twins.py`` (wedge, biconcave, crush), the middle
 sagittal and coronal slice of the fractured vertebra and of its intact twin (the slice at the
-same mm) go through the shipped GAN; then the fractured input with one channel taken from the
-twin: the HGAM heat map, or the context CT. Prints a markdown table of the network's predicted
-slice height (mm, before SHRM and calibration) and the slices' true heights.
+same mm) go through the GAN (the shipped weights unless ``--weights``); then the fractured
+input with one channel taken from the twin: the HGAM heat map, or the context CT. Prints a
+markdown table of the network's predicted slice height (mm, before SHRM and calibration) and
+the slices' true heights.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from healthivert.geometry.vertebrae import straighten_vertebrae
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.synthesis.gan.canvas import VIEWS, VertebraStack, make_sample
-from healthivert.synthesis.gan.model import load_gan
+from healthivert.synthesis.gan.model import DEFAULT_WEIGHTS, load_gan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from twins import twin_plan  # noqa: E402  (the same pairs as the twin benchmark)
@@ -40,8 +41,9 @@ def fractured_stack(seed: int, spec, intact: bool) -> VertebraStack:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=5400)
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     args = parser.parse_args()
-    model, _ = load_gan()
+    model, _ = load_gan(args.weights)
     print("| pair | view | true: fractured / twin | predicted: fractured / twin | fractured with the twin's "
           "HGAM map | fractured with the twin's context CT |", "|---|---|---|---|---|---|", sep="\n")
     for seed, spec in [p for p in twin_plan(args.seed) if p[1].grade == 3]:

@@ -41,8 +41,8 @@ class GANConfig:
     # context rows shown on each side of the band (mm); None shows the whole canvas. The
     # straightened crop reaches 40 mm from the centroid, so a taller body leaves fewer rows
     # beyond its endplates and the canvas's outer rows run into fill: on the shipped cohort a
-    # quarter of the slices, the count of fill rows following the body's height (r = -0.85), a
-    # height cue the band was meant to hide. 24 mm keeps fill out of 99.4 % of the slices.
+    # third of the slices, the rows left following the body's height (r = -0.71), a height cue
+    # the band was meant to hide (benchmarks/crop_fill.py). 24 mm keeps fill out of 98.7 %.
     context_mm: int | None = None
 
     def __post_init__(self) -> None:

@@ -27,7 +27,7 @@ import torch
 
 from healthivert.synthesis.gan.canvas import BAND_TOP, VIEWS, body_rows, make_sample
 from healthivert.synthesis.gan.model import DEFAULT_WEIGHTS, load_gan
-from healthivert.training.synthesizer import _phantom_study_cached, load_synthesizer_config
+from healthivert.training.synthesizer import load_synthesizer_config, phantom_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTEXTS = (16, 20, 24, BAND_TOP)
@@ -42,17 +42,16 @@ def main() -> int:
     torch.set_num_threads(1)
     cfg = load_synthesizer_config(ROOT / "pipelines" / "synthesizer.yaml")
     samples, room, heights = [], [], []
-    for seed in range(cfg.train_seed, cfg.train_seed + args.studies):
-        for v in _phantom_study_cached(cfg, seed):
-            if v.grade:
-                continue
-            for view in VIEWS:
-                for i in v.stack.slice_indices(view):
-                    ct, body, _, _ = v.stack.slice(view, int(i))
-                    top, bottom, height = body_rows(body)
-                    room.append(min(top, len(ct) - 1 - bottom))  # real rows beyond the nearer endplate
-                    heights.append(height)
-                    samples.append((v.stack, view, int(i)))
+    for v in phantom_cohort(range(cfg.train_seed, cfg.train_seed + args.studies), cfg):
+        if v.grade:
+            continue
+        for view in VIEWS:
+            for i in v.stack.slice_indices(view):
+                ct, body, _, _ = v.stack.slice(view, int(i))
+                top, bottom, height = body_rows(body)
+                room.append(min(top, len(ct) - 1 - bottom))  # real rows beyond the nearer endplate
+                heights.append(height)
+                samples.append((v.stack, view, int(i)))
     room, heights = np.array(room), np.array(heights)
     print(f"{len(room)} central slices of the healthy vertebrae of {args.studies} phantom studies "
           f"(seeds {cfg.train_seed}..{cfg.train_seed + args.studies - 1}); correlation of slice height with "
@@ -64,21 +63,23 @@ def main() -> int:
     model, _ = load_gan(args.weights)
     pick = np.random.default_rng(0).choice(len(samples), size=min(args.slices, len(samples)), replace=False)
     chosen = [make_sample(*samples[j]) for j in pick]
-    preds = {}
-    for k in (model.config.context_mm, 24):
-        model.config = replace(model.config, context_mm=k)
+    trained_mm = model.config.context_mm
+
+    def heights_shown(context_mm: int | None) -> np.ndarray:
+        model.config = replace(model.config, context_mm=context_mm)  # only what the input shows
         with torch.no_grad():
-            preds[k] = np.concatenate([model.generator(model.inputs(chosen[b:b + 32])["input"])["height"].numpy()
-                                       for b in range(0, len(chosen), 32)])
-    trained, cut = preds.values() if len(preds) == 2 else (preds[24], preds[24])
+            return np.concatenate([model.generator(model.inputs(chosen[b:b + 32])["input"])["height"].numpy()
+                                   for b in range(0, len(chosen), 32)])
+
+    trained, cut = heights_shown(trained_mm), heights_shown(24)
     true = np.array([s.height_mm for s in chosen])
-    tall = np.array([room[j] < BAND_TOP for j in pick])
-    print(f"\n{Path(args.weights).name} (trained showing {'the whole canvas' if len(preds) == 2 else '24 mm'}), "
-          f"{len(chosen)} slices:\n")
+    end_in_view = np.array([room[j] < BAND_TOP for j in pick])
+    shown = "the whole canvas" if trained_mm is None else f"{trained_mm} mm"
+    print(f"\n{Path(args.weights).name} (trained showing {shown}), {len(chosen)} slices:\n")
     print("| slices | n | true height (mm) | predicted as trained | predicted, 24 mm shown | change (mm) |",
           "|---|---|---|---|---|---|", sep="\n")
-    for name, m in (("all", np.ones(len(chosen), bool)), ("crop end within 28 rows", tall),
-                    ("crop end beyond 28 rows", ~tall)):
+    for name, m in (("all", np.ones(len(chosen), bool)), ("crop end within 28 rows", end_in_view),
+                    ("crop end beyond 28 rows", ~end_in_view)):
         if m.any():
             print(f"| {name} | {int(m.sum())} | {true[m].mean():.2f} | {trained[m].mean():.2f} | {cut[m].mean():.2f} "
                   f"| {(cut[m] - trained[m]).mean():+.2f} |")

@@ -15,9 +15,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field, replace
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import straighten_vertebrae
 from healthivert.io.atomic import atomic_write, atomic_write_npz
 from healthivert.io.centroids import centroids_from_mask
+from healthivert.parallel import study_pool
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.synthesis.gan.canvas import (
     BAND_MM,
@@ -228,14 +228,6 @@ def phantom_cohort(seeds: range, cfg: SynthesizerTrainConfig, progress: Progress
     return out
 
 
-def _single_threaded() -> None:
-    """A preparation worker uses one core: the pool provides the parallelism."""
-    import SimpleITK as sitk
-
-    torch.set_num_threads(1)
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-
-
 def prepare_phantom_cohort(cfg: SynthesizerTrainConfig, jobs: int, progress: Progress | None = None) -> int:
     """Build the recipe's phantom training, validation (and twin) caches with ``jobs`` worker
     processes (each study is one CPU-bound job; a cached study is skipped); returns the number
@@ -245,8 +237,7 @@ def prepare_phantom_cohort(cfg: SynthesizerTrainConfig, jobs: int, progress: Pro
     train = range(cfg.train_seed, cfg.train_seed + cfg.train_studies)
     work = [(seed, False) for seed in (*train, *range(cfg.val_seed, cfg.val_seed + cfg.val_studies))]
     work += [(seed, True) for seed in train if cfg.twin_truth]
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn"),
-                             initializer=_single_threaded) as pool:
+    with study_pool(jobs) as pool:
         futures = [pool.submit(_phantom_study_cached, cfg, seed, intact) for seed, intact in work]
         for i, future in enumerate(as_completed(futures)):
             future.result()

@@ -28,9 +28,15 @@ BATCH = 64
 
 @register_synthesizer("gan")
 def gan_synthesizer(weights: str | None = None):
-    """Factory: loads the shipped (or given) weights once; fails at once if they are missing."""
-    model, _ = load_gan(weights or DEFAULT_WEIGHTS)
+    """Factory: loads the shipped (or given) weights once, on the GPU when there is one (CPU
+    otherwise); fails at once if they are missing."""
+    model, _ = load_gan(weights or DEFAULT_WEIGHTS, device=inference_device())
     return lambda vertebrae: synthesize_gan(vertebrae, model)
+
+
+def inference_device() -> str:
+    """``cuda`` when PyTorch sees a GPU, else ``cpu`` (the two agree to float rounding)."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _column_heights(seg_prob: np.ndarray, start: int, stop: int, predicted_mm: float) -> np.ndarray:

@@ -1,7 +1,11 @@
 """Pseudo-healthy synthesis: the HealthiVert-GAN (``gan``) side by side with the ``prior``.
 
     .venv/bin/python benchmarks/synthesis.py [--studies 4] [--seed 6100] [--grading-studies 48] [--csv grades.csv]
-        [--measurements build/benchmarks/synthesis_grading.csv]
+        [--measurements build/benchmarks/synthesis_grading.csv] [--jobs N] [--skip-restoration]
+
+``--jobs N`` measures the grading cohort's studies in N single-threaded processes (on a
+many-core machine; the GAN runs on the GPU when there is one, and the printed inference time
+names the device it was measured on).
 
 Prints markdown tables:
 1. restoration of healthy phantom vertebrae never trained on (seeds 6100.., T8-L5; every

@@ -209,7 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from healthivert.training.grader import train_grader
 
     cfg = load_grader_config(args.config)
-    out, report, df = train_grader(cfg, _progress("features"))
+    out, report, df = train_grader(cfg, _progress("features"), args.jobs)
     print(f"trained on {report.n_vertebrae} vertebrae from {report.n_subjects} subjects; "
           f"grades {report.class_counts}")
     print(f"{report.folds}-fold subject-grouped CV macro-F1 {report.cv_macro_f1:.3f} with {report.best_params}")
@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synthesizer: refit the height calibration of the recipe's output weights, no training")
     p.add_argument("--prepare-only", action="store_true",
                    help="synthesizer: build the recipe's phantom cohort caches (in parallel with --jobs), no training")
-    p.add_argument("--jobs", type=int, default=1, help="--prepare-only: worker processes (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1) for a synthesizer's "
+                   "--prepare-only and for a grader's phantom features")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("phantom", help="write synthetic spine CT studies in the VerSe layout")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import as_completed
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from healthivert.io.atomic import atomic_write_text
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.io.keyed_csv import read_keyed_csv, write_keyed_csv
 from healthivert.io.manifest import read_manifest
+from healthivert.parallel import study_pool
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.pipeline import analyse_study
 from healthivert.training.config import GraderConfig
@@ -23,23 +25,38 @@ from healthivert.training.config import GraderConfig
 Progress = Callable[[int, int, str], None]
 
 
-def phantom_features(cfg: GraderConfig, progress: Progress | None = None) -> pd.DataFrame:
-    """Measure a generated phantom cohort (masks only) and attach the truth grades."""
+def study_features(cfg: GraderConfig, i: int) -> list[dict]:
+    """Study ``i`` of the recipe's phantom cohort (seed ``phantom.seed + i``) measured through
+    the recipe's synthesizer: one row of features and truth per vertebra."""
     pc = cfg.phantom
-    phantom_cfg = PhantomConfig(top=pc.top, bottom=pc.bottom, n_fractures=pc.n_fractures)
-    rows = []
-    for i in range(pc.n_studies):
-        study = make_phantom(phantom_cfg, pc.seed + i)
-        truth = {v["label"]: v for v in study.truth["vertebrae"]}
-        ct = study.ct if cfg.synthesizer == "gan" else None
-        analysis = analyse_study(study.mask, centroids_from_mask(study.mask), ct, synthesizer=cfg.synthesizer)
-        for label, m in analysis.measured.items():
-            t = truth[label]
-            rows.append({"study_id": study.subject, "label": label, "genant_grade": t["genant_grade"],
-                         "morphology": t["morphology"] or "", **m.features()})
-        if progress:
-            progress(i + 1, pc.n_studies, study.subject)
-    return pd.DataFrame(rows)
+    study = make_phantom(PhantomConfig(top=pc.top, bottom=pc.bottom, n_fractures=pc.n_fractures), pc.seed + i)
+    truth = {v["label"]: v for v in study.truth["vertebrae"]}
+    ct = study.ct if cfg.synthesizer == "gan" else None
+    analysis = analyse_study(study.mask, centroids_from_mask(study.mask), ct, synthesizer=cfg.synthesizer)
+    return [{"study_id": study.subject, "label": label, "genant_grade": truth[label]["genant_grade"],
+             "morphology": truth[label]["morphology"] or "", **m.features()}
+            for label, m in analysis.measured.items()]
+
+
+def phantom_features(cfg: GraderConfig, progress: Progress | None = None, jobs: int = 1) -> pd.DataFrame:
+    """Measure a generated phantom cohort (masks only; the CT too through the GAN) and attach
+    the truth grades, in study order; with ``jobs`` > 1 in that many single-threaded worker
+    processes (the GAN on the GPU when there is one)."""
+    n = cfg.phantom.n_studies
+    if jobs == 1:
+        per_study = []
+        for i in range(n):
+            per_study.append(study_features(cfg, i))
+            if progress:
+                progress(i + 1, n, per_study[-1][0]["study_id"] if per_study[-1] else "")
+    else:
+        with study_pool(jobs) as pool:
+            futures = [pool.submit(study_features, cfg, i) for i in range(n)]
+            for done, _ in enumerate(as_completed(futures)):
+                if progress:
+                    progress(done + 1, n, "phantom studies")
+            per_study = [f.result() for f in futures]
+    return pd.DataFrame([row for rows in per_study for row in rows])
 
 
 def cache_key(cfg: GraderConfig) -> dict:
@@ -54,14 +71,14 @@ def cache_key(cfg: GraderConfig) -> dict:
     return key
 
 
-def cohort_features(cfg: GraderConfig, progress: Progress | None = None) -> pd.DataFrame:
+def cohort_features(cfg: GraderConfig, progress: Progress | None = None, jobs: int = 1) -> pd.DataFrame:
     """The phantom cohort's features: read from ``cfg.features_cache`` when its key matches,
     otherwise measured (and stored there when a cache is set)."""
     if cfg.features_cache:
         df = read_keyed_csv(cfg.features_cache, cache_key(cfg), ("morphology",))
         if df is not None:
             return df
-    df = phantom_features(cfg, progress)
+    df = phantom_features(cfg, progress, jobs)
     if cfg.features_cache:
         write_keyed_csv(cfg.features_cache, df, cache_key(cfg))
     return df
@@ -100,9 +117,11 @@ def table_features(cfg: GraderConfig) -> pd.DataFrame:
     return df.rename(columns={"reference_grade": "genant_grade"}).astype({"genant_grade": int})
 
 
-def train_grader(cfg: GraderConfig, progress: Progress | None = None) -> tuple[Path, TrainReport, pd.DataFrame]:
-    """Build features, fit the SVM with grouped CV, save the model, its card and its recipe."""
-    df = cohort_features(cfg, progress) if cfg.source == "phantom" else table_features(cfg)
+def train_grader(cfg: GraderConfig, progress: Progress | None = None, jobs: int = 1
+                 ) -> tuple[Path, TrainReport, pd.DataFrame]:
+    """Build features (a phantom cohort's in ``jobs`` processes), fit the SVM with grouped CV,
+    save the model, its card and its recipe."""
+    df = cohort_features(cfg, progress, jobs) if cfg.source == "phantom" else table_features(cfg)
     out, report = fit_grader(cfg, df)
     return out, report, df
 

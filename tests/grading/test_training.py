@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from healthivert.errors import InputError
 from healthivert.grading import FEATURES
 from healthivert.grading.svm import load_model
 from healthivert.training.config import GraderConfig, PhantomCohort, load_grader_config
-from healthivert.training.grader import train_grader
+from healthivert.training.grader import phantom_features, train_grader
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,6 +96,17 @@ def test_phantom_training_run_writes_model_and_card(tmp_path):
     proba = model.predict_proba(table[list(FEATURES)].to_numpy(float))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert set(model.classes_.tolist()) == set(table["genant_grade"])
+
+
+def test_phantom_features_in_worker_processes_match_the_serial_run():
+    """--jobs only spreads the studies over processes: the same rows, in study order."""
+    cfg = GraderConfig(phantom=PhantomCohort(n_studies=3, top="T12", bottom="L3", n_fractures=(1, 2)))
+    seen = []
+    serial = phantom_features(cfg)
+    pooled = phantom_features(cfg, progress=lambda i, n, _: seen.append((i, n)), jobs=2)
+    pd.testing.assert_frame_equal(serial, pooled)
+    assert list(pooled["study_id"].unique()) == [f"sub-phantom{1000 + i}" for i in range(3)]
+    assert seen == [(1, 3), (2, 3), (3, 3)]
 
 
 @pytest.mark.slow

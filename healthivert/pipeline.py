@@ -129,8 +129,8 @@ def analyse_study(
             m = measure_vertebra(v, healthy[v.label])
             ph = healthy[v.label]
             rec.update({
-                "status": "graded" if ph.method == "neighbours" else
-                          "graded from intra-vertebral ratios: no neighbouring vertebra in view",
+                "status": "graded from intra-vertebral ratios: no neighbouring vertebra in view"
+                          if ph.method == "intra-vertebral ratios" else "graded",
                 "rhlv": m.rhlv,
                 "heights_mm": {"original": m.original_mm, "pseudo_healthy": m.pseudo_healthy_mm},
                 "ratios": m.ratios,

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +45,7 @@ from healthivert.geometry.vertebrae import straighten_vertebrae
 from healthivert.grading import FEATURES, get_grader
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.io.keyed_csv import read_keyed_csv, write_keyed_csv
-from healthivert.parallel import study_pool
+from healthivert.parallel import map_in_order
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.pipeline import analyse_study
 from healthivert.sections import SECTIONS, section_heights
@@ -152,18 +151,11 @@ def measure_grading_study(i: int, specs, seed: int = GRADING_SEED) -> list[dict]
 def measure_grading_cohort(n: int, seed: int = GRADING_SEED, jobs: int = 1) -> pd.DataFrame:
     """Every vertebra of the grading cohort (``measure_grading_study``), in study order; with
     ``jobs`` > 1 the studies run in that many single-threaded worker processes."""
-    plan = fracture_plan(n, seed)
-    if jobs == 1:
-        per_study = []
-        for i, specs in enumerate(plan):
-            per_study.append(measure_grading_study(i, specs, seed))
-            print(f"  grading {i + 1}/{n}", file=sys.stderr)
-    else:
-        with study_pool(jobs) as pool:
-            futures = [pool.submit(measure_grading_study, i, specs, seed) for i, specs in enumerate(plan)]
-            for done, _ in enumerate(as_completed(futures)):
-                print(f"  grading {done + 1}/{n}", file=sys.stderr)
-            per_study = [f.result() for f in futures]
+    def printed(done: int, total: int, _: str) -> None:
+        print(f"  grading {done}/{total}", file=sys.stderr)
+
+    plan = [(i, specs, seed) for i, specs in enumerate(fracture_plan(n, seed))]
+    per_study = map_in_order(measure_grading_study, plan, jobs, printed)
     return pd.DataFrame([row for rows in per_study for row in rows])
 
 

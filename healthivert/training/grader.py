@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import as_completed
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from healthivert.io.atomic import atomic_write_text
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.io.keyed_csv import read_keyed_csv, write_keyed_csv
 from healthivert.io.manifest import read_manifest
-from healthivert.parallel import study_pool
+from healthivert.parallel import map_in_order
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.pipeline import analyse_study
 from healthivert.training.config import GraderConfig
@@ -42,20 +41,8 @@ def phantom_features(cfg: GraderConfig, progress: Progress | None = None, jobs: 
     """Measure a generated phantom cohort (masks only; the CT too through the GAN) and attach
     the truth grades, in study order; with ``jobs`` > 1 in that many single-threaded worker
     processes (the GAN on the GPU when there is one)."""
-    n = cfg.phantom.n_studies
-    if jobs == 1:
-        per_study = []
-        for i in range(n):
-            per_study.append(study_features(cfg, i))
-            if progress:
-                progress(i + 1, n, per_study[-1][0]["study_id"] if per_study[-1] else "")
-    else:
-        with study_pool(jobs) as pool:
-            futures = [pool.submit(study_features, cfg, i) for i in range(n)]
-            for done, _ in enumerate(as_completed(futures)):
-                if progress:
-                    progress(done + 1, n, "phantom studies")
-            per_study = [f.result() for f in futures]
+    per_study = map_in_order(study_features, [(cfg, i) for i in range(cfg.phantom.n_studies)], jobs, progress,
+                             "phantom studies")
     return pd.DataFrame([row for rows in per_study for row in rows])
 
 

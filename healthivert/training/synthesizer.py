@@ -15,7 +15,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import straighten_vertebrae
 from healthivert.io.atomic import atomic_write, atomic_write_npz
 from healthivert.io.centroids import centroids_from_mask
-from healthivert.parallel import study_pool
+from healthivert.parallel import map_in_order
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.synthesis.gan.canvas import (
     BAND_MM,
@@ -237,12 +236,8 @@ def prepare_phantom_cohort(cfg: SynthesizerTrainConfig, jobs: int, progress: Pro
     train = range(cfg.train_seed, cfg.train_seed + cfg.train_studies)
     work = [(seed, False) for seed in (*train, *range(cfg.val_seed, cfg.val_seed + cfg.val_studies))]
     work += [(seed, True) for seed in train if cfg.twin_truth]
-    with study_pool(jobs) as pool:
-        futures = [pool.submit(_phantom_study_cached, cfg, seed, intact) for seed, intact in work]
-        for i, future in enumerate(as_completed(futures)):
-            future.result()
-            if progress:
-                progress(i + 1, len(futures), "phantom studies")
+    map_in_order(_phantom_study_cached, [(cfg, seed, intact) for seed, intact in work], jobs, progress,
+                 "phantom studies")
     return len(work)
 
 

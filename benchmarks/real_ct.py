@@ -52,15 +52,12 @@ def heights(data: Path, extra_weights: list[Path]) -> tuple[dict[str, dict[str, 
     check_overlap(ct, mask)
     _, vertebrae = straighten_vertebrae(mask, centroids_from_mask(mask), ct)
     whole = [v for v in vertebrae if not v.cut_by_fov]
-    real, pseudo = {}, {}
+    pseudo, measured = {}, {}
     for name, synth in synthesizers(extra_weights).items():
         healthy = synth(vertebrae)
-        pseudo[name] = {}
-        for v in whole:
-            m = measure_vertebra(v, healthy[v.label])
-            real[VERSE_NAMES[v.label]] = m.original_mm
-            pseudo[name][VERSE_NAMES[v.label]] = m.pseudo_healthy_mm
-    return real, pseudo
+        measured = {VERSE_NAMES[v.label]: measure_vertebra(v, healthy[v.label]) for v in whole}
+        pseudo[name] = {vert: m.pseudo_healthy_mm for vert, m in measured.items()}
+    return {vert: m.original_mm for vert, m in measured.items()}, pseudo
 
 
 def tables(real: dict, pseudo: dict) -> str:

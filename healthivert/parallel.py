@@ -25,11 +25,11 @@ def study_pool(jobs: int) -> ProcessPoolExecutor:
 
 def map_in_order(fn: Callable, items: list[tuple], jobs: int = 1,
                  progress: Callable[[int, int, str], None] | None = None, what: str = "studies") -> list:
-    """``fn(*item)`` for every item, results in the items' order; with ``jobs`` > 1 spread over
-    ``study_pool(jobs)`` (``fn`` must then be importable by name). ``progress(done, total, what)``
-    after each."""
+    """``fn(*item)`` for every item, results in the items' order: in this process for ``jobs``
+    <= 1, otherwise over ``study_pool(jobs)`` (``fn`` must then be importable by name).
+    ``progress(done, total, what)`` after each."""
     n = len(items)
-    if jobs == 1:
+    if jobs <= 1:
         out = []
         for i, item in enumerate(items):
             out.append(fn(*item))

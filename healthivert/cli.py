@@ -256,6 +256,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from healthivert.evaluation import default_out_dir, evaluate_files, format_report, write_report
+
+    report = evaluate_files(args.results, args.grades, args.split)
+    out = args.out or default_out_dir(args.results)
+    written = write_report(report, out)
+    wrote = f"wrote {', '.join(p.name for p in written)} to {out}"
+    if args.json:  # stdout stays pure JSON
+        print(json.dumps(report.to_dict(), indent=1))
+        print(wrote, file=sys.stderr)
+    else:
+        print(format_report(report) + "\n\n" + wrote)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="healthivert",
@@ -344,6 +359,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="export folder (default RESULTS/export)")
     p.add_argument("--db", default=None, help="review database URL (default: sqlite RESULTS/reviews.sqlite)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="compare graded results with expert Genant grades (P/R/F1, kappa, "
+                       "sensitivity/specificity with CIs)")
+    p.add_argument("results", type=Path, help="a study result folder, a folder of them, a batch output folder, "
+                   "or a per-vertebra CSV (study_id, label or name, genant_grade)")
+    p.add_argument("--grades", type=Path, default=None, help="truth CSV: subject or study_id, vertebra_label or "
+                   "vertebra, genant_grade or grade (default: the shipped data_manifests/verse2019.csv)")
+    p.add_argument("--split", choices=["train", "val", "test"], default=None,
+                   help="score only the truth rows of this split (needs a split column)")
+    p.add_argument("--out", type=Path, default=None, help="where metrics.json, per_vertebra.csv and confusion.csv "
+                   "go (default: RESULTS, or the CSV's folder)")
+    p.add_argument("--json", action="store_true", help="print metrics.json instead of the text report")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

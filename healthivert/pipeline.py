@@ -104,6 +104,15 @@ class StudyAnalysis:
     timings: dict[str, float]
 
 
+def fov_status_text(v: StraightVertebra) -> str:
+    """Why a vertebra cut by the field of view is not graded, naming the faces and sections."""
+    faces = ", ".join(v.cut_by_fov)
+    if not v.cut_sections or len(v.cut_sections) == 3:
+        return f"not graded: cut by the field of view (at the {faces} edge)"
+    return (f"not graded: the {' and '.join(v.cut_sections)} section{'s' if len(v.cut_sections) > 1 else ''} "
+            f"cut by the field of view (at the {faces} edge)")
+
+
 def analyse_study(
     mask: Volume, centroids: dict[int, np.ndarray], ct: Volume | None = None,
     synthesizer: str = "prior", computed_centroids: Sequence[int] = (), progress: Progress | None = None,
@@ -122,7 +131,7 @@ def analyse_study(
     for v in vertebrae:
         rec = {"label": v.label, "name": VERSE_NAMES[v.label], "genant_grade": None, "synthesizer": synthesizer}
         if v.cut_by_fov:
-            rec["status"] = f"not graded: cut by the field of view (touches the {', '.join(v.cut_by_fov)} edge)"
+            rec["status"] = fov_status_text(v)
         elif v.label not in healthy:
             rec["status"] = "not graded: no vertebral body found in the mask"
         else:
@@ -141,8 +150,15 @@ def analyse_study(
                 measured[v.label] = m
             else:
                 rec["status"] = "not graded: body heights could not be measured"
+        notes = []
         if v.label in computed_centroids:
-            rec["notes"] = ["centroid computed from the mask"]
+            notes.append("centroid computed from the mask")
+        if v.touches_fov:
+            notes.append(f"body touches the {', '.join(v.touches_fov)} edge of the image; its sections are whole")
+        if v.tilt_deg:
+            notes.append(f"measured in the body's own frame, {v.tilt_deg:.0f} degrees off the spine curve's")
+        if notes:
+            rec["notes"] = notes
         records.append(rec)
     timings["measure"] = time.perf_counter() - t
     return StudyAnalysis(vertebrae, healthy, measured, records, timings)

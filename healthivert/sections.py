@@ -23,10 +23,10 @@ MIN_COLUMN_FRACTION = 0.25
 EDGE_MARGIN_MM = 1.5
 
 
-def section_heights(
+def section_columns(
     heights_mm: np.ndarray, ap_mm: np.ndarray, lr_mm: np.ndarray
-) -> dict[str, float]:
-    """Mean column height of each AP third of a body.
+) -> dict[str, np.ndarray]:
+    """The columns each section's height is averaged over.
 
     Args:
         heights_mm: column heights, shape (n_ap, n_lr); 0 where there is no body. Columns
@@ -35,14 +35,14 @@ def section_heights(
         lr_mm: LR coordinate of each column (mm), shape (n_lr,).
 
     Returns:
-        ``{"anterior", "middle", "posterior"}`` -> height in mm (NaN for an empty section).
+        ``{"anterior", "middle", "posterior"}`` -> bool (n_ap, n_lr) (all False for an empty body).
     """
     heights_mm = np.asarray(heights_mm, dtype=float)
     present = heights_mm > 0
     if present.any():
         present &= heights_mm >= MIN_COLUMN_FRACTION * np.median(heights_mm[present])
     if not present.any():
-        return dict.fromkeys(SECTIONS, float("nan"))
+        return {name: np.zeros(heights_mm.shape, bool) for name in SECTIONS}
     rows = np.flatnonzero(present.any(axis=1))
     cols = np.flatnonzero(present.any(axis=0))
     ap_lo, ap_hi = sorted((ap_mm[rows[0]], ap_mm[rows[-1]]))
@@ -59,9 +59,18 @@ def section_heights(
     out = {}
     for name, (lo, hi) in zip(("posterior", "middle", "anterior"), zip(edges[:-1], edges[1:])):
         in_third = (ap >= lo) & (ap <= hi) if name == "anterior" else (ap >= lo) & (ap < hi)
-        sel = interior & in_third[:, None] & in_band[None, :]
-        out[name] = float(heights_mm[sel].mean()) if sel.any() else float("nan")
+        out[name] = interior & in_third[:, None] & in_band[None, :]
     return {name: out[name] for name in SECTIONS}
+
+
+def section_heights(
+    heights_mm: np.ndarray, ap_mm: np.ndarray, lr_mm: np.ndarray
+) -> dict[str, float]:
+    """Mean column height (mm) of each AP third of a body (see :func:`section_columns` for the
+    arguments and which columns count); NaN for an empty section."""
+    heights_mm = np.asarray(heights_mm, dtype=float)
+    return {name: float(heights_mm[sel].mean()) if sel.any() else float("nan")
+            for name, sel in section_columns(heights_mm, ap_mm, lr_mm).items()}
 
 
 def relative_height_loss(healthy: dict[str, float], actual: dict[str, float]) -> dict[str, float]:

@@ -63,7 +63,7 @@ def test_vertebra_cut_by_the_field_of_view_is_not_graded():
     mask = _spine({19: 23, 20: 24, 21: 25}, top_margin=0)  # T12 runs into the top of the image
     analysis, records = _analyse(mask)
     assert records[19]["genant_grade"] is None
-    assert records[19]["status"] == "not graded: cut by the field of view (touches the superior edge)"
+    assert records[19]["status"] == "not graded: cut by the field of view (at the superior edge)"
     assert "rhlv" not in records[19] and 19 not in analysis.measured
     assert "probabilities" not in records[19]
     # the others are graded, and the cut one does not inform L1's pseudo-healthy body

@@ -108,3 +108,62 @@ def test_straight_grid_samples_the_frame_around_the_anchor():
 def test_crop_spec_rejects_non_positive_sizes(field):
     with pytest.raises(ValueError, match=field):
         CropSpec(**{field: 0.0})
+
+
+def _slab_mask(tilt_deg: float, shape=(60, 70, 70), half=(15.0, 15.0, 12.5), centre=(30.0, 35.0, 35.0),
+               label: int = 20) -> np.ndarray:
+    """A box body (LR, AP, SI half-sizes in mm, 1 mm voxels) turned by ``tilt_deg`` about the LR axis."""
+    i, j, k = np.meshgrid(*(np.arange(n, dtype=float) for n in shape), indexing="ij")
+    x, y, z = i - centre[0], j - centre[1], k - centre[2]
+    t = np.radians(tilt_deg)
+    yr, zr = np.cos(t) * y + np.sin(t) * z, -np.sin(t) * y + np.cos(t) * z
+    inside = (np.abs(x) <= half[0]) & (np.abs(yr) <= half[1]) & (np.abs(zr) <= half[2])
+    return np.where(inside, label, 0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("tilt", [0.0, 12.0, 25.0])
+def test_a_body_tilted_in_the_curves_frame_is_measured_in_its_own(tilt):
+    """A lone vertebra's curve runs straight SI; a body tilted against it is turned upright
+    (its mid-plane normal becomes SI) and measures its real height in every section."""
+    mask = box_mask({}, (60, 70, 70))
+    mask.array[:] = _slab_mask(tilt)
+    _, (v,) = straighten_vertebrae(mask, centroids_from_mask(mask), spec=SMALL)
+    assert v.tilt_deg == pytest.approx(tilt, abs=1.5)
+    assert section_heights(v.heights_mm.T, v.grid.ap_mm, v.grid.lr_mm) == pytest.approx(
+        dict.fromkeys(SECTIONS, 25.0), abs=0.6)
+
+
+def test_a_body_touching_an_edge_is_whole_and_measures_as_when_padded():
+    """A cylindrical body whose anterior wall touches the image's edge (a tight crop) is whole:
+    same heights as the same body with 10 voxels of background around it; a flat cut is not."""
+    shape, r = (40, 40, 34), 15.0
+    i, j, k = np.meshgrid(*(np.arange(n, dtype=float) for n in shape), indexing="ij")
+    cyl = ((i - 20) ** 2 + (j - (39 - r)) ** 2 <= r * r) & (k >= 4) & (k < 29)  # tip on the last AP row
+    tight = box_mask({}, shape)
+    tight.array[:] = np.where(cyl, 20, 0)
+    padded = box_mask({}, tuple(n + 20 for n in shape), origin_mm=(-10.0, -10.0, -10.0))
+    padded.array[10:-10, 10:-10, 10:-10] = tight.array
+    assert fov_faces(tight, 20) == ["anterior"] and fov_faces(padded, 20) == []
+    (_, (a,)), (_, (b,)) = (straighten_vertebrae(m, centroids_from_mask(m), spec=SMALL) for m in (tight, padded))
+    assert a.cut_by_fov == [] and a.cut_sections == [] and a.touches_fov == ["anterior"]
+    np.testing.assert_allclose(a.heights_mm, b.heights_mm, atol=1e-4)
+    # the same body cut 8 mm behind its anterior wall
+    cut = box_mask({}, (40, 32, 34))
+    cut.array[:] = tight.array[:, :32]
+    _, (c,) = straighten_vertebrae(cut, centroids_from_mask(cut), spec=SMALL)
+    assert c.cut_by_fov == ["anterior"] and c.cut_sections == list(SECTIONS)
+
+
+def test_a_section_whose_columns_run_into_the_edge_is_cut():
+    """The anterior part of a wedge-topped body reaches the top of the image; only the
+    anterior section's columns end there, so only it is cut."""
+    shape = (40, 50, 40)
+    i, j, k = np.meshgrid(*(np.arange(n, dtype=float) for n in shape), indexing="ij")
+    top = 30 + 9.0 * (j - 10) / 30  # the top rises anteriorly, reaching the last row (39) at j = 40
+    body = (np.abs(i - 20) <= 15) & (j >= 10) & (j <= 40) & (k >= 8) & (k <= np.minimum(top, 39))
+    mask = box_mask({}, shape)
+    mask.array[:] = np.where(body, 20, 0)
+    faces = fov_faces(mask, 20)
+    assert "superior" in faces
+    _, (v,) = straighten_vertebrae(mask, centroids_from_mask(mask), spec=SMALL)
+    assert v.cut_sections == ["anterior"] and "superior" in v.cut_by_fov

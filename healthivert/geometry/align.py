@@ -4,11 +4,11 @@ mid-plane, the plane half-way between its endplates.
 The spine curve's frame at a vertebra follows the line through the neighbouring centroids.
 Where the spine bends sharply (the lumbosacral lordosis) and at the ends of the curve, where
 the spline is extrapolated, that frame can stand tens of degrees off the body, and vertical
-columns then cross its endplates obliquely (a normal L5 read as a wedge). A body is a slab
-between two endplates: the mid-point of every column that runs from one endplate to the other
-lies on the slab's mid-plane whatever the tilt, so a plane fitted to those mid-points gives
-the body's own axis. Columns cut by the anterior or posterior wall (short ones) are left out,
-and the fit is repeated on the re-sampled crop until the tilt is below ``TOLERANCE_DEG``.
+columns then cross its endplates obliquely (a normal L5 read as a wedge). Planes fitted to the
+superior and inferior endplates (the ends of the body's full columns; columns cut short by
+the anterior or posterior wall of a tilted body are left out) give the body's own axis where
+both agree (:func:`body_normal`); the fit is repeated on the re-sampled crop until the tilt
+is below ``TOLERANCE_DEG``.
 """
 
 from __future__ import annotations
@@ -29,13 +29,9 @@ INTERIOR_MM = 2.0
 MIN_COLUMNS = 30
 
 
-def midplane_normal(body: np.ndarray, grid: StraightGrid) -> np.ndarray | None:
-    """Unit normal (LR, AP, SI crop coordinates, SI > 0) of the body's mid-plane, or None when
-    too few full columns support a fit.
-
-    Args:
-        body: (n_lr, n_ap, n_si) bool body mask on ``grid``.
-    """
+def _endplate_slopes(body: np.ndarray, grid: StraightGrid) -> tuple[np.ndarray, np.ndarray] | None:
+    """(superior, inferior) endplate slopes (dSI/dLR, dSI/dAP) fitted on the body's full
+    columns, or None when too few support a fit."""
     present = body.any(axis=2)
     if present.sum() < MIN_COLUMNS:
         return None
@@ -50,16 +46,38 @@ def midplane_normal(body: np.ndarray, grid: StraightGrid) -> np.ndarray | None:
     keep &= height >= FULL_COLUMN_FRACTION * np.percentile(height[keep], 90)
     if keep.sum() < MIN_COLUMNS:
         return None
-    mid = np.interp((first + last) / 2.0, np.arange(n_si), grid.si_mm)
     lr, ap = np.meshgrid(grid.lr_mm, grid.ap_mm, indexing="ij")
     design = np.column_stack([np.ones(keep.sum()), lr[keep], ap[keep]])
-    target = mid[keep]
-    coef = np.linalg.lstsq(design, target, rcond=None)[0]
-    residual = np.abs(target - design @ coef)
-    inliers = residual <= max(3.0 * np.median(residual), grid.spacing_mm[2])  # one robust pass
-    if inliers.sum() >= MIN_COLUMNS:
-        coef = np.linalg.lstsq(design[inliers], target[inliers], rcond=None)[0]
-    normal = np.array([-coef[1], -coef[2], 1.0])
+    slopes = []
+    for surface in (last, first):
+        target = np.interp(surface[keep].astype(float), np.arange(n_si), grid.si_mm)
+        coef = np.linalg.lstsq(design, target, rcond=None)[0]
+        residual = np.abs(target - design @ coef)
+        inliers = residual <= max(3.0 * np.median(residual), grid.spacing_mm[2])  # one robust pass
+        if inliers.sum() >= MIN_COLUMNS:
+            coef = np.linalg.lstsq(design[inliers], target[inliers], rcond=None)[0]
+        slopes.append(coef[1:])
+    return slopes[0], slopes[1]
+
+
+def body_normal(body: np.ndarray, grid: StraightGrid) -> np.ndarray | None:
+    """Unit normal (LR, AP, SI crop coordinates, SI > 0) of the body's own frame, or None when
+    too few full columns support a fit.
+
+    Three estimates of the vertebra's axis vote: the crop's (the spine curve's), the superior
+    endplate's and the inferior endplate's; each slope component is their median. A body
+    tilted as a whole (both endplates agree) is turned upright by the smaller of the two
+    tilts; a fracture that tilts one endplate only (a wedge) leaves the frame to the spine,
+    as the healthy body it is compared with stood.
+
+    Args:
+        body: (n_lr, n_ap, n_si) bool body mask on ``grid``.
+    """
+    slopes = _endplate_slopes(body, grid)
+    if slopes is None:
+        return None
+    consensus = np.median(np.stack([slopes[0], slopes[1], np.zeros(2)]), axis=0)
+    normal = np.array([-consensus[0], -consensus[1], 1.0])
     return normal / np.linalg.norm(normal)
 
 

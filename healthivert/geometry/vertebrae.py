@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import ndimage
 
-from healthivert.geometry.align import MAX_TILT_DEG, TOLERANCE_DEG, midplane_normal, tilt_deg, tilted_grid
+from healthivert.geometry.align import MAX_TILT_DEG, TOLERANCE_DEG, body_normal, tilt_deg, tilted_grid
 from healthivert.geometry.body import isolate_body
 from healthivert.geometry.curve import SpineCurve
 from healthivert.geometry.straighten import (
@@ -168,7 +168,7 @@ def body_aligned(
     body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm)
     total = 0.0
     for _ in range(rounds):
-        normal = midplane_normal(body, grid)
+        normal = body_normal(body, grid)
         if normal is None or tilt_deg(normal) < TOLERANCE_DEG:
             break
         turned = tilted_grid(grid, normal)

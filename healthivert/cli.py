@@ -118,11 +118,20 @@ def _print_result(result: dict, out: Path) -> None:
         print(f"note: {note}")
 
 
+def _models(args: argparse.Namespace) -> str | None:
+    """The --models folder, checked before any work (None: the shipped models)."""
+    from healthivert.models import model_set
+
+    if args.models is None:
+        return None
+    return str(model_set(args.models).folder)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from healthivert.pipeline import RunOptions, run_study
 
     result = run_study(args.out, mask_path=args.mask, ct_path=args.ct, centroids_path=args.centroids,
-                       options=RunOptions(synthesizer=args.synthesizer, grader=args.grader),
+                       options=RunOptions(synthesizer=args.synthesizer, grader=args.grader, models=_models(args)),
                        study_id=args.study_id, progress=_progress("run") if args.verbose else None)
     _print_result(result, args.out)
     return 0
@@ -149,7 +158,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
 
     summary = run_batch(specs, args.out, workers=args.workers, scheduler=args.scheduler,
-                        options=RunOptions(synthesizer=args.synthesizer, grader=args.grader), progress=show)
+                        options=RunOptions(synthesizer=args.synthesizer, grader=args.grader, models=_models(args)),
+                        progress=show)
     print(format_summary(summary))
     return 0 if summary.ok else 1
 
@@ -158,9 +168,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from healthivert.io.centroids import centroids_from_mask, write_centroids
     from healthivert.io.images import load_ct, write_volume
     from healthivert.labels import VERSE_NAMES
+    from healthivert.models import model_set
     from healthivert.pipeline import segment_study
 
-    seg = segment_study(load_ct(args.ct, args.series), args.weights)
+    if args.weights is not None and args.models is not None:
+        raise InputError("give --weights or --models, not both")
+    weights = args.weights or (model_set(args.models).path("segmenter") if args.models else None)
+    seg = segment_study(load_ct(args.ct, args.series), weights)
     out = write_volume(seg.mask, args.out)
     ctd = args.centroids_out or Path(str(out).replace(".nii.gz", "").replace(".nii", "") + "_ctd.json")
     cents = centroids_from_mask(seg.mask)
@@ -295,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthesizer", default="prior", help="pseudo-healthy synthesizer: prior (default, from the "
                    "neighbours) or gan (HealthiVert-GAN, needs the CT)")
     p.add_argument("--grader", default="svm", help="svm (default, shipped weights) or rule (Genant thresholds)")
+    p.add_argument("--models", type=Path, default=None, help="folder of retrained models (any of grader_svm.skops, "
+                   "grader_svm_gan.skops, synthesizer_gan.safetensors, segmenter_unet.safetensors); others shipped")
     p.add_argument("--study-id", default=None, help="study id (default: from the file name)")
     p.add_argument("--verbose", action="store_true", help="report progress")
     p.set_defaults(func=cmd_run)
@@ -305,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output folder: studies/<id>/, cohort.csv, failed.csv")
     p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (instead of local)")
+    p.add_argument("--models", type=Path, default=None, help="folder of retrained models (any of grader_svm.skops, "
+                   "grader_svm_gan.skops, synthesizer_gan.safetensors, segmenter_unet.safetensors); others shipped")
     p.add_argument("--dry-run", action="store_true", help="list what would run and what is skipped as done")
     p.add_argument("--synthesizer", default="prior", help="pseudo-healthy synthesizer: prior (default, from the "
                    "neighbours) or gan (HealthiVert-GAN, needs the CT)")
@@ -317,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--centroids-out", type=Path, default=None, help="centroid JSON (default: beside the mask)")
     p.add_argument("--series", default=None, help="DICOM series UID when a folder holds several")
     p.add_argument("--weights", type=Path, default=None, help="segmenter weights (default: shipped)")
+    p.add_argument("--models", type=Path, default=None, help="folder of retrained models: its "
+                   "segmenter_unet.safetensors (instead of --weights)")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("train", help="retrain a model from a recipe in pipelines/")

@@ -22,6 +22,7 @@ from healthivert.io.images import check_overlap, load_ct, load_mask, write_volum
 from healthivert.io.volume import Volume
 from healthivert.labels import VERSE_NAMES, VERTEBRA_LABELS
 from healthivert.measurement.heights import VertebraMeasurement, measure_vertebra
+from healthivert.models import describe_model, model_set
 from healthivert.report.contract import write_result
 from healthivert.report.maps import write_crop, write_loss_map_nifti, write_loss_map_png
 from healthivert.synthesis import PseudoHealthy, get_synthesizer
@@ -36,13 +37,34 @@ class RunOptions:
     synthesizer: str = "prior"
     grader: str = "svm"
     write_crops: bool = True
+    models: str | None = None  # a folder of retrained models (see healthivert.models); None: shipped
 
 
 def grader_for(options: RunOptions) -> Grader:
     """The grader of ``options``; the SVM is the one trained through the chosen synthesizer."""
     if options.grader == "svm":
-        return get_grader("svm", synthesizer=options.synthesizer)
+        return get_grader("svm", model_path=model_set(options.models).grader(options.synthesizer))
     return get_grader(options.grader)
+
+
+def synthesizer_for(options: RunOptions):
+    """The synthesizer of ``options`` (the GAN with the models folder's weights, if it has them)."""
+    if options.synthesizer == "gan":
+        return get_synthesizer("gan", weights=str(model_set(options.models).path("synthesizer_gan")))
+    return get_synthesizer(options.synthesizer)
+
+
+def models_used(options: RunOptions, segmented: bool) -> dict[str, dict]:
+    """The model files behind a result (``result.json``'s ``models``), each with its SHA-256."""
+    models = model_set(options.models)
+    used = {}
+    if segmented:
+        used["segmenter"] = describe_model(models.path("segmenter"))
+    if options.synthesizer == "gan":
+        used["synthesizer"] = describe_model(models.path("synthesizer_gan"))
+    if options.grader == "svm":
+        used["grader"] = describe_model(models.grader(options.synthesizer))
+    return used
 
 
 def _study_id(mask_path: Path | None, ct_path: Path | None) -> str:
@@ -116,10 +138,15 @@ def fov_status_text(v: StraightVertebra) -> str:
 def analyse_study(
     mask: Volume, centroids: dict[int, np.ndarray], ct: Volume | None = None,
     synthesizer: str = "prior", computed_centroids: Sequence[int] = (), progress: Progress | None = None,
+    synthesize=None,
 ) -> StudyAnalysis:
-    """Straighten, synthesise and measure every vertebra; records carry status, no grade yet."""
+    """Straighten, synthesise and measure every vertebra; records carry status, no grade yet.
+
+    ``synthesize`` is the synthesizer itself when it is not the registered ``synthesizer``'s
+    default (retrained weights: :func:`synthesizer_for`).
+    """
     timings: dict[str, float] = {}
-    synthesize = get_synthesizer(synthesizer)
+    synthesize = synthesize or get_synthesizer(synthesizer)
     t = time.perf_counter()
     _, vertebrae = straighten_vertebrae(mask, centroids, ct, progress=progress)
     timings["straighten"] = time.perf_counter() - t
@@ -222,14 +249,15 @@ def run_study(
     mask_path = Path(mask_path) if mask_path else None
     ct_path = Path(ct_path) if ct_path else None
     centroids_path = Path(centroids_path) if centroids_path else None
-    get_synthesizer(options.synthesizer)  # a bad name (or missing weights) fails before any work
+    synthesize = synthesizer_for(options)  # a bad name (or missing weights) fails before any work
     if options.synthesizer == "gan" and ct_path is None:
         raise InputError("--synthesizer gan reads the CT: give --ct (or use --synthesizer prior)")
     grader = grader_for(options)
     notes: list[str] = []
-    mask, ct, centroids, computed = load_inputs(mask_path, ct_path, centroids_path, notes=notes)
+    mask, ct, centroids, computed = load_inputs(mask_path, ct_path, centroids_path,
+                                                model_set(options.models).path("segmenter"), notes)
     load_s = time.perf_counter() - t0
-    analysis = analyse_study(mask, centroids, ct, options.synthesizer, computed, progress)
+    analysis = analyse_study(mask, centroids, ct, options.synthesizer, computed, progress, synthesize)
     t = time.perf_counter()
     grade_records(analysis, grader)
     timings = {"load": load_s, **analysis.timings, "grade": time.perf_counter() - t}
@@ -242,6 +270,7 @@ def run_study(
         "conventions": {"labels": "VerSe", "rhlv": "(H_pseudo_healthy - H_original) / H_pseudo_healthy",
                         "genant": "0 normal, 1 mild 20-25 %, 2 moderate 25-40 %, 3 severe > 40 %"},
         "synthesizer": options.synthesizer, "grader": grader.name,
+        "models": models_used(options, segmented=mask_path is None),
         "notes": notes,
         "vertebrae": analysis.records,
         "timings_s": timings,

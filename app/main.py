@@ -21,6 +21,7 @@ from ui_review import show_downloads, show_review  # noqa: E402
 from ui_study import show_planes, show_table, show_vertebra, study_images  # noqa: E402
 
 from healthivert.errors import InputError  # noqa: E402
+from healthivert.models import models_summary  # noqa: E402
 from healthivert.review.paths import UnknownStudyError  # noqa: E402
 from healthivert.review.studies import Study  # noqa: E402
 from healthivert.review.tables import study_summary, vertebra_rows  # noqa: E402
@@ -89,6 +90,8 @@ def main() -> None:
     show_planes(study, images, {int(r["label"]): r["final_grade"] for r in rows})
     st.subheader("Vertebrae")
     show_table(rows)
+    if "models" in study.result:  # results written before models were recorded have none
+        st.caption(models_summary(study.result["models"]))
 
     names = {int(v["label"]): v["name"] for v in study.vertebrae}
     if not names:

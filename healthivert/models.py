@@ -67,3 +67,13 @@ def describe_model(path: str | Path) -> dict:
     """What ``result.json`` records of a model file: path, SHA-256, and whether it is shipped."""
     path = Path(path).resolve()
     return {"file": str(path), "sha256": sha256_file(path), "shipped": path.parent == SHIPPED_DIR}
+
+
+def models_summary(models: dict[str, dict] | None) -> str:
+    """One line naming the model files behind a result (``result.json``'s ``models``), for the
+    viewer and the report: ``grader grader_svm.skops (shipped, sha256 c809c877...)``."""
+    if not models:
+        return "models: none (rule grader, prior synthesizer)"
+    parts = [f"{role} {Path(m['file']).name} ({'shipped' if m.get('shipped') else m['file']}, "
+             f"sha256 {m['sha256'][:12]})" for role, m in models.items()]
+    return "models: " + "; ".join(parts)

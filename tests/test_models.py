@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from healthivert.models import SHIPPED_DIR, model_set
+from healthivert.models import SHIPPED_DIR, model_set, models_summary
 from tests.test_cli_run import assert_refused, run_cli, small_inputs  # noqa: F401  (fixture)
 
 
@@ -60,3 +60,12 @@ def test_a_bad_models_folder_is_refused_in_one_line(small_inputs, tmp_path, comm
     rc, out, err = run_cli(command, *args, "--out", tmp_path / "out.nii.gz", "--models", tmp_path / folder)
     assert_refused(rc, out, err, fragment)
     assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_models_summary_names_files_and_digests():
+    line = models_summary({"grader": {"file": "/x/models/grader_svm.skops", "sha256": "ab" * 32, "shipped": True},
+                           "synthesizer": {"file": "/runs/v/synthesizer_gan.safetensors", "sha256": "cd" * 32,
+                                           "shipped": False}})
+    assert line == ("models: grader grader_svm.skops (shipped, sha256 abababababab); synthesizer "
+                    "synthesizer_gan.safetensors (/runs/v/synthesizer_gan.safetensors, sha256 cdcdcdcdcdcd)")
+    assert "none" in models_summary({})

@@ -7,6 +7,7 @@ import html
 from datetime import UTC, datetime
 
 from healthivert import __version__
+from healthivert.models import models_summary
 from healthivert.review.render import GRADE_COLOURS, StudyImages, default_slices, figure_png, slice_figure
 from healthivert.review.studies import GRADE_NAMES, Study
 
@@ -98,6 +99,8 @@ def study_report_html(study: Study, rows: list[dict], images: StudyImages | None
     esc = {k: html.escape(str(res.get(k, "?"))) for k in ("software_version", "grader", "synthesizer")}
     meta = (f"software {esc['software_version']} · grader {esc['grader']} · pseudo-healthy {esc['synthesizer']}"
             f" · report {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · healthivert {__version__}")
+    if "models" in res:
+        meta += f"<br>{html.escape(models_summary(res['models']))}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>HealthiVert report {html.escape(study.study_id)}</title>
 <style>{_CSS}</style></head><body>

@@ -308,8 +308,17 @@ def ci_table(reports: dict[str, EvaluationReport | None], labels: dict[str, str]
     return out
 
 
+def loss_text(r: dict) -> str:
+    """A row's measured loss: RHLV (whole body) or TotalSegmentator's 1 - min / max."""
+    if "ts_height_loss_percent" in r:
+        return f"loss {r['ts_height_loss_percent']} %"
+    whole = (r.get("rhlv") or {}).get("whole")
+    return "" if whole is None else f"RHLV {100 * whole:.0f} %"
+
+
 def failure_lines(reports: dict[str, EvaluationReport | None], labels: dict[str, str],
-                  studies: list[str]) -> list[str]:
+                  studies: list[str], rows: dict[str, list[dict]]) -> list[str]:
+    """Per pipeline and study: the vertebrae it got wrong (with their measured loss) or did not grade."""
     out = []
     for n, rep in reports.items():
         out.append(f"- {labels.get(n, n)}:")
@@ -318,16 +327,17 @@ def failure_lines(reports: dict[str, EvaluationReport | None], labels: dict[str,
             if pv is None or s not in set(pv["study_id"]):
                 out.append(f"  - {s}: n/a (no CT)")
                 continue
-            rows = pv[pv["study_id"] == s]
+            found = pv[pv["study_id"] == s]
+            loss = {r["name"]: loss_text(r) for r in rows[n] if r["study_id"] == s}
             wrong, binary = [], n.startswith("totalseg")
-            for r in rows.itertuples():
+            for r in found.itertuples():
                 if pd.isna(r.predicted_grade):
                     wrong.append(f"{r.name} (truth {r.truth_grade}) not graded: {reason_group(r.status)}")
                 elif (binary and (r.predicted_grade >= 1) != (r.truth_grade >= 1)) or \
                         (not binary and r.predicted_grade != r.truth_grade):
                     pred = ("flagged" if r.predicted_grade else "not flagged") if binary else r.predicted_grade
-                    wrong.append(f"{r.name} {r.truth_grade} -> {pred}")
-            out.append(f"  - {s} ({len(rows)}): " + ("all right" if not wrong else "; ".join(wrong)))
+                    wrong.append(f"{r.name} {r.truth_grade} -> {pred}" + (f" ({loss[r.name]})" if loss[r.name] else ""))
+            out.append(f"  - {s} ({len(found)}): " + ("all right" if not wrong else "; ".join(wrong)))
     return out
 
 
@@ -451,8 +461,8 @@ def main() -> int:
     print("\n".join(ci_table(everything, labels)))
     print(f"\n## The three CT subjects only ({n_ct} vertebrae; every pipeline on the same vertebrae)\n")
     print("\n".join(score_table(ct_only, {k: v for k, v in labels.items() if k in TS_PIPELINES})))
-    print("\n## Where each pipeline went wrong (truth -> predicted)\n")
-    print("\n".join(failure_lines(everything, labels, verse_studies)))
+    print("\n## Where each pipeline went wrong (truth -> predicted, and the measured loss)\n")
+    print("\n".join(failure_lines(everything, labels, verse_studies, rows)))
     if ts_note:
         print(f"\n{ts_note}")
     if example:

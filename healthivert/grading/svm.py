@@ -136,6 +136,11 @@ def train_svm(
     folds = min(folds, n_subjects)
     if folds < 2 or len(np.unique(y)) < 2:
         raise InputError(f"need at least 2 subjects and 2 grades to train; got {n_subjects} and {np.unique(y)}")
+    counts = np.bincount(y, minlength=len(GRADES))
+    single = [g for g in GRADES if counts[g] == 1]
+    if single:  # probability calibration splits every grade present across at least 2 folds
+        raise InputError(f"need at least 2 vertebrae of each grade present to train; grade(s) "
+                         f"{', '.join(map(str, single))} have 1 (add vertebrae, or leave those rows out)")
     search = GridSearchCV(_base_pipeline(seed), param_grid or PARAM_GRID, scoring="f1_macro",
                           cv=GroupKFold(n_splits=folds), n_jobs=1)
     search.fit(x, y, groups=groups)

@@ -69,6 +69,15 @@ def test_train_svm_learns_the_grades_and_reports_its_cv():
     assert (model.predict(features[list(FEATURES)].to_numpy()) == grades).mean() > 0.95
 
 
+def test_a_grade_with_one_vertebra_is_refused_in_words():
+    """A small real table (one grade-2 vertebra) cannot be calibrated: an InputError, not a
+    scikit-learn traceback."""
+    features, grades, groups = _table()
+    keep = (grades == 0) | (grades == 1) | (np.arange(len(grades)) == int(np.flatnonzero(grades == 2)[0]))
+    with pytest.raises(InputError, match="grade.s. 2 have 1"):
+        train_svm(features[keep].reset_index(drop=True), grades[keep], groups[keep], folds=4, param_grid=ONE_SVC)
+
+
 NARROW_RBF = {"svc__kernel": ["rbf"], "svc__C": [10.0], "svc__gamma": [30.0]}
 
 

@@ -2,7 +2,8 @@
 
 Local coordinates (mm): ``l`` towards the patient's right, ``a`` anterior, ``u`` superior
 along the spine axis, origin at the vertebral body's centre. Sizes follow adult means,
-interpolated between levels (T1 to L5) and jittered per study and per vertebra.
+interpolated between levels (T1 to L5) and jittered per study and per vertebra; the natural
+sagittal wedge of each level is the published normative one (:mod:`healthivert.normative`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from healthivert.normative import wedge_deg
+
 # level index: 0 = T1 ... 11 = T12, 12 = L1 ... 16 = L5 (VerSe labels 8..24)
 _LEVELS = np.array([0, 7, 11, 12, 14, 16])
 _HEIGHT = np.array([15.0, 19.0, 23.0, 24.5, 26.0, 27.0])  # body height, mm
@@ -18,7 +21,8 @@ _DEPTH = np.array([16.0, 26.0, 30.0, 31.0, 34.0, 35.0])  # body AP, mm
 _WIDTH = np.array([26.0, 30.0, 38.0, 41.0, 46.0, 50.0])  # body LR, mm
 _DISC = np.array([4.0, 5.0, 6.0, 8.0, 9.5, 10.5])  # disc below the vertebra, mm
 _CANAL_LR = np.array([8.0, 8.5, 9.5, 10.5, 11.5, 12.5])  # canal half-width, mm
-_NATURAL_WEDGE = np.array([0.06, 0.07, 0.05, 0.02, 0.0, -0.04])  # anterior shortening
+#: per-vertebra spread of the natural wedge around its level's normative mean (degrees)
+WEDGE_JITTER_DEG = 1.5
 
 
 def level_index(label: int) -> int:
@@ -63,15 +67,17 @@ def vertebra_shape(label: int, rng: np.random.Generator, study_scale: float = 1.
     def size(table: np.ndarray, jitter: float = 0.03) -> float:
         return float(np.interp(i, _LEVELS, table) * study_scale * (1 + rng.uniform(-jitter, jitter)))
 
+    height, depth, width = size(_HEIGHT), size(_DEPTH), size(_WIDTH)
+    disc_below, canal_lr = size(_DISC, 0.1), size(_CANAL_LR, 0.05)
+    canal_ap = float(rng.uniform(7.0, 8.5) * study_scale)
+    # the level's published normative wedge (healthivert.normative), jittered; as a fraction
+    # of the height lost from the posterior wall to the anterior edge (see healthy_endplates)
+    wedge = np.radians(wedge_deg(label) + rng.uniform(-WEDGE_JITTER_DEG, WEDGE_JITTER_DEG))
+    wall_to_edge = 0.5 + 0.42  # (depth / 2 - posterior_wall) / depth
     return VertebraShape(
-        label=label,
-        height=size(_HEIGHT),
-        depth=size(_DEPTH),
-        width=size(_WIDTH),
-        disc_below=size(_DISC, 0.1),
-        canal_lr=size(_CANAL_LR, 0.05),
-        canal_ap=float(rng.uniform(7.0, 8.5) * study_scale),
-        natural_wedge=float(np.interp(i, _LEVELS, _NATURAL_WEDGE) + rng.uniform(-0.02, 0.02)),
+        label=label, height=height, depth=depth, width=width, disc_below=disc_below, canal_lr=canal_lr,
+        canal_ap=canal_ap,
+        natural_wedge=float(depth * np.tan(wedge) / (height * wall_to_edge)),
         endplate_concavity=float(rng.uniform(0.4, 1.0)),
     )
 

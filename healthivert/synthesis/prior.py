@@ -2,8 +2,12 @@
 
 No training. Each neighbour's body column-height map (up to two levels above and below) is
 mapped onto the target's footprint in normalised AP / LR coordinates (so it takes the
-target's own size) and scaled by the population ratio of vertebral body heights between
-the two levels. Neighbours are weighted 1 (adjacent) and 0.5 (next but one).
+target's own size), scaled by the population ratio of vertebral body heights between
+the two levels, and re-wedged from the neighbour's level to the target's (the published
+normative sagittal wedge of each level, :mod:`healthivert.normative`: an L2 neighbour
+does not give L1 its square shape, nor L4 give L5 its). Neighbours are weighted 1 (adjacent)
+and 0.5 (next but one). A vertebra with no neighbour in view takes its posterior wall's
+height and its level's normative wedge.
 
 Like HealthiVert-GAN's iterative synthesis, neighbours come first: a neighbour whose own
 height loss exceeds ``RESTORE_ABOVE`` is replaced by its restored (pseudo-healthy) version
@@ -18,6 +22,7 @@ from scipy import ndimage
 
 from healthivert.geometry.vertebrae import StraightVertebra
 from healthivert.labels import SPINE_ORDER
+from healthivert.normative import wedge_drop_mm
 from healthivert.sections import SECTIONS, relative_height_loss, section_heights
 from healthivert.synthesis.base import PseudoHealthy, body_from_heights, register_synthesizer
 
@@ -55,6 +60,26 @@ def map_onto(source: StraightVertebra, source_heights: np.ndarray, target: Strai
     return np.where(target.heights_mm > 0, mapped, 0.0)
 
 
+def _ap_position(target: StraightVertebra) -> tuple[np.ndarray, float]:
+    """(n_lr, n_ap) position of each column along the target's AP extent (0 posterior wall,
+    1 anterior wall) and that extent (mm)."""
+    ap0, ap1 = _extent(target.heights_mm, target.grid.ap_mm, 1)
+    depth = max(ap1 - ap0, 1e-6)
+    alpha = (target.grid.ap_mm - ap0) / depth
+    return np.broadcast_to(alpha, target.heights_mm.shape), depth
+
+
+def rewedge(target: StraightVertebra, source: StraightVertebra, mapped: np.ndarray, ratio: float) -> np.ndarray:
+    """A neighbour's heights laid on the target's footprint (``mapped``), scaled by the level
+    height ``ratio`` and moved from the neighbour level's normative wedge to the target's:
+    un-wedged by the source's anterior-posterior drop (its own depth), scaled, then wedged by
+    the target's (mean height kept; exact for bodies of their levels' normative shape)."""
+    alpha, depth = _ap_position(target)
+    _, source_depth = _ap_position(source)
+    flat = mapped + (alpha - 0.5) * wedge_drop_mm(source.label, source_depth)
+    return np.where(mapped > 0, flat * ratio - (alpha - 0.5) * wedge_drop_mm(target.label, depth), 0.0)
+
+
 T13 = 28
 
 
@@ -75,7 +100,7 @@ def estimate_from_neighbours(
         w = NEIGHBOUR_WEIGHTS[_level_gap(nb.label, target.label, with_t13)]
         mapped = map_onto(nb, heights, target)
         ratio = REFERENCE_HEIGHT_MM.get(target.label, 1.0) / REFERENCE_HEIGHT_MM.get(nb.label, 1.0)
-        total += w * mapped * ratio
+        total += w * rewedge(target, nb, mapped, ratio)
         weight += w * (mapped > 0)
     footprint = target.heights_mm > 0
     if not (weight > 0).any():
@@ -91,9 +116,13 @@ def _sections(v: StraightVertebra, heights: np.ndarray) -> dict[str, float]:
 
 
 def _ratio_estimate(v: StraightVertebra) -> np.ndarray:
-    """No neighbours: every column as tall as the posterior third (intra-vertebral ratios)."""
+    """No neighbours: the posterior third's height, wedged as the level's normative body
+    (intra-vertebral ratios)."""
     posterior = _sections(v, v.heights_mm)["posterior"]
-    return np.where(v.heights_mm > 0, posterior, 0.0)
+    alpha, depth = _ap_position(v)
+    # the posterior third's mean sits at 1/6 of the depth
+    est = posterior - (alpha - 1 / 6) * wedge_drop_mm(v.label, depth)
+    return np.where(v.heights_mm > 0, np.maximum(est, 0.0), 0.0)
 
 
 @register_synthesizer("prior")

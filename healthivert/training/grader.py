@@ -46,11 +46,16 @@ def phantom_features(cfg: GraderConfig, progress: Progress | None = None, jobs: 
     return pd.DataFrame([row for rows in per_study for row in rows])
 
 
+#: Change this when straightening, measurement, the prior or the phantom anatomy changes: the
+#: features cached under the old revision are then measured again.
+FEATURES_REVISION = "2026-12-05: body's own frame, edge rule, normative wedges"
+
+
 def cache_key(cfg: GraderConfig) -> dict:
-    """What a phantom cohort's features depend on: the cohort, the synthesizer and, for the
-    GAN, its weights file (height calibration included) by SHA-256. Measurement code is not
-    in the key: delete the cache after changing it."""
-    key = {"phantom": asdict(cfg.phantom), "synthesizer": cfg.synthesizer}
+    """What a phantom cohort's features depend on: the cohort, the synthesizer, the code's
+    :data:`FEATURES_REVISION` and, for the GAN, its weights file (height calibration included)
+    by SHA-256."""
+    key = {"phantom": asdict(cfg.phantom), "synthesizer": cfg.synthesizer, "revision": FEATURES_REVISION}
     if cfg.synthesizer == "gan":
         from healthivert.synthesis.gan.model import weights_digest
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from healthivert.normative import wedge_drop_mm
 from healthivert.sections import SECTIONS, section_heights
 from healthivert.synthesis import SYNTHESIZERS, get_synthesizer
 from healthivert.synthesis.prior import REFERENCE_HEIGHT_MM, map_onto, synthesize_prior
@@ -23,18 +24,33 @@ def _healthy(label: int) -> float:
     return SCALE * REFERENCE_HEIGHT_MM[label]
 
 
+#: the builders' footprint runs from AP -15 to +15 mm
+DEPTH_MM = 30.0
+
+
+def _normal(label: int, scale: float = 1.0) -> np.ndarray:
+    """(n_lr, n_ap) heights of a normal body of a level: its reference height (mean) with the
+    level's normative wedge from the posterior to the anterior edge, times ``scale``."""
+    drop = wedge_drop_mm(label, DEPTH_MM)
+    wedge = ap_wedge(anterior_mm=_healthy(label) - drop / 2, posterior_mm=_healthy(label) + drop / 2)
+    return np.where(footprint(), scale * wedge, 0.0)
+
+
 def test_healthy_spine_is_its_own_pseudo_healthy():
-    """Bodies in the population's height ratios come back unchanged, from their neighbours."""
-    vertebrae = [straight_box(lab, _healthy(lab)) for lab in LABELS]
+    """Bodies in the population's height ratios and their levels' normative wedges (T11-T12
+    shorter in front, L3 square) come back unchanged, from their neighbours."""
+    vertebrae = [straight_box(lab, _normal(lab)) for lab in LABELS]
+    assert _sections(vertebrae[1], vertebrae[1].heights_mm)["anterior"] < 0.98 * _healthy(19)  # T12's wedge
     out = synthesize_prior(vertebrae)
     assert sorted(out) == LABELS
     for v in vertebrae:
         ph = out[v.label]
         assert ph.method == "neighbours"
-        np.testing.assert_allclose(ph.heights_mm, v.heights_mm, rtol=1e-5)
+        np.testing.assert_allclose(ph.heights_mm, v.heights_mm, rtol=1e-5, atol=1e-4)
         # the pseudo-healthy body mask has those column heights (to a sample)
         si_step = SI_MM[1] - SI_MM[0]
-        np.testing.assert_allclose(ph.body.sum(axis=2)[v.heights_mm > 0] * si_step, _healthy(v.label), atol=si_step)
+        foot = v.heights_mm > 0
+        np.testing.assert_allclose(ph.body.sum(axis=2)[foot] * si_step, v.heights_mm[foot], atol=si_step)
     assert out[20].neighbours == [18, 19, 21, 22]
     assert out[18].neighbours == [19, 20]  # the top one has neighbours on one side only
 
@@ -42,12 +58,13 @@ def test_healthy_spine_is_its_own_pseudo_healthy():
 def test_adjacent_fractures_do_not_drag_each_other_down():
     """L1 at 50 % and L2 at 70 % of their height: restored neighbours first, so both estimates
     reach the healthy height (a single pass would leave L1 10 % short)."""
-    vertebrae = [straight_box(lab, _healthy(lab) * {20: 0.5, 21: 0.7}.get(lab, 1.0)) for lab in LABELS]
+    vertebrae = [straight_box(lab, _normal(lab, {20: 0.5, 21: 0.7}.get(lab, 1.0))) for lab in LABELS]
     out = synthesize_prior(vertebrae)
     for v in vertebrae:
         estimate = _sections(v, out[v.label].heights_mm)
+        healthy = _sections(v, _normal(v.label))
         for s in SECTIONS:
-            assert estimate[s] == pytest.approx(_healthy(v.label), rel=0.01), (v.label, s)
+            assert estimate[s] == pytest.approx(healthy[s], rel=0.01), (v.label, s)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +88,9 @@ def test_neighbour_weights_and_level_ratios():
     out = synthesize_prior(vertebrae)
     assert out[20].neighbours == [19, 22]
     expected = (1.0 * 1.0 + 0.5 * 1.3) / 1.5 * REFERENCE_HEIGHT_MM[20]
-    np.testing.assert_allclose(out[20].heights_mm[vertebrae[1].heights_mm > 0], expected, rtol=1e-5)
+    foot = vertebrae[1].heights_mm > 0
+    # the mean over the footprint: re-wedging to L1's level tilts the columns, keeping the mean
+    assert out[20].heights_mm[foot].mean() == pytest.approx(expected, rel=1e-4)
 
 
 def test_neighbour_maps_onto_the_target_footprint():
@@ -90,23 +109,38 @@ def test_neighbour_maps_onto_the_target_footprint():
     assert np.ptp(mapped[target_foot[:, inside[0]], inside[0]]) < 1e-4  # uniform along LR
 
 
-def test_single_vertebra_uses_intra_vertebral_ratios():
-    """No neighbour: every column as tall as the body's posterior third."""
-    v = straight_box(20, ap_wedge(anterior_mm=15.0, posterior_mm=25.0))
-    ph = synthesize_prior([v])[20]
+@pytest.mark.parametrize("label", [20, 24])
+def test_single_vertebra_uses_intra_vertebral_ratios(label):
+    """No neighbour: the posterior third's height, wedged as the level's normal body (L1
+    shorter in front, L5 taller)."""
+    v = straight_box(label, ap_wedge(anterior_mm=15.0, posterior_mm=25.0))
+    ph = synthesize_prior([v])[label]
     assert ph.method == "intra-vertebral ratios"
     assert ph.neighbours == []
     posterior = _sections(v, v.heights_mm)["posterior"]
-    np.testing.assert_allclose(ph.heights_mm[v.heights_mm > 0], posterior, rtol=1e-6)
+    estimate = _sections(v, ph.heights_mm)
+    assert estimate["posterior"] == pytest.approx(posterior, abs=0.15)
+    drop = wedge_drop_mm(label, DEPTH_MM)
+    assert estimate["posterior"] - estimate["anterior"] == pytest.approx(2 / 3 * drop, abs=0.2)
     assert not ph.heights_mm[v.heights_mm == 0].any()
 
 
+def test_l5_from_a_square_l4_takes_its_lordotic_wedge():
+    """A normal L4 gives L5 the taller front of a normal L5 (not L4's square shape), so a
+    normal L5 reads no loss and an L5 whose front is only as tall as its back reads one."""
+    normal = [straight_box(lab, _normal(lab)) for lab in (22, 23, 24)]
+    l5 = normal[-1]
+    ph = _sections(l5, synthesize_prior(normal)[24].heights_mm)
+    assert ph["anterior"] - ph["posterior"] == pytest.approx(-2 / 3 * wedge_drop_mm(24, DEPTH_MM), abs=0.1)
+    assert ph["anterior"] > ph["posterior"] + 1.5
+
+
 def test_vertebrae_cut_by_the_field_of_view_inform_no_one():
-    vertebrae = [straight_box(19, 5.0, cut_by_fov=("superior",)), straight_box(20, _healthy(20)),
-                 straight_box(21, _healthy(21))]
+    vertebrae = [straight_box(19, 5.0, cut_by_fov=("superior",)), straight_box(20, _normal(20)),
+                 straight_box(21, _normal(21))]
     out = synthesize_prior(vertebrae)
     assert out[20].neighbours == [21]
-    np.testing.assert_allclose(out[20].heights_mm[vertebrae[1].heights_mm > 0], _healthy(20), rtol=1e-5)
+    np.testing.assert_allclose(out[20].heights_mm, vertebrae[1].heights_mm, rtol=1e-5, atol=1e-4)
 
 
 def test_vertebra_without_body_gets_no_estimate():

@@ -7,6 +7,7 @@ import pytest
 
 from healthivert.grading import get_grader
 from healthivert.io.centroids import centroids_from_mask
+from healthivert.normative import wedge_drop_mm
 from healthivert.pipeline import analyse_study, grade_records
 from healthivert.sections import SECTIONS
 from tests.geometry.builders import (
@@ -72,12 +73,19 @@ def test_single_vertebra_mask_is_graded_from_intra_vertebral_ratios():
     (record,) = analysis.records
     assert record["status"] == "graded from intra-vertebral ratios: no neighbouring vertebra in view"
     assert record["pseudo_healthy_from"] == []
-    # healthy = the measured posterior height everywhere, so RHLV is 1 - H / H_posterior
+    # healthy = the measured posterior height, wedged as a normal T12 (published wedge) over the
+    # body's AP extent: each third lower than the one behind it by a third of the drop
     heights = record["heights_mm"]
     posterior = heights["original"]["posterior"]
+    v = analysis.vertebrae[0]
+    ap = v.grid.ap_mm[np.flatnonzero(v.heights_mm.any(axis=0))]
+    third = wedge_drop_mm(19, float(ap[-1] - ap[0])) / 3
+    healthy = heights["pseudo_healthy"]
+    assert healthy["posterior"] == pytest.approx(posterior, abs=0.1)
+    assert healthy["posterior"] - healthy["middle"] == pytest.approx(third, abs=0.15)
+    assert healthy["middle"] - healthy["anterior"] == pytest.approx(third, abs=0.15)
     for s in SECTIONS:
-        assert heights["pseudo_healthy"][s] == pytest.approx(posterior, rel=1e-6)
-        assert record["rhlv"][s] == pytest.approx(1 - heights["original"][s] / posterior, abs=1e-6)
+        assert record["rhlv"][s] == pytest.approx(1 - heights["original"][s] / healthy[s], abs=1e-6)
     # One centroid gives a vertical axis, and this T12 leans ~15 degrees (kyphosis), so its
     # heights are taken slightly askew: within 1.5 mm of truth rather than the 1 mm above.
     truth = truth_by_label(study)[19]["fractured_heights_mm"]

@@ -1,5 +1,5 @@
-"""A vertebra's own frame: the straightened crop turned so its SI axis is normal to the body's
-mid-plane, the plane half-way between its endplates.
+"""A vertebra's own frame: the straightened crop turned by the tilt that both of the body's
+endplates show in it.
 
 The spine curve's frame at a vertebra follows the line through the neighbouring centroids.
 Where the spine bends sharply (the lumbosacral lordosis) and at the ends of the curve, where

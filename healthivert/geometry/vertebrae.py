@@ -89,11 +89,6 @@ FOV_MARGIN_MM = 1.5
 CUT_CONTACT_FRACTION = 0.35
 
 
-def fov_faces(mask: Volume, label: int) -> list[str]:
-    """Names of the image faces (RAS) that a label touches: it is cut by the field of view."""
-    return list(fov_contact(mask, label))
-
-
 def fov_contact(mask: Volume, label: int) -> dict[str, float]:
     """Image faces (RAS names) the label touches -> its cross-section on that face as a
     fraction of its largest cross-section parallel to the face (0..1)."""
@@ -118,20 +113,21 @@ def _margin_steps(grid: StraightGrid) -> list[int]:
     return [max(1, int(round(FOV_MARGIN_MM / s))) for s in grid.spacing_mm]
 
 
-def body_outside_fov(mask: Volume, grid: StraightGrid, body: np.ndarray) -> bool:
-    """Whether the body reaches within ``FOV_MARGIN_MM`` of the image's edge (or past it)."""
+def body_outside_fov(outside: np.ndarray, grid: StraightGrid, body: np.ndarray) -> bool:
+    """Whether the body reaches within ``FOV_MARGIN_MM`` of the image's edge (or past it);
+    ``outside`` marks the grid's samples outside the image."""
     near_body = ndimage.binary_dilation(body, structure=np.ones([2 * k + 1 for k in _margin_steps(grid)], bool))
-    return bool((near_body & _outside_fov(mask, grid)).any())
+    return bool((near_body & outside).any())
 
 
-def cut_columns(mask: Volume, grid: StraightGrid, body: np.ndarray) -> np.ndarray:
+def cut_columns(outside: np.ndarray, grid: StraightGrid, body: np.ndarray) -> np.ndarray:
     """(n_lr, n_ap) bool: body columns whose run along SI ends within ``FOV_MARGIN_MM`` of the
     image's edge, so their measured height may be short of the real one."""
     k = _margin_steps(grid)[2]
     along_si = np.zeros((1, 1, 2 * k + 1), dtype=bool)
     along_si[0, 0, :] = True
     reach = ndimage.binary_dilation(body, structure=along_si)
-    return (reach & _outside_fov(mask, grid)).any(axis=2) & body.any(axis=2)
+    return (reach & outside).any(axis=2) & body.any(axis=2)
 
 
 def fov_status(mask: Volume, label: int, grid: StraightGrid, body: np.ndarray,
@@ -143,12 +139,14 @@ def fov_status(mask: Volume, label: int, grid: StraightGrid, body: np.ndarray,
     columns (:func:`~healthivert.sections.section_columns`) run into the image's edge.
     """
     contact = fov_contact(mask, label)  # cheap; only a label at the edge needs the body check
-    if not contact or not body_outside_fov(mask, grid, body):
+    if not contact:
         return [], [], []
-    across = [f for f, frac in contact.items() if frac >= CUT_CONTACT_FRACTION]
-    if across:
+    outside = _outside_fov(mask, grid)
+    if not body_outside_fov(outside, grid, body):
+        return [], [], []
+    if any(frac >= CUT_CONTACT_FRACTION for frac in contact.values()):
         return list(contact), list(SECTIONS), []
-    columns = cut_columns(mask, grid, body)
+    columns = cut_columns(outside, grid, body)
     by_section = section_columns(heights_mm.T, grid.ap_mm, grid.lr_mm)
     cut = [s for s in SECTIONS if (by_section[s] & columns.T).any()]
     return (list(contact), cut, []) if cut else ([], [], list(contact))
@@ -159,13 +157,14 @@ def body_aligned(
 ) -> tuple[StraightGrid, np.ndarray, np.ndarray, float]:
     """(grid, soft indicator, body, tilt in degrees) of a vertebra in its body's own frame.
 
-    Starting from the curve's frame, the crop is turned until the body's mid-plane is normal
-    to its SI axis (see :mod:`healthivert.geometry.align`); a fit beyond ``MAX_TILT_DEG`` is
-    not trusted and the curve's frame is kept.
+    Starting from the curve's frame, the crop is turned until the tilt both endplates share is
+    below ``TOLERANCE_DEG`` (see :mod:`healthivert.geometry.align`); a total turn beyond
+    ``MAX_TILT_DEG`` is not trusted and the curve's frame is kept.
     """
     start = grid
     soft = straighten_label(mask, label, grid)
     body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm)
+    unturned = soft, body
     total = 0.0
     for _ in range(rounds):
         normal = body_normal(body, grid)
@@ -179,9 +178,7 @@ def body_aligned(
         soft = straighten_label(mask, label, grid)
         body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm)
     if total > MAX_TILT_DEG:
-        grid, total = start, 0.0
-        soft = straighten_label(mask, label, grid)
-        body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm)
+        (soft, body), grid, total = unturned, start, 0.0
     return grid, soft, body, round(total, 1)
 
 

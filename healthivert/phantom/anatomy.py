@@ -21,6 +21,8 @@ _DEPTH = np.array([16.0, 26.0, 30.0, 31.0, 34.0, 35.0])  # body AP, mm
 _WIDTH = np.array([26.0, 30.0, 38.0, 41.0, 46.0, 50.0])  # body LR, mm
 _DISC = np.array([4.0, 5.0, 6.0, 8.0, 9.5, 10.5])  # disc below the vertebra, mm
 _CANAL_LR = np.array([8.0, 8.5, 9.5, 10.5, 11.5, 12.5])  # canal half-width, mm
+#: the body's flat posterior wall sits this fraction of its AP depth behind its centre
+POSTERIOR_WALL_FRACTION = 0.42
 #: per-vertebra spread of the natural wedge around its level's normative mean (degrees)
 WEDGE_JITTER_DEG = 1.5
 
@@ -53,7 +55,7 @@ class VertebraShape:
     @property
     def posterior_wall(self) -> float:
         """``a`` coordinate of the body's flat posterior wall (mm)."""
-        return -0.42 * self.depth
+        return -POSTERIOR_WALL_FRACTION * self.depth
 
     @property
     def thoracic(self) -> bool:
@@ -73,7 +75,7 @@ def vertebra_shape(label: int, rng: np.random.Generator, study_scale: float = 1.
     # the level's published normative wedge (healthivert.normative), jittered; as a fraction
     # of the height lost from the posterior wall to the anterior edge (see healthy_endplates)
     wedge = np.radians(wedge_deg(label) + rng.uniform(-WEDGE_JITTER_DEG, WEDGE_JITTER_DEG))
-    wall_to_edge = 0.5 + 0.42  # (depth / 2 - posterior_wall) / depth
+    wall_to_edge = 0.5 + POSTERIOR_WALL_FRACTION  # (depth / 2 - posterior_wall) / depth
     return VertebraShape(
         label=label, height=height, depth=depth, width=width, disc_below=disc_below, canal_lr=canal_lr,
         canal_ap=canal_ap,

@@ -7,7 +7,7 @@ import pytest
 
 from healthivert.geometry.curve import fit_spine_curve
 from healthivert.geometry.straighten import CropSpec, straight_grid
-from healthivert.geometry.vertebrae import column_heights, fov_faces, straighten_vertebrae
+from healthivert.geometry.vertebrae import column_heights, fov_contact, straighten_vertebrae
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.sections import SECTIONS, section_heights
 from tests.geometry.builders import box_mask
@@ -56,13 +56,13 @@ def test_cut_by_fov_only_when_the_body_reaches_the_edge():
     body = (slice(10, 40), slice(20, 50), slice(8, 33))
     # the body runs into the top of the image
     top = box_mask({20: (body[0], body[1], slice(8, 40))}, (50, 60, 40))
-    assert fov_faces(top, 20) == ["superior"]
+    assert list(fov_contact(top, 20)) == ["superior"]
     _, (v,) = straighten_vertebrae(top, centroids_from_mask(top), spec=SMALL)
     assert v.cut_by_fov == ["superior"]
     # a posterior process (behind a canal gap) reaches the image's back; the body is in view
     mask = box_mask({20: body}, (50, 60, 45))
     mask.array[23:27, 0:14, 18:24] = 20
-    assert fov_faces(mask, 20) == ["posterior"]
+    assert list(fov_contact(mask, 20)) == ["posterior"]
     _, (v,) = straighten_vertebrae(mask, centroids_from_mask(mask), spec=SMALL)
     assert v.cut_by_fov == []
 
@@ -143,7 +143,7 @@ def test_a_body_touching_an_edge_is_whole_and_measures_as_when_padded():
     tight.array[:] = np.where(cyl, 20, 0)
     padded = box_mask({}, tuple(n + 20 for n in shape), origin_mm=(-10.0, -10.0, -10.0))
     padded.array[10:-10, 10:-10, 10:-10] = tight.array
-    assert fov_faces(tight, 20) == ["anterior"] and fov_faces(padded, 20) == []
+    assert list(fov_contact(tight, 20)) == ["anterior"] and list(fov_contact(padded, 20)) == []
     (_, (a,)), (_, (b,)) = (straighten_vertebrae(m, centroids_from_mask(m), spec=SMALL) for m in (tight, padded))
     assert a.cut_by_fov == [] and a.cut_sections == [] and a.touches_fov == ["anterior"]
     np.testing.assert_allclose(a.heights_mm, b.heights_mm, atol=1e-4)
@@ -163,7 +163,7 @@ def test_a_section_whose_columns_run_into_the_edge_is_cut():
     body = (np.abs(i - 20) <= 15) & (j >= 10) & (j <= 40) & (k >= 8) & (k <= np.minimum(top, 39))
     mask = box_mask({}, shape)
     mask.array[:] = np.where(body, 20, 0)
-    faces = fov_faces(mask, 20)
+    faces = list(fov_contact(mask, 20))
     assert "superior" in faces
     _, (v,) = straighten_vertebrae(mask, centroids_from_mask(mask), spec=SMALL)
     assert v.cut_sections == ["anterior"] and "superior" in v.cut_by_fov

@@ -3,7 +3,6 @@ batching of canvas samples into network inputs; safetensors storage."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from healthivert.errors import InputError
 from healthivert.io.atomic import atomic_write
+from healthivert.models import sha256_file
 from healthivert.synthesis.gan.calibration import HeightCalibration
 from healthivert.synthesis.gan.canvas import CanvasSample, band_mask, repack_window, shown_rows
 from healthivert.synthesis.gan.networks import GANConfig, Generator, cam_layer, fracture_classifier
@@ -25,7 +25,7 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "synthesizer_
 
 def weights_digest(path: str | Path = DEFAULT_WEIGHTS) -> str:
     """SHA-256 (hex) of a weights file: what measurements through that GAN are keyed by."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 @dataclass

@@ -68,16 +68,13 @@ def loso_grades(features: pd.DataFrame, truth: pd.DataFrame, work: Path) -> tupl
 
 
 def row(name: str, results: pd.DataFrame, truth: pd.DataFrame) -> str:
+    """One table row from ``healthivert.evaluation``'s intention-to-diagnose counts."""
     rep = evaluate(results[["study_id", "label", "name", "genant_grade", "status"]].astype(
         {"label": "Int64", "genant_grade": "Int64"}), truth)
-    per = rep.per_vertebra[rep.per_vertebra["truth_grade"].notna()]  # result rows without truth are not scored
-    fx, normal = per[per["truth_grade"] >= 1], per[per["truth_grade"] == 0]
-    found = int((fx["predicted_grade"].fillna(-1) >= 1).sum())
-    kept = int((normal["predicted_grade"].fillna(-1) == 0).sum())
-    missing = int(per["predicted_grade"].isna().sum())
-    exact = int((per["predicted_grade"].fillna(-1) == per["truth_grade"]).sum())
-    return (f"| {name} | {found}/{len(fx)} | {kept}/{len(normal)} | {missing}/{len(per)} | "
-            f"{rep.graded.macro_in_truth['f1']:.3f} | {exact}/{len(per)} |")
+    fx = rep.itd_fracture[1]  # grade >= 1; a vertebra not graded is a miss
+    return (f"| {name} | {fx.tp}/{fx.tp + fx.fn} | {fx.tn}/{fx.tn + fx.fp} | "
+            f"{rep.n_truth - rep.n_graded}/{rep.n_truth} | {rep.graded.macro_in_truth['f1']:.3f} | "
+            f"{rep.itd_exact.successes}/{rep.itd_exact.total} |")
 
 
 def main() -> None:

@@ -1,32 +1,51 @@
 """Reviewing one vertebra (accept or override, with name and comment), its audit trail, and the
-study's downloads."""
+study's downloads. Each vertebra has its own form (widget keys per study and label), started from
+its stored review, so a decision made on one vertebra never carries over to the next."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from healthivert.review.db import Review
 from healthivert.review.export import rows_csv, rows_json, study_images_or_none
 from healthivert.review.report_html import study_report_html
 from healthivert.review.store import ReviewRequest, ReviewStore
 from healthivert.review.studies import GRADE_NAMES, Study
+
+FORM_FIELDS: tuple[str, ...] = ("action", "grade", "comment")
+
+
+def form_key(field: str, study_id: str, label: int) -> str:
+    """A review widget's key: one form per study and vertebra, so no decision carries over to another."""
+    return f"review_{field}|{study_id}|{int(label)}"
+
+
+def _form_start(algorithm: int | None, current: Review | None, actions: list[str]) -> dict[str, object]:
+    """The form as a vertebra's stored state gives it: its current review, else the algorithm's grade."""
+    if current is not None:
+        action, grade = current.action, current.reviewed_grade
+    else:
+        action, grade = "accept", 0 if algorithm is None else algorithm
+    return {"action": action if action in actions else actions[0], "grade": grade, "comment": ""}
 
 
 def _save(store: ReviewStore, study: Study, label: int) -> None:
     """Button callback: runs before the page is redrawn, so every table shows the new review."""
     v = study.vertebra(label)  # the algorithm grade comes from result.json, not from the browser
     state = st.session_state
+    form = {f: state.get(form_key(f, study.study_id, label)) for f in FORM_FIELDS}
     try:
         review = store.save(ReviewRequest(
-            study.study_id, int(v["label"]), v["name"], v.get("genant_grade"), state["action"],
-            state.get("reviewer", ""), state.get("comment", ""), state.get("grade"),
+            study.study_id, int(v["label"]), v["name"], v.get("genant_grade"), form["action"],
+            state.get("reviewer", ""), form["comment"] or "", form["grade"],
         ))
     except ValueError as exc:
         state["review_message"] = ("error", str(exc))
         return
     state["review_message"] = ("success", f"saved: {review.name} grade {review.reviewed_grade} "
                                           f"({review.action}) by {review.reviewer}")
-    state["comment"] = ""
+    state[form_key("comment", study.study_id, label)] = ""
 
 
 def show_review(store: ReviewStore, study: Study, label: int) -> None:
@@ -42,13 +61,17 @@ def show_review(store: ReviewStore, study: Study, label: int) -> None:
         st.write(f"Current review: **{current.reviewed_grade}** ({current.action}) by {current.reviewer}, "
                  f"{current.reviewed_at:%Y-%m-%d %H:%M} UTC")
     actions = ["accept", "override"] if algorithm is not None else ["override"]
+    key = {f: form_key(f, study.study_id, label) for f in FORM_FIELDS}
+    for field, value in _form_start(algorithm, current, actions).items():
+        if key[field] not in st.session_state:
+            st.session_state[key[field]] = value
     c1, c2 = st.columns(2)
-    action = c1.radio("decision", actions, horizontal=True, key="action",
+    action = c1.radio("decision", actions, horizontal=True, key=key["action"],
                       format_func=lambda a: f"accept grade {algorithm}" if a == "accept" else "override")
-    c2.selectbox("reviewed grade", [0, 1, 2, 3], key="grade", disabled=action != "override",
+    c2.selectbox("reviewed grade", [0, 1, 2, 3], key=key["grade"], disabled=action != "override",
                  format_func=lambda g: f"{g} {GRADE_NAMES[g]}")
     st.text_input("reviewer", key="reviewer", max_chars=200)
-    st.text_area("comment" + (" (required for an override)" if action == "override" else ""), key="comment",
+    st.text_area("comment" + (" (required for an override)" if action == "override" else ""), key=key["comment"],
                  max_chars=4000)
     st.button("Save review", key="save", type="primary", on_click=_save, args=(store, study, label))
     kind, text = st.session_state.pop("review_message", (None, None))

@@ -35,6 +35,13 @@ def _studies_listed(at: AppTest) -> list[str]:
     return list(at.dataframe[0].value["study"])
 
 
+def _labelled(widgets, label: str):
+    """The one widget whose label starts with ``label`` (keys are per vertebra)."""
+    found = [w for w in widgets if w.label.startswith(label)]
+    assert len(found) == 1, [w.label for w in widgets]
+    return found[0]
+
+
 def test_list_shows_the_studies(app: AppTest) -> None:
     assert sorted(_studies_listed(app)) == sorted([CT_STUDY, MASK_STUDY])
     row = app.dataframe[0].value.set_index("study").loc[CT_STUDY]
@@ -71,10 +78,10 @@ def test_override_then_accept(app: AppTest, results) -> None:
     grades = algorithm_grades(results.root, CT_STUDY)
     app.selectbox(key="vertebra").set_value(20).run()
     new = (grades["L1"] + 1) % 4
-    app.radio(key="action").set_value("override").run()
-    app.selectbox(key="grade").set_value(new)
-    app.text_input(key="reviewer").input("Dr Override")
-    app.text_area(key="comment").input("endplate intact on the CT")
+    _labelled(app.radio, "decision").set_value("override").run()
+    _labelled(app.selectbox, "reviewed grade").set_value(new)
+    _labelled(app.text_input, "reviewer").input("Dr Override")
+    _labelled(app.text_area, "comment").input("endplate intact on the CT")
     app.button(key="save").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert "saved: L1" in app.success[0].value
@@ -88,7 +95,7 @@ def test_override_then_accept(app: AppTest, results) -> None:
     assert [(a.old_grade, a.new_grade, a.comment) for a in audit] == [
         (grades["L1"], new, "endplate intact on the CT")]
 
-    app.radio(key="action").set_value("accept").run()
+    _labelled(app.radio, "decision").set_value("accept").run()
     app.button(key="save").click().run()
     assert "accept" in app.success[0].value
     assert store.review(CT_STUDY, 20).reviewed_grade == grades["L1"]
@@ -99,7 +106,7 @@ def test_override_then_accept(app: AppTest, results) -> None:
 
 def test_override_needs_name_and_comment(app: AppTest, results) -> None:
     _open(app, CT_STUDY)
-    app.radio(key="action").set_value("override").run()
+    _labelled(app.radio, "decision").set_value("override").run()
     app.button(key="save").click().run()
     assert "reviewer's name" in app.error[0].value
     assert ReviewStore(results.db_url).audit() == []
@@ -130,3 +137,36 @@ def test_no_results_folder(monkeypatch) -> None:
     monkeypatch.delenv(ENV_RESULTS, raising=False)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
     assert "No results folder" in at.error[0].value
+
+
+def test_decision_does_not_carry_over_to_the_next_vertebra(app: AppTest, results) -> None:
+    """Override L1, pick L2, type a comment, Save: L2 is accepted at its own grade, not overridden."""
+    _open(app, CT_STUDY)
+    grades = algorithm_grades(results.root, CT_STUDY)
+    new = next(g for g in range(4) if g not in (grades["L1"], grades["L2"]))
+    app.selectbox(key="vertebra").set_value(20).run()
+    _labelled(app.radio, "decision").set_value("override").run()
+    _labelled(app.selectbox, "reviewed grade").set_value(new)
+    _labelled(app.text_input, "reviewer").input("Dr Carry")
+    _labelled(app.text_area, "comment").input("L1 endplate intact")
+    app.button(key="save").click().run()
+    assert "saved: L1" in app.success[0].value
+
+    app.selectbox(key="vertebra").set_value(21).run()
+    assert _labelled(app.radio, "decision").value == "accept"
+    assert _labelled(app.text_area, "comment").value == ""
+    assert _labelled(app.text_input, "reviewer").value == "Dr Carry"  # who reviews stays
+    _labelled(app.text_area, "comment").input("looks fine")
+    app.button(key="save").click().run()
+    assert not app.error, [e.value for e in app.error]
+    assert f"saved: L2 grade {grades['L2']} (accept)" in app.success[0].value
+
+    store = ReviewStore(results.db_url)
+    l1, l2 = store.review(CT_STUDY, 20), store.review(CT_STUDY, 21)
+    assert (l1.action, l1.reviewed_grade) == ("override", new)
+    assert (l2.action, l2.reviewed_grade, l2.comment) == ("accept", grades["L2"], "looks fine")
+
+    app.selectbox(key="vertebra").set_value(20).run()  # back to L1: its form shows L1's stored decision
+    assert _labelled(app.radio, "decision").value == "override"
+    assert _labelled(app.selectbox, "reviewed grade").value == new
+    store.dispose()

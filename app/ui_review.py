@@ -10,7 +10,7 @@ import streamlit as st
 from healthivert.review.db import Review
 from healthivert.review.export import rows_csv, rows_json, study_images_or_none
 from healthivert.review.report_html import study_report_html
-from healthivert.review.store import ReviewRequest, ReviewStore
+from healthivert.review.store import ReviewConflictError, ReviewRequest, ReviewStore
 from healthivert.review.studies import GRADE_NAMES, Study
 
 FORM_FIELDS: tuple[str, ...] = ("action", "grade", "comment")
@@ -30,17 +30,21 @@ def _form_start(algorithm: int | None, current: Review | None, actions: list[str
     return {"action": action if action in actions else actions[0], "grade": grade, "comment": ""}
 
 
-def _save(store: ReviewStore, study: Study, label: int) -> None:
-    """Button callback: runs before the page is redrawn, so every table shows the new review."""
+def _save(store: ReviewStore, study: Study, label: int, shown_revision: int) -> None:
+    """Button callback: runs before the page is redrawn, so every table shows the new review.
+
+    ``shown_revision`` is the revision of the review the page showed when it was drawn (0: none);
+    the store refuses the save when another reviewer has saved since.
+    """
     v = study.vertebra(label)  # the algorithm grade comes from result.json, not from the browser
     state = st.session_state
     form = {f: state.get(form_key(f, study.study_id, label)) for f in FORM_FIELDS}
     try:
         review = store.save(ReviewRequest(
             study.study_id, int(v["label"]), v["name"], v.get("genant_grade"), form["action"],
-            state.get("reviewer", ""), form["comment"] or "", form["grade"],
+            state.get("reviewer", ""), form["comment"] or "", form["grade"], shown_revision,
         ))
-    except ValueError as exc:
+    except (ValueError, ReviewConflictError) as exc:
         state["review_message"] = ("error", str(exc))
         return
     state["review_message"] = ("success", f"saved: {review.name} grade {review.reviewed_grade} "
@@ -59,7 +63,7 @@ def show_review(store: ReviewStore, study: Study, label: int) -> None:
         st.write(f"Algorithm grade: **{algorithm}** ({GRADE_NAMES[algorithm]})")
     if current is not None:
         st.write(f"Current review: **{current.reviewed_grade}** ({current.action}) by {current.reviewer}, "
-                 f"{current.reviewed_at:%Y-%m-%d %H:%M} UTC")
+                 f"{current.reviewed_at:%Y-%m-%d %H:%M} UTC (revision {current.revision})")
     actions = ["accept", "override"] if algorithm is not None else ["override"]
     key = {f: form_key(f, study.study_id, label) for f in FORM_FIELDS}
     for field, value in _form_start(algorithm, current, actions).items():
@@ -73,7 +77,8 @@ def show_review(store: ReviewStore, study: Study, label: int) -> None:
     st.text_input("reviewer", key="reviewer", max_chars=200)
     st.text_area("comment" + (" (required for an override)" if action == "override" else ""), key=key["comment"],
                  max_chars=4000)
-    st.button("Save review", key="save", type="primary", on_click=_save, args=(store, study, label))
+    shown = current.revision if current is not None else 0
+    st.button("Save review", key="save", type="primary", on_click=_save, args=(store, study, label, shown))
     kind, text = st.session_state.pop("review_message", (None, None))
     if kind == "error":
         st.error(text)
@@ -81,10 +86,10 @@ def show_review(store: ReviewStore, study: Study, label: int) -> None:
         st.success(text)
     audit = store.audit(study.study_id, label)
     if audit:
-        st.caption("audit trail (append-only)")
+        st.caption("audit trail (append-only; a refused save was based on an older review than the current one)")
         st.dataframe(pd.DataFrame([{
             "when (UTC)": a.at.strftime("%Y-%m-%d %H:%M:%S"), "reviewer": a.reviewer, "action": a.action,
-            "old grade": a.old_grade, "new grade": a.new_grade, "comment": a.comment,
+            "outcome": a.outcome, "old grade": a.old_grade, "new grade": a.new_grade, "comment": a.comment,
         } for a in audit]), hide_index=True)
 
 

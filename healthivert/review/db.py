@@ -1,5 +1,8 @@
 """The review database (SQLAlchemy 2 ORM): current reviews and their append-only audit trail.
 
+Every save attempt is audited: saved ones, and those refused because the reviewer's page showed
+an older revision of the vertebra's review than the database holds (optimistic concurrency).
+
 SQLite (one file, the default, ``DIR/reviews.sqlite``) or any SQLAlchemy URL (PostgreSQL for
 several reviewers). The algorithm's own grade is never stored over: it stays in result.json,
 and each row here carries a copy of it as it was when the reviewer saw it.
@@ -20,11 +23,13 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 ACTIONS: tuple[str, str] = ("accept", "override")
+OUTCOMES: tuple[str, str] = ("saved", "refused")
 DEFAULT_DB_NAME = "reviews.sqlite"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
@@ -87,10 +92,19 @@ class Review(Base):
 
 
 class AuditEntry(Base):
-    """One save: who, when (UTC), which vertebra, grade before and after, and why. Append-only."""
+    """One save attempt: who, when (UTC), which vertebra, grade before and after, and why. Append-only.
+
+    ``outcome`` is ``saved``, or ``refused`` when the attempt was based on an older revision of the
+    review than the current one (``base_revision``: the revision the reviewer's page showed, None
+    when the caller did not say); a refused entry's ``old_grade`` is the grade it was refused
+    against and ``new_grade`` the grade the reviewer chose.
+    """
 
     __tablename__ = "review_audit"
-    __table_args__ = (CheckConstraint(f"new_grade {_GRADE_CHECK}", name="ck_audit_grade"),)
+    __table_args__ = (
+        CheckConstraint(f"new_grade {_GRADE_CHECK}", name="ck_audit_grade"),
+        CheckConstraint("outcome IN ('saved', 'refused')", name="ck_audit_outcome"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -103,12 +117,14 @@ class AuditEntry(Base):
     new_grade: Mapped[int] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(16))
     comment: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str] = mapped_column(String(16), default="saved", server_default="saved")
+    base_revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "at": self.at.isoformat(), "reviewer": self.reviewer, "study_id": self.study_id,
                 "label": self.label, "name": self.name, "algorithm_grade": self.algorithm_grade,
                 "old_grade": self.old_grade, "new_grade": self.new_grade, "action": self.action,
-                "comment": self.comment}
+                "comment": self.comment, "outcome": self.outcome, "base_revision": self.base_revision}
 
 
 class AppendOnlyError(RuntimeError):
@@ -129,6 +145,19 @@ _SQLITE_TRIGGERS = (
     "CREATE TRIGGER IF NOT EXISTS review_audit_no_delete BEFORE DELETE ON review_audit "
     "BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END",
 )
+
+
+#: Audit columns a database written by an earlier version lacks, added when it is opened.
+_ADDED_AUDIT_COLUMNS: dict[str, str] = {"outcome": "VARCHAR(16) NOT NULL DEFAULT 'saved'", "base_revision": "INTEGER"}
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring an older review database's audit table up to date (its entries read as saved)."""
+    with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, so two viewers opening it do not both add
+        present = {c["name"] for c in inspect(conn).get_columns(AuditEntry.__tablename__)}
+        for name, ddl in _ADDED_AUDIT_COLUMNS.items():
+            if name not in present:
+                conn.exec_driver_sql(f"ALTER TABLE {AuditEntry.__tablename__} ADD COLUMN {name} {ddl}")
 
 
 def default_url(results_root: str | Path) -> str:
@@ -170,6 +199,7 @@ def open_database(url: str) -> sessionmaker[Session]:
     if is_sqlite:
         _sqlite_setup(engine)
     Base.metadata.create_all(engine)
+    _add_missing_columns(engine)
     if is_sqlite:
         with engine.begin() as conn:
             for sql in _SQLITE_TRIGGERS:

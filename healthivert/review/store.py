@@ -1,5 +1,11 @@
 """Saving and reading reviews: each save appends an audit entry and upserts the current review,
-in one transaction, so concurrent reviewers never lose a save."""
+in one transaction, so concurrent reviewers never lose a save.
+
+Optimistic concurrency: a request may name the revision of the review its reviewer was shown
+(``base_revision``, 0 for none). A save whose base is no longer current is refused in the same
+transaction (:class:`ReviewConflictError`, carrying the current review) and audited as refused,
+so one reviewer never silently overwrites another and no decision is lost.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ class ReviewRequest:
         reviewer: who decides (required).
         comment: why (required for an override).
         grade: the new grade 0-3 for an override; ignored for an accept.
+        base_revision: the revision of the vertebra's review the reviewer was shown (0: none);
+            the save is refused when the database holds another. None saves whatever is there.
     """
 
     study_id: str
@@ -37,11 +45,14 @@ class ReviewRequest:
     reviewer: str
     comment: str = ""
     grade: int | None = None
+    base_revision: int | None = None
 
     def __post_init__(self) -> None:
         reviewer, comment = (self.reviewer or "").strip(), (self.comment or "").strip()
         object.__setattr__(self, "reviewer", reviewer)
         object.__setattr__(self, "comment", comment)
+        if self.base_revision is not None and (not isinstance(self.base_revision, int) or self.base_revision < 0):
+            raise ValueError(f"base revision must be a count of saves (0 or more); got {self.base_revision!r}")
         if self.action not in ACTIONS:
             raise ValueError(f"action must be one of {', '.join(ACTIONS)}; got {self.action!r}")
         if not reviewer:
@@ -65,6 +76,30 @@ class ReviewRequest:
         return int(self.algorithm_grade if self.action == "accept" else self.grade)  # type: ignore[arg-type]
 
 
+class ReviewConflictError(RuntimeError):
+    """A save based on a stale view: the vertebra's review changed since the reviewer's page showed it.
+
+    Attributes:
+        request: the refused decision (kept in the audit trail as ``refused``).
+        current: the review the database holds now (None when there is none).
+    """
+
+    def __init__(self, request: ReviewRequest, current: Review | None) -> None:
+        self.request, self.current = request, current
+        super().__init__(_conflict_text(request, current))
+
+
+def _conflict_text(request: ReviewRequest, current: Review | None) -> str:
+    if current is None:
+        now = f"{request.name} is not reviewed (your page showed revision {request.base_revision})"
+    else:
+        now = (f"{request.name} was reviewed meanwhile: it is now grade {current.reviewed_grade} ({current.action}) "
+               f"by {current.reviewer}, {current.reviewed_at:%Y-%m-%d %H:%M:%S} UTC (revision {current.revision}; "
+               f"your page showed revision {request.base_revision})")
+    return (f"not saved: {now}. Your decision (grade {request.new_grade}, {request.action}) is kept in the audit "
+            "trail as refused; look at the current review and save again if you still disagree.")
+
+
 class ReviewStore:
     """Reviews of the studies in one database.
 
@@ -78,24 +113,22 @@ class ReviewStore:
         self.sessions: sessionmaker[Session] = open_database(url)
 
     def save(self, request: ReviewRequest, at: datetime | None = None) -> Review:
-        """Record a decision: append its audit entry and upsert the current review, atomically."""
+        """Record a decision: upsert the current review and append its audit entry, atomically.
+
+        Raises:
+            ReviewConflictError: ``request.base_revision`` is not the current revision; nothing
+                but the refused attempt's audit entry was written.
+        """
         at = at or utcnow()
         with self.sessions.begin() as session:
-            current = session.scalars(
-                select(Review).where(Review.study_id == request.study_id, Review.label == request.label)
-                .with_for_update()
-            ).one_or_none()
-            old = current.reviewed_grade if current is not None else request.algorithm_grade
-            session.add(AuditEntry(
-                at=at, reviewer=request.reviewer, study_id=request.study_id, label=request.label,
-                name=request.name, algorithm_grade=request.algorithm_grade, old_grade=old,
-                new_grade=request.new_grade, action=request.action, comment=request.comment,
-            ))
-            values = {"study_id": request.study_id, "label": request.label, "name": request.name,
-                      "algorithm_grade": request.algorithm_grade, "reviewed_grade": request.new_grade,
-                      "action": request.action, "reviewer": request.reviewer, "comment": request.comment,
-                      "reviewed_at": at}
-            session.execute(_upsert(session, values))
+            current = _current(session, request.study_id, request.label)
+            saved = _base_is_current(request.base_revision, current) and session.execute(
+                _upsert(session, _review_values(request, at), request.base_revision)).first() is not None
+            if not saved:  # another transaction may have written it since we read (PostgreSQL)
+                current = _current(session, request.study_id, request.label, refresh=True)
+            session.add(_audit_entry(request, at, current, "saved" if saved else "refused"))
+        if not saved:
+            raise ReviewConflictError(request, current)
         return self.review(request.study_id, request.label)  # type: ignore[return-value]
 
     def review(self, study_id: str, label: int) -> Review | None:
@@ -126,13 +159,46 @@ class ReviewStore:
         self.sessions.kw["bind"].dispose()
 
 
-def _upsert(session: Session, values: dict):
-    """INSERT ... ON CONFLICT (study_id, label) DO UPDATE, counting revisions atomically."""
+def _current(session: Session, study_id: str, label: int, refresh: bool = False) -> Review | None:
+    """The current review, locked for the transaction (SELECT ... FOR UPDATE where supported)."""
+    query = select(Review).where(Review.study_id == study_id, Review.label == label).with_for_update()
+    if refresh:
+        query = query.execution_options(populate_existing=True)
+    return session.scalars(query).one_or_none()
+
+
+def _base_is_current(base_revision: int | None, current: Review | None) -> bool:
+    return base_revision is None or base_revision == (current.revision if current is not None else 0)
+
+
+def _review_values(request: ReviewRequest, at: datetime) -> dict:
+    return {"study_id": request.study_id, "label": request.label, "name": request.name,
+            "algorithm_grade": request.algorithm_grade, "reviewed_grade": request.new_grade,
+            "action": request.action, "reviewer": request.reviewer, "comment": request.comment, "reviewed_at": at}
+
+
+def _audit_entry(request: ReviewRequest, at: datetime, current: Review | None, outcome: str) -> AuditEntry:
+    """The audit entry of a save attempt; ``old_grade`` is the grade before it (or it was refused against)."""
+    old = current.reviewed_grade if current is not None else request.algorithm_grade
+    return AuditEntry(at=at, reviewer=request.reviewer, study_id=request.study_id, label=request.label,
+                      name=request.name, algorithm_grade=request.algorithm_grade, old_grade=old,
+                      new_grade=request.new_grade, action=request.action, comment=request.comment,
+                      outcome=outcome, base_revision=request.base_revision)
+
+
+def _upsert(session: Session, values: dict, base_revision: int | None = None):
+    """INSERT ... ON CONFLICT (study_id, label) DO UPDATE, counting revisions atomically.
+
+    With ``base_revision`` the update happens only while the stored revision still equals it,
+    so a concurrent save between our read and this statement makes it return no row.
+    """
     dialect = session.get_bind().dialect.name
     if dialect not in ("sqlite", "postgresql"):
         raise ValueError(f"review database backend {dialect!r} is not supported; use SQLite or PostgreSQL")
     insert = (sqlite if dialect == "sqlite" else postgresql).insert
     stmt = insert(Review).values(**values, revision=1)
     updates = {k: stmt.excluded[k] for k in values if k not in ("study_id", "label")}
+    where = None if base_revision is None else Review.revision == base_revision
     return stmt.on_conflict_do_update(index_elements=["study_id", "label"],
-                                      set_={**updates, "revision": Review.revision + 1})
+                                      set_={**updates, "revision": Review.revision + 1},
+                                      where=where).returning(Review.revision)

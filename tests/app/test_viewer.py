@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from healthivert.review import ReviewStore
+from healthivert.review import ReviewRequest, ReviewStore
 from healthivert.review.launch import ENV_DB, ENV_RESULTS
 from tests.review.results_fixture import CT_STUDY, MASK_STUDY, algorithm_grades
 
@@ -169,4 +169,35 @@ def test_decision_does_not_carry_over_to_the_next_vertebra(app: AppTest, results
     app.selectbox(key="vertebra").set_value(20).run()  # back to L1: its form shows L1's stored decision
     assert _labelled(app.radio, "decision").value == "override"
     assert _labelled(app.selectbox, "reviewed grade").value == new
+    store.dispose()
+
+
+def test_a_page_showing_an_older_review_cannot_overwrite_a_newer_one(app: AppTest, results) -> None:
+    """A opens L1 (unreviewed); B accepts it meanwhile; A's override is refused with B's review shown,
+    kept in the audit trail as refused; A, now shown B's review, can save over it deliberately."""
+    _open(app, CT_STUDY)
+    grades = algorithm_grades(results.root, CT_STUDY)
+    app.selectbox(key="vertebra").set_value(20).run()
+    new = (grades["L1"] + 1) % 4
+    _labelled(app.radio, "decision").set_value("override").run()  # A's page shows L1 unreviewed
+    store = ReviewStore(results.db_url)
+    store.save(ReviewRequest(CT_STUDY, 20, "L1", grades["L1"], "accept", "Dr B", base_revision=0))
+    _labelled(app.selectbox, "reviewed grade").set_value(new)
+    _labelled(app.text_input, "reviewer").input("Dr A")
+    _labelled(app.text_area, "comment").input("posterior wall displaced")
+    app.button(key="save").click().run()
+    assert not app.exception and not app.success
+    assert "reviewed meanwhile" in app.error[0].value and "Dr B" in app.error[0].value
+    review = store.review(CT_STUDY, 20)
+    assert (review.reviewer, review.action, review.revision) == ("Dr B", "accept", 1)
+    assert [(a.reviewer, a.outcome, a.new_grade, a.comment) for a in store.audit(CT_STUDY, 20)] == [
+        ("Dr B", "saved", grades["L1"], ""), ("Dr A", "refused", new, "posterior wall displaced")]
+    assert any("Current review" in m.value and "Dr B" in m.value for m in app.markdown)
+    assert _labelled(app.text_area, "comment").value == "posterior wall displaced"  # A's text is still there
+
+    app.button(key="save").click().run()  # the page now showed B's review: A's save is deliberate
+    assert "saved: L1" in app.success[0].value, [e.value for e in app.error]
+    review = store.review(CT_STUDY, 20)
+    assert (review.reviewer, review.action, review.reviewed_grade, review.revision) == ("Dr A", "override", new, 2)
+    assert [a.outcome for a in store.audit(CT_STUDY, 20)] == ["saved", "refused", "saved"]
     store.dispose()

@@ -14,11 +14,13 @@ from sqlalchemy.exc import DatabaseError
 
 from healthivert.review import ResultsFolder, ReviewRequest, ReviewStore, Study
 from healthivert.review.db import AppendOnlyError, AuditEntry, Review
+from healthivert.review.store import ReviewConflictError
 from tests.review.results_fixture import CT_STUDY
 
 
-def _req(action="override", grade=2, reviewer="Dr A", comment="why", algorithm=3, label=20, study="sub-x"):
-    return ReviewRequest(study, label, "L1", algorithm, action, reviewer, comment, grade)
+def _req(action="override", grade=2, reviewer="Dr A", comment="why", algorithm=3, label=20, study="sub-x",
+         base=None):
+    return ReviewRequest(study, label, "L1", algorithm, action, reviewer, comment, grade, base)
 
 
 @pytest.fixture
@@ -37,6 +39,7 @@ def store(tmp_path: Path) -> ReviewStore:
     ({"comment": ""}, "needs a comment"),
     ({"action": "accept", "algorithm": None}, "no algorithm grade"),
     ({"reviewer": "x" * 201}, "too long"),
+    ({"base": -1}, "revision"),
 ])
 def test_bad_requests(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -144,3 +147,82 @@ def test_concurrent_saves_from_processes_lose_nothing(tmp_path: Path) -> None:
 def test_bad_database_url() -> None:
     with pytest.raises(ValueError, match="cannot use review database"):
         ReviewStore("not a url")
+
+
+def test_save_based_on_a_stale_view_is_refused_and_kept(store: ReviewStore) -> None:
+    """A accepts; B, whose page showed no review (revision 0), overrides: refused, A's review stays,
+    B's attempt is in the audit trail as refused; B, now shown A's review, can save."""
+    a = store.save(_req(action="accept", grade=None, comment="", base=0))
+    assert a.revision == 1
+    with pytest.raises(ReviewConflictError, match="reviewed meanwhile") as refused:
+        store.save(_req(grade=1, reviewer="Dr B", comment="wedge anteriorly", base=0))
+    current = refused.value.current
+    assert (current.reviewer, current.action, current.reviewed_grade, current.revision) == ("Dr A", "accept", 3, 1)
+    assert "Dr A" in str(refused.value) and "grade 3 (accept)" in str(refused.value)
+    review = store.review("sub-x", 20)
+    assert (review.reviewer, review.reviewed_grade, review.revision) == ("Dr A", 3, 1)
+    audit = store.audit("sub-x", 20)
+    assert [(e.reviewer, e.outcome, e.base_revision, e.old_grade, e.new_grade, e.comment) for e in audit] == [
+        ("Dr A", "saved", 0, 3, 3, ""), ("Dr B", "refused", 0, 3, 1, "wedge anteriorly")]
+    b = store.save(_req(grade=1, reviewer="Dr B", comment="wedge anteriorly", base=1))
+    assert (b.reviewer, b.reviewed_grade, b.revision) == ("Dr B", 1, 2)
+    assert [e.outcome for e in store.audit("sub-x", 20)] == ["saved", "refused", "saved"]
+
+
+def test_stale_base_beyond_the_current_revision_is_refused(store: ReviewStore) -> None:
+    with pytest.raises(ReviewConflictError, match="not reviewed"):
+        store.save(_req(base=2))
+    assert store.review("sub-x", 20) is None
+    assert [e.outcome for e in store.audit()] == ["refused"]
+
+
+def _save_from(url: str, who: str, base: int, outcomes: list[str]) -> None:
+    store = ReviewStore(url)
+    try:
+        store.save(_req(grade=1, reviewer=who, comment=who, base=base))
+        outcomes.append("saved")
+    except ReviewConflictError:
+        outcomes.append("refused")
+    store.dispose()
+
+
+def test_concurrent_saves_from_the_same_view_one_wins(tmp_path: Path) -> None:
+    """Six reviewers save at once, all from a page with no review: exactly one is kept, every
+    attempt is in the audit trail."""
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    ReviewStore(url).dispose()
+    outcomes: list[str] = []
+    threads = [threading.Thread(target=_save_from, args=(url, f"Dr {i}", 0, outcomes)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused"] * 5 + ["saved"]
+    store = ReviewStore(url)
+    audit = store.audit("sub-x", 20)
+    assert sorted(e.outcome for e in audit) == sorted(outcomes)
+    winner = next(e for e in audit if e.outcome == "saved")
+    review = store.review("sub-x", 20)
+    assert (review.reviewer, review.revision) == (winner.reviewer, 1)
+    store.dispose()
+
+
+def test_audit_of_an_older_database_gains_outcome_columns(tmp_path: Path) -> None:
+    """A review database written before saves were checked against a revision: its audit entries
+    read as saved, and new saves work."""
+    path = tmp_path / "old.sqlite"
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.executescript("""
+            CREATE TABLE review_audit (id INTEGER PRIMARY KEY, at DATETIME, reviewer VARCHAR(200),
+                study_id VARCHAR(128), label INTEGER, name VARCHAR(8), algorithm_grade INTEGER, old_grade INTEGER,
+                new_grade INTEGER, action VARCHAR(16), comment TEXT);
+            INSERT INTO review_audit VALUES (1, '2025-01-01 10:00:00', 'Dr Old', 'sub-x', 20, 'L1', 3, 3, 2,
+                'override', 'old');
+        """)
+    store = ReviewStore(f"sqlite:///{path}")
+    store.save(_req(action="accept", grade=None, comment="", base=0))
+    assert [(e.reviewer, e.outcome, e.base_revision) for e in store.audit()] == [
+        ("Dr Old", "saved", None), ("Dr A", "saved", 0)]
+    store.dispose()

@@ -227,7 +227,7 @@ def totalseg_measure(tsm, mask: Volume, ct: Volume | None, body: np.ndarray | No
 def run_case(case: Case, synthesizers: list[str], tsm) -> dict[str, list[dict]]:
     """Pipeline name -> result rows (vertebra records with grades) of one study."""
     t0 = time.perf_counter()
-    mask, ct, centroids, computed = load_inputs(case.mask, case.ct, None)
+    mask, ct, centroids, computed, _ = load_inputs(case.mask, case.ct, None)
     case.timings["load"] = time.perf_counter() - t0
     out: dict[str, list[dict]] = {}
     first: StudyAnalysis | None = None

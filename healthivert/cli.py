@@ -114,6 +114,10 @@ def _print_result(result: dict, out: Path) -> None:
                         "H mid mm", "H post mm", "HU", "status")))
     print(f"\nheights: measured / pseudo-healthy ({result['synthesizer']}); grades by the {result['grader']} grader")
     print(f"results in {out}: result.json, vertebrae.csv, height_loss/*.png|.nii.gz")
+    labels = result.get("labels") or {}
+    if labels:
+        warn = "" if labels.get("anchored", True) else " -- LABELS UNCERTAIN: check them (--first-label corrects)"
+        print(f"labels: {labels['source']}, anchor: {labels['anchor']}{warn}")
     for note in result.get("notes") or []:
         print(f"note: {note}")
 
@@ -131,7 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from healthivert.pipeline import RunOptions, run_study
 
     result = run_study(args.out, mask_path=args.mask, ct_path=args.ct, centroids_path=args.centroids,
-                       options=RunOptions(synthesizer=args.synthesizer, grader=args.grader, models=_models(args)),
+                       options=RunOptions(synthesizer=args.synthesizer, grader=args.grader, models=_models(args),
+                                          first_label=args.first_label),
                        study_id=args.study_id, progress=_progress("run") if args.verbose else None)
     _print_result(result, args.out)
     return 0
@@ -169,19 +174,25 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from healthivert.io.images import load_ct, write_volume
     from healthivert.labels import VERSE_NAMES
     from healthivert.models import model_set
-    from healthivert.pipeline import segment_study
+    from healthivert.pipeline import relabel, segment_study
 
     if args.weights is not None and args.models is not None:
         raise InputError("give --weights or --models, not both")
     weights = args.weights or (model_set(args.models).path("segmenter") if args.models else None)
     seg = segment_study(load_ct(args.ct, args.series), weights)
-    out = write_volume(seg.mask, args.out)
+    mask, notes = seg.mask, list(seg.notes)
+    labels = {"anchor": seg.anchor, "anchored": seg.anchored}
+    if args.first_label:
+        mask = relabel(mask, args.first_label, labels, notes)
+    out = write_volume(mask, args.out)
     ctd = args.centroids_out or Path(str(out).replace(".nii.gz", "").replace(".nii", "") + "_ctd.json")
-    cents = centroids_from_mask(seg.mask)
-    write_centroids(cents, ctd, seg.mask, fmt="verse")
+    cents = centroids_from_mask(mask)
+    write_centroids(cents, ctd, mask, fmt="verse")
     print(f"mask: {out} ({', '.join(VERSE_NAMES[k] for k in sorted(cents))})")
     print(f"centroids: {ctd}")
-    for note in seg.notes:
+    warn = "" if labels["anchored"] else " -- LABELS UNCERTAIN: check them (--first-label corrects)"
+    print(f"labels anchored on: {labels['anchor']}{warn}")
+    for note in notes:
         print(f"note: {note}")
     return 0
 
@@ -312,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=Path, default=None, help="folder of retrained models (any of grader_svm.skops, "
                    "grader_svm_gan.skops, synthesizer_gan.safetensors, segmenter_unet.safetensors); others shipped")
     p.add_argument("--study-id", default=None, help="study id (default: from the file name)")
+    p.add_argument("--first-label", default=None, metavar="NAME",
+                   help="the topmost vertebra's name (e.g. T9): shifts the mask's labels to match")
     p.add_argument("--verbose", action="store_true", help="report progress")
     p.set_defaults(func=cmd_run)
 
@@ -335,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--centroids-out", type=Path, default=None, help="centroid JSON (default: beside the mask)")
     p.add_argument("--series", default=None, help="DICOM series UID when a folder holds several")
     p.add_argument("--weights", type=Path, default=None, help="segmenter weights (default: shipped)")
+    p.add_argument("--first-label", default=None, metavar="NAME",
+                   help="the topmost vertebra's name (e.g. T9): label from it instead of the anchors")
     p.add_argument("--models", type=Path, default=None, help="folder of retrained models: its "
                    "segmenter_unet.safetensors (instead of --weights)")
     p.set_defaults(func=cmd_segment)

@@ -19,6 +19,17 @@ NAME_TO_VERSE: dict[str, int] = {name: label for label, name in VERSE_NAMES.item
 #: Vertebra labels (the sacrum is a landmark, not a graded vertebra).
 VERTEBRA_LABELS: frozenset[int] = frozenset(set(VERSE_NAMES) - {26})
 
+#: how a study's vertebra labels were anchored (``result.json``'s ``labels.anchor``)
+ANCHOR_BOTH = "sacrum and lowest rib (T12) agree"
+ANCHOR_SACRUM = "sacrum"
+ANCHOR_RIB = "lowest rib (T12)"
+ANCHOR_CONFLICT = "sacrum and lowest rib (T12) disagree"
+ANCHOR_USER = "first label given by the user"  # relabel_from_top
+ANCHOR_NONE = "none: labels guessed"
+#: anchors whose labels a reader should check before trusting them
+UNCERTAIN_ANCHORS = (ANCHOR_NONE, ANCHOR_CONFLICT)
+UNANCHORED_NOTE = "labels unanchored"  # how the note on guessed labels begins
+
 # TotalSegmentator v2 "total" task: 26 = vertebrae_S1, 27 = L5 ... 31 = L1, 32 = T12 ... 43 = T1,
 # 44 = C7 ... 50 = C1.
 TOTALSEG_TO_VERSE: dict[int, int] = {26: 26, **{27 + k: 24 - k for k in range(5)}}
@@ -69,3 +80,25 @@ def looks_like_totalseg(labels: set[int]) -> bool:
     if not labels:
         return False
     return max(labels) > 28 or (labels <= set(TOTALSEG_TO_VERSE) and 27 in labels)
+
+
+def relabel_from_top(mask: np.ndarray, first: int) -> tuple[np.ndarray, int]:
+    """A VerSe mask whose vertebrae are shifted so the topmost one is ``first`` (a VerSe
+    label), and the shift. The sacrum (26) keeps its label; gaps between labels are kept.
+
+    Raises:
+        ValueError: no vertebra in the mask, a T13 in it, or a shifted label outside C1-L5.
+    """
+    present = sorted(int(x) for x in np.unique(mask) if 0 < x < 26 or x == 28)
+    if not present:
+        raise ValueError("no vertebra in the mask to relabel")
+    if 28 in present:
+        raise ValueError("the mask has a T13: relabel it by hand")
+    shift = int(first) - present[0]
+    if present[-1] + shift > 24 or present[0] + shift < 1:
+        raise ValueError(f"with {verse_name(first)} at the top, {verse_name(present[-1])} would become "
+                         f"{'a label past L5' if present[-1] + shift > 24 else 'a label above C1'}: "
+                         f"{len(present)} vertebrae from {verse_name(present[0])} to {verse_name(present[-1])}")
+    lut = np.arange(max(int(mask.max()), 28) + 1, dtype=mask.dtype)
+    lut[np.array(present)] = np.array(present) + shift
+    return lut[mask.astype(np.int64)], shift

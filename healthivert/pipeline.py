@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from healthivert.io.atomic import atomic_directory
 from healthivert.io.centroids import centroids_from_mask, read_centroids
 from healthivert.io.images import check_overlap, load_ct, load_mask, write_volume
 from healthivert.io.volume import Volume
-from healthivert.labels import VERSE_NAMES, VERTEBRA_LABELS
+from healthivert.labels import ANCHOR_USER, UNANCHORED_NOTE, VERSE_NAMES, VERTEBRA_LABELS, relabel_from_top, verse_label
 from healthivert.measurement.heights import VertebraMeasurement, measure_vertebra
 from healthivert.models import describe_model, model_set
 from healthivert.report.contract import write_result
@@ -38,6 +39,7 @@ class RunOptions:
     grader: str = "svm"
     write_crops: bool = True
     models: str | None = None  # a folder of retrained models (see healthivert.models); None: shipped
+    first_label: str | None = None  # the topmost vertebra's name ("T9"): relabels the mask from it
 
 
 def grader_for(options: RunOptions) -> Grader:
@@ -87,32 +89,68 @@ def segment_study(ct: Volume, weights: str | Path | None = None):
     return segment_ct(ct, model, cfg)
 
 
+class StudyInputs(NamedTuple):
+    """A study's checked inputs: the mask, the CT (or None), centroids (RAS mm), the labels whose
+    centroids were computed from the mask, and how the labels were found (``result.json``'s
+    ``labels``: ``source``, ``anchor``, ``anchored``, and ``shift`` when ``--first-label`` moved them)."""
+
+    mask: Volume
+    ct: Volume | None
+    centroids: dict[int, np.ndarray]
+    computed: list[int]
+    labels: dict
+
+
+def relabel(mask: Volume, first_label: str, labels: dict, notes: list[str] | None) -> Volume:
+    """``mask`` with its vertebrae shifted so the topmost is ``first_label`` (a name: "T9");
+    ``labels`` (the study's label provenance) is updated and the shift noted."""
+    try:
+        array, shift = relabel_from_top(mask.array, verse_label(first_label))
+    except ValueError as exc:
+        raise InputError(f"--first-label {first_label}: {exc}") from None
+    was = labels.get("anchor")
+    labels.update(anchor=ANCHOR_USER, anchored=True, shift=shift, was=was)
+    if notes is not None:  # the guess the user corrected is no longer a warning
+        notes[:] = [n for n in notes if not n.startswith(UNANCHORED_NOTE)]
+        notes.append(f"labels shifted by {shift:+d} level{'s' if abs(shift) != 1 else ''} from the "
+                     f"{'mask' if was == 'given mask' else 'segmenter'}'s (anchor: {was}) so the topmost "
+                     f"vertebra is {first_label.upper()} (--first-label)")
+    return mask.with_array(array)
+
+
 def load_inputs(
     mask_path: Path | None, ct_path: Path | None, centroids_path: Path | None,
-    segmenter_weights: str | Path | None = None, notes: list[str] | None = None,
-) -> tuple[Volume, Volume | None, dict[int, np.ndarray], list[int]]:
+    segmenter_weights: str | Path | None = None, notes: list[str] | None = None, first_label: str | None = None,
+) -> StudyInputs:
     """Load and cross-check a study's inputs; centroids missing from the file come from the mask.
 
     Without a mask the CT is segmented first (``notes`` receives how its labels were anchored).
+    ``first_label`` names the topmost vertebra: the mask's labels are shifted to match.
     """
     if mask_path is None and ct_path is None:
         raise InputError("give a vertebra mask (--mask), a CT (--ct), or both")
     ct = load_ct(ct_path) if ct_path is not None else None
     if mask_path is not None:
         mask = load_mask(mask_path)
+        labels = {"source": "given mask", "anchor": "given mask", "anchored": True}
         if ct is not None:
             check_overlap(ct, mask)
     else:
         seg = segment_study(ct, segmenter_weights)
         mask = seg.mask
+        labels = {"source": "segmented from the CT", "anchor": seg.anchor, "anchored": seg.anchored}
         if notes is not None:
             notes.extend(["mask segmented from the CT by a model trained on phantoms only: check "
                           "mask.nii.gz in the viewer before trusting these grades", *seg.notes])
+    if first_label:
+        mask = relabel(mask, first_label, labels, notes)
     from_mask = centroids_from_mask(mask)
     given = read_centroids(centroids_path, mask) if centroids_path is not None else {}
+    if given and first_label:
+        raise InputError("--first-label relabels the mask, so it cannot be used with a centroid file")
     centroids = {lab: given.get(lab, c) for lab, c in from_mask.items() if lab in VERTEBRA_LABELS}
     computed = sorted(set(centroids) - set(given))
-    return mask, ct, centroids, computed
+    return StudyInputs(mask, ct, centroids, computed, labels)
 
 
 @dataclass
@@ -254,8 +292,9 @@ def run_study(
         raise InputError("--synthesizer gan reads the CT: give --ct (or use --synthesizer prior)")
     grader = grader_for(options)
     notes: list[str] = []
-    mask, ct, centroids, computed = load_inputs(mask_path, ct_path, centroids_path,
-                                                model_set(options.models).path("segmenter"), notes)
+    mask, ct, centroids, computed, labels = load_inputs(mask_path, ct_path, centroids_path,
+                                                        model_set(options.models).path("segmenter"), notes,
+                                                        options.first_label)
     load_s = time.perf_counter() - t0
     analysis = analyse_study(mask, centroids, ct, options.synthesizer, computed, progress, synthesize)
     t = time.perf_counter()
@@ -271,6 +310,7 @@ def run_study(
                         "genant": "0 normal, 1 mild 20-25 %, 2 moderate 25-40 %, 3 severe > 40 %"},
         "synthesizer": options.synthesizer, "grader": grader.name,
         "models": models_used(options, segmented=mask_path is None),
+        "labels": labels,
         "notes": notes,
         "vertebrae": analysis.records,
         "timings_s": timings,

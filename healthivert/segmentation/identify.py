@@ -9,14 +9,18 @@ well clear of the cuts) takes the segment of its nearest axis point; the rest of
 the arches are grown from the cores through the bone, so a disc tilted to the cut is
 followed. A disc the network filled with bone leaves no minimum: a segment about twice its
 expected length (from its body's width) is split where the bone fraction across the axis is
-lowest. The segments are counted upwards from the sacrum (below the lowest vertebra, on its
-midline): the one resting on it is L5.
+lowest. The segments are then counted from an anchor (:func:`anchor_labels`): the sacrum
+(below the lowest vertebra, on its midline: the one resting on it is L5) and the lowest
+rib-bearing vertebra (T12, :mod:`healthivert.segmentation.ribs`, when the CT is given); both
+are checked against each other when both are in view. A user who knows better relabels the
+result (``--first-label``: :func:`healthivert.labels.relabel_from_top`).
 
-How it fails: a lumbosacral transitional vertebra (L6, or a sacralised L5) shifts every
-label by one; without the sacrum in view the lowest vertebra is *assumed* to be L5 and the
-result says so; bridging osteophytes or a fused segment can merge two vertebrae into one, and
-so can a disc the network fills at the top of the view (split only when the merged piece is
-1.5 expected lengths long).
+How it fails: a lumbosacral transitional vertebra (L6, or a sacralised L5) or a missing 12th
+rib shifts every label by one (when both anchors are in view the disagreement is reported);
+with neither anchor in view the lowest vertebra is *guessed* to be L5 and the result says
+the labels are unanchored; bridging osteophytes or a fused segment can merge two vertebrae
+into one, and so can a disc the network fills at the top of the view (split only when the
+merged piece is 1.5 expected lengths long).
 """
 
 from __future__ import annotations
@@ -25,6 +29,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+
+from healthivert.labels import (
+    ANCHOR_BOTH,
+    ANCHOR_CONFLICT,
+    ANCHOR_NONE,
+    ANCHOR_RIB,
+    ANCHOR_SACRUM,
+    UNANCHORED_NOTE,
+    UNCERTAIN_ANCHORS,
+)
+from healthivert.segmentation.ribs import lowest_rib_bearing, rib_bearing
 
 MIN_BODY_ML = 3.0  # a vertebral body near the axis: T1 is ~ 5 ml, L5 ~ 35 ml
 MIN_SACRUM_ML = 2.0  # the network may call only the top of S1 sacrum (3 ml on the real evaluation CT)
@@ -35,11 +50,16 @@ SACRUM_LABEL = 26
 
 @dataclass
 class Identification:
-    """Instance labels (VerSe) and how they were anchored."""
+    """Instance labels (VerSe) and how they were anchored (one of the ``ANCHOR_*`` texts)."""
 
     labels: np.ndarray
-    anchored_on_sacrum: bool
+    anchor: str
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def anchored(self) -> bool:
+        """Whether the labels rest on an anchor that was seen (or given) and not contradicted."""
+        return self.anchor not in UNCERTAIN_ANCHORS
 
 
 AXIS_SMOOTH_MM = 10.0
@@ -356,9 +376,46 @@ def _sacrum(candidates: np.ndarray, column: list[np.ndarray], affine: np.ndarray
     return lab == 1 + int(np.argmax(np.where(fits, sizes, -1))), False
 
 
-def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, sacrum_class: int = 2) -> Identification:
+def anchor_labels(n: int, sacrum_l5: bool, t12: int | None) -> tuple[list[int], str, list[str]]:
+    """VerSe labels for ``n`` vertebrae listed cranial first, the anchor used and notes.
+
+    Args:
+        sacrum_l5: the lowest vertebra rests on the sacrum (so it is L5).
+        t12: index (cranial first) of the lowest rib-bearing vertebra, or None.
+    Labels past L5 (or above C1) are 0: left unlabelled.
+    """
+    notes: list[str] = []
+    by_sacrum = 24 - (n - 1)  # the topmost vertebra's label, counted from L5 at the bottom
+    if sacrum_l5 and t12 is not None:
+        top = by_sacrum
+        if 19 - t12 == by_sacrum:
+            anchor = ANCHOR_BOTH
+        else:
+            anchor = ANCHOR_CONFLICT
+            lumbar = n - 1 - t12
+            notes.append(f"labels counted from the sacrum, but {lumbar} rib-free vertebra"
+                         f"{'' if lumbar == 1 else 'e'} lie between the lowest rib and the sacrum, not 5 "
+                         "(a transitional vertebra, or a 12th rib missing or not seen): check the labels")
+    elif sacrum_l5:
+        top, anchor = by_sacrum, ANCHOR_SACRUM
+    elif t12 is not None:
+        top, anchor = 19 - t12, ANCHOR_RIB
+        notes.append("no sacrum in view: labels counted from the lowest rib-bearing vertebra (T12)")
+    else:
+        top, anchor = by_sacrum, ANCHOR_NONE
+        notes.append(f"{UNANCHORED_NOTE}: neither the sacrum nor the lowest rib (T12) is in view, so the lowest "
+                     "vertebra was guessed to be L5; check the labels (--first-label relabels them)")
+    labels = [top + k if 1 <= top + k <= 24 else 0 for k in range(n)]
+    if 0 in labels:
+        notes.append("vertebrae beyond C1 or L5 by this count were left unlabelled")
+    return labels, anchor, notes
+
+
+def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, sacrum_class: int = 2,
+             hu: np.ndarray | None = None) -> Identification:
     """VerSe labels for a class map in RAS+ (``affine`` voxel -> RAS mm).
 
+    ``hu`` (the CT in HU on the same grid) lets the ribs anchor the labels too.
     Returns labels on the same grid: vertebrae 1-25, sacrum 26, background 0.
     """
     voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
@@ -367,25 +424,25 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
     out = np.zeros(classes.shape, np.uint8)
     notes: list[str] = []
     if not ids:
-        return Identification(out, False, ["no vertebra found"])
+        return Identification(out, ANCHOR_NONE, ["no vertebra found"])
     coms = ndimage.center_of_mass(np.ones(classes.shape), instances, ids)
     centre = {i: affine[:3, :3] @ np.array(c) + affine[:3, 3] for i, c in zip(ids, coms)}
     order = sorted(ids, key=lambda i: -centre[i][2])  # cranial first
     sacrum, ignored = _sacrum(classes == sacrum_class, [centre[i] for i in order], affine, voxel_ml)
-    anchored = bool(sacrum.any())
     if ignored:
         notes.append("a sacrum-like piece beside the vertebrae was ignored")
-    if anchored:
+    if sacrum.any():
         sac_z = float((affine[:3, :3] @ np.array(ndimage.center_of_mass(sacrum)) + affine[:3, 3])[2])
         out[sacrum] = SACRUM_LABEL
         for i in [i for i in order if centre[i][2] <= sac_z]:  # column bone below the sacrum's centre
             out[instances == i] = SACRUM_LABEL                 # is sacral (S1 taken for a vertebra)
+            instances[instances == i] = 0
         order = [i for i in order if centre[i][2] > sac_z]
-    else:
-        notes.append("no sacrum in view: the lowest vertebra is assumed to be L5")
-    lumbar_down = list(range(24, 7, -1)) + list(range(7, 0, -1))  # L5, L4 ... T1, C7 ... C1
-    for i, label in zip(order[::-1], lumbar_down):
+    t12 = None
+    if hu is not None and order:
+        t12_id = lowest_rib_bearing(order, rib_bearing(instances, hu, affine, out == SACRUM_LABEL))
+        t12 = order.index(t12_id) if t12_id is not None else None
+    labels, anchor, more = anchor_labels(len(order), bool(sacrum.any()), t12)
+    for i, label in zip(order, labels):
         out[instances == i] = label
-    if len(order) > len(lumbar_down):
-        notes.append("more vertebrae than labels: the topmost were left unlabelled")
-    return Identification(out, anchored, notes)
+    return Identification(out, anchor, notes + more)

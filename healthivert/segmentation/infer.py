@@ -23,6 +23,7 @@ from scipy import ndimage
 
 from healthivert.errors import InputError
 from healthivert.io.volume import Volume, empty_sitk_image, sitk_from_array
+from healthivert.labels import UNCERTAIN_ANCHORS
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
 from healthivert.segmentation.identify import identify
 
@@ -39,8 +40,13 @@ class Segmentation:
     """A predicted mask on the CT's grid (VerSe labels) and notes on how labels were anchored."""
 
     mask: Volume
-    anchored_on_sacrum: bool
+    anchor: str  # how the labels were anchored: one of identify's ``ANCHOR_*`` texts
     notes: list[str]
+
+    @property
+    def anchored(self) -> bool:
+        """Whether the labels rest on an anchor that was seen (or given) and not contradicted."""
+        return self.anchor not in UNCERTAIN_ANCHORS
 
 
 def preprocess(ct: Volume, cfg: SegmenterConfig) -> MetaTensor:
@@ -148,10 +154,12 @@ def segment_ct(ct: Volume, model: torch.nn.Module, cfg: SegmenterConfig) -> Segm
     image = preprocess(ct, cfg)
     affine = image.affine.numpy()
     prob = predict_probabilities(model, image, cfg)
-    ident = identify(_clean(prob.argmax(axis=0).astype(np.uint8)), affine)
+    lo, hi = cfg.hu_window  # the windowed CT back in HU (clipped to the window: enough to find ribs)
+    hu = image.as_tensor()[0].numpy() * (hi - lo) + lo
+    ident = identify(_clean(prob.argmax(axis=0).astype(np.uint8)), affine, hu=hu)
     if not (ident.labels > 0).any() or not ((ident.labels > 0) & (ident.labels < 26)).any():
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")
     labels = labels_on_grid(ident.labels, 1.0 - prob[0], affine, ct, reach_mm=1.5 * cfg.spacing_mm)
     if not ((labels > 0) & (labels < 26)).any():
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")
-    return Segmentation(Volume(labels, ct.affine, ct.source), ident.anchored_on_sacrum, ident.notes)
+    return Segmentation(Volume(labels, ct.affine, ct.source), ident.anchor, ident.notes)

@@ -8,6 +8,7 @@ import torch
 
 from healthivert.cli import main
 from healthivert.io.volume import Volume
+from healthivert.labels import ANCHOR_SACRUM
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.segmentation import infer
 from healthivert.segmentation.config import SegmenterConfig
@@ -52,12 +53,12 @@ def test_identify_counts_up_from_the_sacrum(n, sacrum, expected, anchored):
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     ident = identify(_stack(n, sacrum), affine)
     assert sorted(int(x) for x in np.unique(ident.labels) if x) == expected
-    assert ident.anchored_on_sacrum is anchored
+    assert ident.anchored is anchored
     # cranial vertebrae get the smaller labels: superior = larger z index
     z_of = {lab: np.argwhere(ident.labels == lab)[:, 2].mean() for lab in expected if lab != 26}
     assert sorted(z_of, key=lambda lab: -z_of[lab]) == sorted(z_of)
     if not sacrum:
-        assert any("assumed to be L5" in note for note in ident.notes)
+        assert any("guessed to be L5" in note for note in ident.notes)
 
 
 def test_identify_ignores_a_sacrum_level_with_the_vertebrae():
@@ -74,9 +75,9 @@ def test_identify_ignores_a_sacrum_level_with_the_vertebrae():
     aside[np.roll(sacrum, 20, axis=0)] = 2
     for classes, labels in ((level, [24]), (aside, [23, 24])):
         ident = identify(classes, affine)
-        assert not ident.anchored_on_sacrum
+        assert not ident.anchored
         assert sorted(int(x) for x in np.unique(ident.labels) if x) == labels
-        assert any("assumed to be L5" in note for note in ident.notes)
+        assert any("guessed to be L5" in note for note in ident.notes)
 
 
 def test_identify_anchors_on_the_midline_sacrum_not_the_largest_piece():
@@ -91,7 +92,7 @@ def test_identify_anchors_on_the_midline_sacrum_not_the_largest_piece():
     classes[10:20, 10:20, z_bottom - 3:z_bottom + 1] = 2  # its top: 400 voxels, 3.2 ml at 2 mm
     classes[45:65, 5:25, 0:12] = 2  # an iliac piece, 4800 voxels, 45 mm to the side
     ident = identify(classes, affine)
-    assert ident.anchored_on_sacrum and not ident.notes
+    assert ident.anchor == ANCHOR_SACRUM and not ident.notes
     assert sorted(int(x) for x in np.unique(ident.labels) if x) == [21, 22, 23, 24, 26]
     assert (ident.labels[45:65, 5:25, 0:12] == 0).all()  # the iliac piece is no sacrum
     assert (ident.labels[8:22, 8:22, z_bottom - 12:z_bottom - 4] == 26).all()  # S1 is sacral
@@ -232,7 +233,7 @@ def test_segment_ct_with_a_perfect_network_recovers_the_phantom(phantom, monkeyp
                         lambda model, image, cfg: _one_hot(np.round(truth_classes.numpy()[0]).astype(np.uint8)))
     seg = infer.segment_ct(phantom.ct, model=None, cfg=cfg)
     assert seg.mask.shape == phantom.ct.shape and np.allclose(seg.mask.affine, phantom.ct.affine)
-    assert seg.anchored_on_sacrum
+    assert seg.anchor == ANCHOR_SACRUM  # L1-L5: no ribs to see
     for label in range(20, 25):
         p, t = seg.mask.array == label, phantom.mask.array == label
         dice = 2 * (p & t).sum() / (p.sum() + t.sum())

@@ -1,0 +1,182 @@
+"""Identification anchors: the sacrum, the lowest rib (T12), both, neither, and a user's relabel."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from healthivert.cli import main
+from healthivert.io.images import load_ct, load_mask
+from healthivert.labels import (
+    ANCHOR_BOTH,
+    ANCHOR_CONFLICT,
+    ANCHOR_NONE,
+    ANCHOR_RIB,
+    ANCHOR_SACRUM,
+    ANCHOR_USER,
+    relabel_from_top,
+)
+from healthivert.phantom import PhantomConfig, make_phantom, write_phantom
+from healthivert.segmentation import infer
+from healthivert.segmentation.config import SegmenterConfig
+from healthivert.segmentation.identify import anchor_labels
+from healthivert.segmentation.ribs import lowest_rib_bearing, rib_bearing
+from healthivert.training.segmenter import class_map
+from tests.helpers import assert_one_line_error, shared_path
+
+AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("n", "sacrum", "t12", "top", "anchor"),
+    [
+        (5, True, None, 20, ANCHOR_SACRUM),  # L1..L5 on the sacrum
+        (6, False, 2, 17, ANCHOR_RIB),  # T10..L3: the third from the top bears the last rib
+        (8, True, 2, 17, ANCHOR_BOTH),  # T10..L5 with the sacrum: 5 rib-free vertebrae between
+        (9, True, 2, 16, ANCHOR_CONFLICT),  # 6 rib-free vertebrae above the sacrum: counted from it
+        (4, False, None, 21, ANCHOR_NONE),  # L2..L5 guessed
+    ],
+)
+def test_anchor_labels_count_from_what_is_in_view(n, sacrum, t12, top, anchor):
+    labels, got, notes = anchor_labels(n, sacrum, t12)
+    assert labels == list(range(top, top + n)) and got == anchor
+    if anchor == ANCHOR_NONE:
+        assert any("unanchored" in note and "guessed to be L5" in note for note in notes)
+    if anchor == ANCHOR_CONFLICT:
+        assert any("6 rib-free vertebrae" in note and "check the labels" in note for note in notes)
+
+
+def test_anchor_labels_leave_vertebrae_past_l5_unlabelled():
+    labels, anchor, notes = anchor_labels(8, False, 0)  # T12 at the top, then 7 rib-free vertebrae
+    assert labels == [19, 20, 21, 22, 23, 24, 0, 0] and anchor == ANCHOR_RIB
+    assert any("left unlabelled" in note for note in notes)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ([True, True, False, False], 2),  # two thoracic, then lumbar: the second is T12
+        ([True, False], 1),
+        ([False, False, False], None),  # a lumbar view (or ribs cropped away)
+        ([True, True, True], None),  # T12 may lie below the view
+        ([True, False, False, True], None),  # 'ribs' again further down: pelvis or artefact
+    ],
+)
+def test_lowest_rib_bearing_needs_a_rib_free_vertebra_below_the_top_run(flags, expected):
+    order = [10 * (k + 1) for k in range(len(flags))]
+    got = lowest_rib_bearing(order, dict(zip(order, flags)))
+    assert got == (None if expected is None else order[expected - 1])
+
+
+def _spine_with_ribs(ribbed: int, n: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Box vertebrae (ids 1..n, top first) on a 2 mm grid in RAS, and HU: bone 400, soft tissue
+    40. The top ``ribbed`` vertebrae carry a rib per side: bone starting 2 mm beside the
+    vertebra, behind its centre, running 70 mm out to the side. In front of every vertebra an
+    'aorta' (contrast, 300 HU) runs the whole column, touching it."""
+    shape = (120, 60, 16 * n + 10)
+    inst, hu = np.zeros(shape, np.int32), np.full(shape, 40.0)
+    x0, x1, y0, y1 = 50, 70, 20, 40
+    for k in range(n):
+        z1 = shape[2] - 5 - 16 * k
+        inst[x0:x1, y0:y1, z1 - 12:z1] = k + 1
+        if k < ribbed:
+            for side in (-1, 1):
+                xs = range(x0 - 36, x0 - 1) if side < 0 else range(x1 + 1, x1 + 36)
+                hu[list(xs), y0:y0 + 4, z1 - 8:z1 - 4] = 400.0
+    hu[inst > 0] = 400.0
+    hu[54:66, y1:y1 + 8, :] = 300.0  # the aorta: in front, 24 mm across, along the whole column
+    return inst, hu
+
+
+@pytest.mark.parametrize("ribbed", [0, 2, 5])
+def test_rib_bearing_finds_ribs_beside_the_vertebrae_not_the_aorta(ribbed):
+    inst, hu = _spine_with_ribs(ribbed)
+    flags = rib_bearing(inst, hu, AFFINE)
+    assert flags == {k + 1: k < ribbed for k in range(5)}
+    expected = 2 if ribbed == 2 else None
+    assert lowest_rib_bearing([1, 2, 3, 4, 5], flags) == expected
+
+
+def test_rib_bearing_ignores_bone_touching_the_sacrum():
+    """An iliac wing runs far out to the side like a rib, but it meets the sacrum."""
+    inst, hu = _spine_with_ribs(0)
+    sacrum = np.zeros(inst.shape, bool)
+    sacrum[50:70, 20:40, 0:4] = True
+    hu[sacrum] = 400.0
+    hu[10:49, 20:40, 0:8] = 400.0  # touches L5's side (the lowest box) and the sacrum
+    hu[71:110, 20:40, 0:8] = 400.0
+    inst_low = inst.copy()
+    inst_low[50:70, 20:40, 4:9] = 5  # the lowest vertebra reaches down beside the 'ilium'
+    assert not any(rib_bearing(inst_low, hu, AFFINE, sacrum).values())
+    assert rib_bearing(inst_low, hu, AFFINE)[5]  # without the sacrum it would read as a rib
+
+
+def test_relabel_from_top_shifts_every_vertebra_and_keeps_the_sacrum():
+    mask = np.array([0, 20, 21, 22, 26, 0, 22])
+    out, shift = relabel_from_top(mask, 17)
+    assert shift == -3 and out.tolist() == [0, 17, 18, 19, 26, 0, 19]
+    with pytest.raises(ValueError, match="past L5"):
+        relabel_from_top(mask, 23)
+    with pytest.raises(ValueError, match="no vertebra"):
+        relabel_from_top(np.array([0, 26]), 10)
+
+
+def _one_hot(classes: np.ndarray) -> np.ndarray:
+    return np.stack([classes == c for c in range(3)]).astype(np.float32)
+
+
+@pytest.mark.parametrize(("top", "bottom", "anchor"), [("T11", "L2", ANCHOR_RIB), ("L1", "L3", ANCHOR_NONE)])
+def test_segment_ct_anchors_on_the_phantoms_ribs(top, bottom, anchor, monkeypatch):
+    """A phantom cut above the sacrum, through a network that is always right: its ribs (drawn
+    on T1-T12) anchor the labels; a lumbar view has nothing to anchor on and says so."""
+    study = make_phantom(PhantomConfig(top=top, bottom=bottom, slice_mm=2.0, in_plane_mm=1.0), 12)
+    cfg = SegmenterConfig()
+    truth = infer.resample_labels(study.mask.with_array(class_map(study.mask.array)), cfg)
+    monkeypatch.setattr(infer, "predict_probabilities",
+                        lambda model, image, cfg: _one_hot(np.round(truth.numpy()[0]).astype(np.uint8)))
+    seg = infer.segment_ct(study.ct, model=None, cfg=cfg)
+    assert seg.anchor == anchor and seg.anchored is (anchor != ANCHOR_NONE)
+    got = {int(x) for x in np.unique(seg.mask.array) if 0 < x < 26}
+    want = {int(x) for x in np.unique(study.mask.array) if 0 < x < 26}
+    assert (got == want) is (anchor != ANCHOR_NONE), (got, want)
+
+
+def test_run_first_label_relabels_a_given_mask_and_says_so(tmp_path, capsys):
+    """A mask labelled one level low (as a segmenter without anchor may leave it): --first-label
+    shifts it back; result.json and vertebrae.csv say who set the labels."""
+    study = make_phantom(PhantomConfig(top="T12", bottom="L3", slice_mm=2.0, in_plane_mm=1.5), 3)
+    low, _ = relabel_from_top(study.mask.array, 20)  # T12..L3 written as L1..L4
+    paths = write_phantom(replace(study, mask=study.mask.with_array(low)), tmp_path / "p")
+    rc = main(["run", "--mask", str(paths["mask"]), "--out", str(tmp_path / "r"), "--grader", "rule",
+               "--first-label", "T12"])
+    assert rc == 0
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert [v["name"] for v in result["vertebrae"]] == ["T12", "L1", "L2", "L3"]
+    assert result["labels"] == {"source": "given mask", "anchor": ANCHOR_USER, "anchored": True, "shift": -1,
+                                "was": "given mask"}
+    assert "shifted by -1 level from the mask's" in capsys.readouterr().out
+    csv_lines = (tmp_path / "r" / "vertebrae.csv").read_text().splitlines()
+    assert csv_lines[0].endswith(",labels_anchor") and csv_lines[1].endswith("," + ANCHOR_USER)
+    rc = main(["run", "--mask", str(paths["mask"]), "--out", str(tmp_path / "r2"), "--grader", "rule",
+               "--first-label", "L4"])
+    assert_one_line_error(rc, capsys.readouterr(), "--first-label L4", "past L5")
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_ct_labels_anchor_on_both_the_sacrum_and_the_ribs():
+    """The real 3 mm abdominal CT (T11-S1): its 12th rib is seen, T12 agrees with the count from
+    the sacrum, and the shipped network's labels match TotalSegmentator's for T12-L5."""
+    from healthivert.segmentation import DEFAULT_WEIGHTS, load_weights, segment_ct
+
+    folder = shared_path("real/totalseg_example")
+    model, cfg, _ = load_weights(DEFAULT_WEIGHTS)
+    seg = segment_ct(load_ct(folder / "ct.nii.gz"), model, cfg)
+    assert seg.anchor == ANCHOR_BOTH, seg.notes
+    ref = load_mask(folder / "vertebrae_totalsegmentator.nii.gz").array
+    for label in range(19, 25):
+        overlap = seg.mask.array[ref == label]
+        assert np.bincount(overlap[overlap > 0]).argmax() == label

@@ -2,11 +2,14 @@
 
     .venv/bin/python benchmarks/segmentation.py [--studies 4] [--seed 6000] [--weights W]
 
-Prints markdown tables: held-out phantoms (mean Dice per vertebra, identification rate by
+Prints markdown tables: held-out phantoms, whole (T8-L5 with the sacrum) and cut above the
+sacrum (T8-L3: only the ribs anchor the labels) (mean Dice per vertebra, identification rate by
 the VerSe definition: the nearest predicted centroid has the right label and lies within
-20 mm), the real CT ../shared/data/real/totalseg_example (Dice per vertebra against
-TotalSegmentator's mask for T12..L5, labels right), and wall time / peak memory of
-`healthivert segment` on that CT.
+20 mm, the anchor used); the real VerSe CTs of ../shared/data/real/verse2019_subset against
+their expert masks (bone Dice, Dice per vertebra against the predicted vertebra overlapping it
+most, labels judged apart, identification rate, anchor); the real CT
+../shared/data/real/totalseg_example (Dice per vertebra against TotalSegmentator's mask for
+T12..L5, labels right), and wall time / peak memory of `healthivert segment` on that CT.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,7 @@ from healthivert.segmentation import DEFAULT_WEIGHTS, load_weights, segment_ct
 
 ROOT = Path(__file__).resolve().parents[1]
 TOTALSEG = ROOT.parent / "shared" / "data" / "real" / "totalseg_example"
+VERSE = ROOT.parent / "shared" / "data" / "real" / "verse2019_subset"
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -50,22 +55,66 @@ def identification(pred, truth) -> tuple[int, int]:
     return hits, len(tc)
 
 
-def phantom_table(model, cfg, n: int, seed: int) -> str:
-    dices, hits, total = [], 0, 0
+def phantom_table(model, cfg, n: int, seed: int, top: str = "T8", bottom: str = "L5") -> str:
+    dices, hits, total, anchors = [], 0, 0, Counter()
     for i in range(n):
-        study = make_phantom(PhantomConfig(), seed + i)
+        study = make_phantom(PhantomConfig(top=top, bottom=bottom), seed + i)
         seg = segment_ct(study.ct, model, cfg)
         for label in (int(x) for x in np.unique(study.mask.array) if 0 < x < 26):
             dices.append(dice(seg.mask.array == label, study.mask.array == label))
         h, t = identification(seg.mask, study.mask)
         hits, total = hits + h, total + t
-        print(f"  phantom {i + 1}/{n}", file=sys.stderr)
+        anchors[seg.anchor] += 1
+        print(f"  phantom {top}-{bottom} {i + 1}/{n}", file=sys.stderr)
     return "\n".join([
-        f"Held-out phantoms ({n} studies T8-L5, seeds {seed}..{seed + n - 1}):", "",
+        f"Held-out phantoms ({n} studies {top}-{bottom}, seeds {seed}..{seed + n - 1}):", "",
         "| metric | value | target |", "|---|---|---|",
         f"| mean Dice per vertebra | {np.nanmean(dices):.3f} (n={len(dices)}) | >= 0.90 |",
         f"| identification rate | {100 * hits / max(total, 1):.1f} % ({hits}/{total}) | >= 95 % |",
+        f"| labels anchored on | {'; '.join(f'{a}: {k}' for a, k in anchors.items())} | |",
     ])
+
+
+def overlap_dice(pred: np.ndarray, truth: np.ndarray) -> dict[int, tuple[float, int]]:
+    """Per truth vertebra: Dice against the predicted vertebra that overlaps it most (labels
+    judged apart) and that vertebra's label (0: none overlaps)."""
+    out = {}
+    for label in (int(x) for x in np.unique(truth) if 0 < x < 26):
+        t = truth == label
+        hit = pred[t]
+        hit = hit[(hit > 0) & (hit < 26)]
+        got = int(np.bincount(hit).argmax()) if hit.size else 0
+        out[label] = (dice(pred == got, t) if got else 0.0, got)
+    return out
+
+
+def verse_table(model, cfg) -> str:
+    """The real VerSe subjects against their expert masks."""
+    subjects = sorted(p.name for p in (VERSE / "rawdata").glob("sub-*")) if VERSE.is_dir() else []
+    if not subjects:
+        return "verse2019_subset: ../shared/data/real/verse2019_subset absent, skipped"
+    rows = ["Real VerSe 2019 CTs against the experts' masks (the shipped weights never saw them):", "",
+            "| subject | bone Dice | mean Dice per vertebra (most-overlapping prediction) | labels right "
+            "(most overlap) | identification rate | anchor |", "|---|---|---|---|---|---|"]
+    bone_all, per_all = [], []
+    for subject in subjects:
+        ct = load_ct(VERSE / "rawdata" / subject / f"{subject}_ct.nii.gz")
+        truth = load_mask(VERSE / "derivatives" / subject / f"{subject}_seg-vert_msk.nii.gz")
+        seg = segment_ct(ct, model, cfg)
+        pred, ref = seg.mask.array, truth.array
+        bone = dice((pred > 0) & (pred < 26), (ref > 0) & (ref < 26))
+        per = overlap_dice(pred, ref)
+        right = sum(got == label for label, (_, got) in per.items())
+        hits, total = identification(seg.mask, truth)
+        bone_all.append(bone)
+        per_all += [d for d, _ in per.values()]
+        names = f"{VERSE_NAMES[min(per)]}-{VERSE_NAMES[max(per)]}"
+        rows.append(f"| {subject} ({names}) | {bone:.3f} | {np.mean([d for d, _ in per.values()]):.3f} | "
+                    f"{right} / {len(per)} | {hits} / {total} | {seg.anchor} |")
+        print(f"  {subject} done", file=sys.stderr)
+    rows.append(f"\nbone Dice mean {np.mean(bone_all):.3f} (target >= 0.85 each); mean Dice per vertebra "
+                f"{np.mean(per_all):.3f} (target >= 0.80)")
+    return "\n".join(rows)
 
 
 def real_table(model, cfg) -> str:
@@ -87,7 +136,7 @@ def real_table(model, cfg) -> str:
         dices.append(d)
         rows.append(f"| {VERSE_NAMES[label]} | {d:.3f} | {VERSE_NAMES.get(got, 'none')} |")
     rows.append(f"\nmean Dice T12..L5: {np.nanmean(dices):.3f} (target >= 0.80); labels right: {right} of 6 "
-                f"(target >= 5); notes: {seg.notes or '-'}")
+                f"(target >= 5); anchor: {seg.anchor}; notes: {seg.notes or '-'}")
     return "\n".join(rows)
 
 
@@ -115,6 +164,10 @@ def main() -> int:
     model, cfg, card = load_weights(args.weights)
     print(f"weights: {args.weights.name}; {card.get('trained_on', '?')}; {card.get('steps', '?')} steps\n")
     print(phantom_table(model, cfg, args.studies, args.seed))
+    print()
+    print(phantom_table(model, cfg, args.studies, args.seed, bottom="L3"))
+    print()
+    print(verse_table(model, cfg))
     print()
     print(real_table(model, cfg))
     print()

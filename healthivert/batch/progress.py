@@ -38,6 +38,10 @@ def format_summary(s: BatchSummary) -> str:
              f"in {format_duration(s.elapsed_s)}",
              f"results: {s.out / 'studies'}/<study_id>/, cohort table {s.out / 'cohort.csv'}, "
              f"log {s.out / 'batch.log'}"]
+    if s.uncertain_labels:
+        ids = s.uncertain_labels
+        lines.append(f"labels uncertain ({len(ids)}: no sacrum or 12th rib in view, or they disagree; column "
+                     f"labels_anchor): {', '.join(ids[:10])}" + (" ..." if len(ids) > 10 else ""))
     if s.failed:
         lines.append(f"failed ({s.failed}, reasons in {s.out / 'failed.csv'}): {', '.join(s.failed_ids[:10])}"
                      + (" ..." if s.failed > 10 else ""))

@@ -64,7 +64,8 @@ class BatchSummary:
     """The outcome of a batch run.
 
     ``peak_rss_mb`` maps each worker process id to its peak resident memory (MiB);
-    ``study_seconds`` each processed study to its run time on the worker.
+    ``study_seconds`` each processed study to its run time on the worker; ``uncertain_labels``
+    lists the done studies whose vertebra labels rest on no anchor (or on anchors that disagree).
     """
 
     out: Path
@@ -76,6 +77,7 @@ class BatchSummary:
     elapsed_s: float
     peak_rss_mb: dict[int, float] = field(default_factory=dict)
     study_seconds: dict[str, float] = field(default_factory=dict)
+    uncertain_labels: list[str] = field(default_factory=list)  # done studies whose labels are a guess
 
     @property
     def ok(self) -> bool:
@@ -269,7 +271,8 @@ def _run(specs, layout: BatchLayout, workers, scheduler, options, progress, retr
                 report(spec.study_id, outcome.status)
         remove_stale_parts(layout)  # a worker that died mid-write leaves its temporary folder
     summary = BatchSummary(layout.root, len(specs), ledger.done, len(plan.done), len(ledger.failed_ids),
-                           sorted(ledger.failed_ids), time.perf_counter() - t0, ledger.peaks, ledger.seconds)
+                           sorted(ledger.failed_ids), time.perf_counter() - t0, ledger.peaks, ledger.seconds,
+                           ledger.cohort.uncertain_labels())
     logger.info("finished in %.1f s: %d done, %d skipped (done before), %d failed", summary.elapsed_s,
                 summary.done, summary.skipped, summary.failed)
     return summary

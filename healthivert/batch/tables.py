@@ -10,6 +10,7 @@ from pathlib import Path
 from healthivert.batch.spec import StudySpec
 from healthivert.io.atomic import atomic_write_text
 from healthivert.io.csv_text import csv_text
+from healthivert.labels import UNCERTAIN_ANCHORS
 from healthivert.report.contract import CSV_COLUMNS
 
 FAILED_COLUMNS = ["study_id", "reason", "mask", "ct", "centroids"]
@@ -37,6 +38,11 @@ class CohortTable:
     def add(self, study_id: str, rows: list[dict[str, str]]) -> None:
         """Set a study's rows (a study appears once, however often it is added)."""
         self._rows[study_id] = [{c: row.get(c, "") for c in CSV_COLUMNS} for row in rows]
+
+    def uncertain_labels(self) -> list[str]:
+        """Studies whose vertebra labels rest on no anchor, or on anchors that disagree."""
+        return sorted(sid for sid, rows in self._rows.items()
+                      if any(row["labels_anchor"] in UNCERTAIN_ANCHORS for row in rows))
 
     def write(self) -> Path:
         """Rewrite the file atomically, studies sorted by id."""

@@ -100,3 +100,21 @@ def test_one_batch_at_a_time_per_output_folder(tmp_path):
                 pass
     with exclusive(layout):  # released
         pass
+
+
+def test_cohort_table_and_summary_name_the_studies_with_uncertain_labels(tmp_path):
+    from pathlib import Path
+
+    from healthivert.batch.progress import format_summary
+    from healthivert.batch.runner import BatchSummary
+    from healthivert.labels import ANCHOR_CONFLICT, ANCHOR_NONE, ANCHOR_SACRUM
+
+    table = CohortTable(tmp_path / "cohort.csv")
+    for sid, anchor in (("a", ANCHOR_SACRUM), ("b", ANCHOR_NONE), ("c", "given mask"), ("d", ANCHOR_CONFLICT)):
+        table.add(sid, [{"study_id": sid, "label": "20", "labels_anchor": anchor}])
+    assert table.uncertain_labels() == ["b", "d"]
+    table.write()
+    assert [r["labels_anchor"] for r in _read(tmp_path / "cohort.csv")][1] == ANCHOR_NONE
+    text = format_summary(BatchSummary(Path("out"), 4, 4, 0, 0, [], 1.0, uncertain_labels=["b", "d"]))
+    assert "labels uncertain (2" in text and "b, d" in text
+    assert "labels uncertain" not in format_summary(BatchSummary(Path("out"), 1, 1, 0, 0, [], 1.0))

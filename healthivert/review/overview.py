@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from healthivert.report.contract import ResultContractError
 from healthivert.review.paths import ResultsFolder
 from healthivert.review.store import ReviewStore
 from healthivert.review.studies import Study
@@ -11,9 +12,21 @@ REVIEW_STATUSES: tuple[str, ...] = ("unreviewed", "partly", "reviewed")
 
 
 def list_studies(folders: ResultsFolder, store: ReviewStore) -> list[dict]:
-    """One summary row per discovered study (see :func:`~healthivert.review.tables.study_summary`)."""
+    """One summary row per discovered study (see :func:`~healthivert.review.tables.study_summary`).
+
+    A study whose result.json became unreadable since the folder was scanned is set aside
+    (listed in ``folders.problems`` with the reason), not shown.
+    """
     reviews = store.reviews()
-    return [study_summary(Study.load(folders, sid), reviews) for sid in sorted(folders.studies)]
+    rows = []
+    for sid in sorted(folders.studies):
+        try:
+            study = Study.load(folders, sid)
+        except ResultContractError as exc:
+            folders.set_aside(sid, exc)
+            continue
+        rows.append(study_summary(study, reviews))
+    return rows
 
 
 def filter_studies(rows: list[dict], text: str = "", statuses: tuple[str, ...] | list[str] = REVIEW_STATUSES,

@@ -9,14 +9,12 @@ anywhere: they are read exactly as recorded, never from anything a browser sends
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from healthivert.errors import InputError
 from healthivert.io.ids import is_safe_name
-
-RESULT_FILE = "result.json"
+from healthivert.report.contract import RESULT_FILE, ResultContractError, read_result_file
 
 
 class UnsafePathError(InputError):
@@ -54,7 +52,8 @@ class ResultsFolder:
     Attributes:
         root: the resolved folder the viewer may read.
         studies: study id (from ``result.json``) -> its resolved folder inside ``root``.
-        problems: one line per folder that was skipped, and why.
+        problems: one line per folder that was skipped, and why (a result.json that does not
+            follow the result contract is listed as unreadable, with the reason).
     """
 
     root: Path
@@ -104,9 +103,9 @@ class ResultsFolder:
         if not folder.is_dir() or not result.is_file():
             return
         try:
-            study_id = json.loads(result.read_text(encoding="utf-8"))["study_id"]
-        except (OSError, ValueError, KeyError, TypeError):
-            self.problems.append(f"{candidate.name}: skipped, unreadable {RESULT_FILE}")
+            study_id = read_result_file(result)["study_id"]
+        except ResultContractError as exc:
+            self.problems.append(f"{candidate.name}: unreadable {exc}")
             return
         if not is_safe_name(study_id):
             self.problems.append(f"{candidate.name}: skipped, unsafe study id {study_id!r}")
@@ -119,6 +118,12 @@ class ResultsFolder:
             self.problems.append(f"{skipped.name}: skipped, study id {study_id!r} also in {kept.name}")
         else:
             self.studies[study_id] = folder
+
+    def set_aside(self, study_id: str, error: ResultContractError) -> None:
+        """Drop a discovered study whose result.json can no longer be read, listing it as unreadable."""
+        folder = self.studies.pop(study_id, None)
+        if folder is not None:
+            self.problems.append(f"{folder.name}: unreadable {error}")
 
     def study_dir(self, study_id: object) -> Path:
         """The folder of a discovered study.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from healthivert.review.paths import RESULT_FILE, ResultsFolder, UnsafePathError, is_safe_name
+from healthivert.report.contract import RESULT_FILE, read_result_file
+from healthivert.review.paths import ResultsFolder, UnsafePathError, is_safe_name
 
 GRADE_NAMES: dict[int, str] = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
 CROP_KINDS: tuple[str, ...] = ("original", "pseudo_healthy", "ct")
@@ -19,7 +19,7 @@ class Study:
     Attributes:
         study_id: from result.json.
         folder: resolved result folder (inside the results folder).
-        result: the parsed result.json.
+        result: the parsed result.json, checked against the result contract.
         folders: the results folder it belongs to (for path checks).
     """
 
@@ -30,9 +30,15 @@ class Study:
 
     @classmethod
     def load(cls, folders: ResultsFolder, study_id: object) -> Study:
-        """Load a discovered study (``UnknownStudyError`` for any other id)."""
+        """Load a discovered study.
+
+        Raises:
+            UnknownStudyError: any other id.
+            ResultContractError: its result.json cannot be read or does not follow the result
+                contract (a ``ValueError``).
+        """
         path = folders.study_file(study_id, RESULT_FILE)
-        result = json.loads(path.read_text(encoding="utf-8"))
+        result = read_result_file(path)
         return cls(result["study_id"], path.parent, result, folders)
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -201,3 +203,36 @@ def test_a_page_showing_an_older_review_cannot_overwrite_a_newer_one(app: AppTes
     assert (review.reviewer, review.action, review.reviewed_grade, review.revision) == ("Dr A", "override", new, 2)
     assert [a.outcome for a in store.audit(CT_STUDY, 20)] == ["saved", "refused", "saved"]
     store.dispose()
+
+
+def _write_grade(folder: Path, study_id: str, name: str, grade) -> None:
+    """Rewrite a study's result.json as ``study_id`` with ``name`` given an impossible ``grade``."""
+    path = folder / "result.json"
+    result = json.loads(path.read_text(encoding="utf-8"))
+    result["study_id"] = study_id
+    next(v for v in result["vertebrae"] if v["name"] == name)["genant_grade"] = grade
+    path.write_text(json.dumps(result), encoding="utf-8")
+
+
+def test_a_result_with_an_impossible_grade_is_listed_as_unreadable(results, monkeypatch) -> None:
+    shutil.copytree(results.root / CT_STUDY, results.root / "sub-bad")
+    _write_grade(results.root / "sub-bad", "sub-bad", "L1", 7)
+    monkeypatch.setenv(ENV_RESULTS, str(results.root))
+    monkeypatch.setenv(ENV_DB, results.db_url)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    assert not at.exception, at.exception
+    assert sorted(_studies_listed(at)) == sorted([CT_STUDY, MASK_STUDY])
+    assert "sub-bad" not in at.selectbox(key="study").options
+    warning = " ".join(w.value for w in at.warning)
+    assert "sub-bad: unreadable result.json" in warning and "vertebrae[1].genant_grade" in warning
+
+
+def test_a_result_broken_after_the_scan_shows_the_reason(app: AppTest, results) -> None:
+    _write_grade(results.root / CT_STUDY, CT_STUDY, "L1", 7)  # the viewer listed it while it was fine
+    app.selectbox(key="study").select(CT_STUDY).run()
+    assert not app.exception, app.exception
+    assert "cannot open the study" in app.error[0].value and "genant_grade" in app.error[0].value
+    app.selectbox(key="study").select("(study list)").run()
+    assert not app.exception, app.exception
+    assert CT_STUDY not in _studies_listed(app)
+    assert any(f"{CT_STUDY}: unreadable result.json" in w.value for w in app.warning)

@@ -66,3 +66,11 @@ def algorithm_grades(root: Path, study_id: str) -> dict[str, int | None]:
 
     result = json.loads((root / study_id / "result.json").read_text(encoding="utf-8"))
     return {v["name"]: v["genant_grade"] for v in result["vertebrae"]}
+
+
+def minimal_result(study_id: str) -> str:
+    """The text of the smallest result.json that follows the result contract (no vertebrae)."""
+    import json
+
+    return json.dumps({"study_id": study_id, "inputs": {"mask": None, "ct": None}, "software_version": "0",
+                       "vertebrae": []})

@@ -10,7 +10,7 @@ import pytest
 
 from healthivert.errors import InputError
 from healthivert.review import ResultsFolder, Study, UnknownStudyError, UnsafePathError, resolve_inside
-from tests.review.results_fixture import CT_STUDY, MASK_STUDY
+from tests.review.results_fixture import CT_STUDY, MASK_STUDY, minimal_result
 
 
 @pytest.mark.parametrize("parts", [("..",), ("../etc/passwd",), ("a", "..", "..", "x"), ("/etc/passwd",),
@@ -58,7 +58,7 @@ def test_unknown_study_ids_are_refused(results, study_id) -> None:
 def test_study_folder_symlinked_from_outside_is_skipped(results, tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    (outside / "result.json").write_text(json.dumps({"study_id": "sub-outside", "vertebrae": []}))
+    (outside / "result.json").write_text(minimal_result("sub-outside"))
     (results.root / "sub-outside").symlink_to(outside, target_is_directory=True)
     folders = ResultsFolder.open(results.root)
     assert "sub-outside" not in folders.studies
@@ -68,7 +68,7 @@ def test_study_folder_symlinked_from_outside_is_skipped(results, tmp_path: Path)
 def test_unsafe_and_duplicate_study_ids_are_skipped(results) -> None:
     for folder, sid in (("evil", "../../evil"), ("dup", CT_STUDY)):
         (results.root / folder).mkdir()
-        (results.root / folder / "result.json").write_text(json.dumps({"study_id": sid, "vertebrae": []}))
+        (results.root / folder / "result.json").write_text(minimal_result(sid))
     (results.root / ".sub-x.part").mkdir()  # a result folder still being written
     (results.root / ".sub-x.part" / "result.json").write_text(json.dumps({"study_id": "sub-x"}))
     folders = ResultsFolder.open(results.root)
@@ -111,16 +111,29 @@ def test_not_a_folder(tmp_path: Path) -> None:
 
 def test_a_batch_output_folder_lists_its_studies(tmp_path):
     """`healthivert view DIR` on a batch's DIR finds DIR/studies/<id>/ as well."""
-    import json
-
-    from healthivert.review.paths import ResultsFolder
-
     for sid in ("sub-a", "sub-b"):
         folder = tmp_path / "studies" / sid
         folder.mkdir(parents=True)
-        (folder / "result.json").write_text(json.dumps({"study_id": sid, "vertebrae": []}))
+        (folder / "result.json").write_text(minimal_result(sid))
     (tmp_path / "studies" / ".sub-c.x.part").mkdir()  # a study still being written
     (tmp_path / "cohort.csv").write_text("study_id\n")
     found = ResultsFolder.open(tmp_path)
     assert sorted(found.studies) == ["sub-a", "sub-b"]
     assert found.study_dir("sub-a") == (tmp_path / "studies" / "sub-a").resolve()
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"{", "not valid JSON"),
+    (b"\xff\xfe{", "not valid JSON"),
+    (b'{"study_id": "sub-x"}', "'inputs' is a required property"),
+    (b"[]", "not a JSON object"),
+])
+def test_results_breaking_the_contract_are_listed_as_unreadable(tmp_path: Path, content: bytes, reason: str) -> None:
+    (tmp_path / "sub-ok").mkdir()
+    (tmp_path / "sub-ok" / "result.json").write_text(minimal_result("sub-ok"))
+    (tmp_path / "sub-x").mkdir()
+    (tmp_path / "sub-x" / "result.json").write_bytes(content)
+    found = ResultsFolder.open(tmp_path)
+    assert list(found.studies) == ["sub-ok"]
+    assert len(found.problems) == 1 and found.problems[0].startswith("sub-x: unreadable result.json: ")
+    assert reason in found.problems[0]

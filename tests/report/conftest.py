@@ -1,0 +1,1 @@
+from tests.review.results_fixture import results, shared_results  # noqa: F401

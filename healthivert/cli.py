@@ -249,10 +249,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    import subprocess
-
     from healthivert.review import ResultsFolder, default_url
-    from healthivert.review.launch import viewer_command, viewer_env, viewer_url
+    from healthivert.review.launch import run_viewer, viewer_command, viewer_env, viewer_url
 
     folders = ResultsFolder.open(args.results)
     if not folders.studies:
@@ -261,10 +259,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     print(f"HealthiVert viewer on {len(folders.studies)} studies in {folders.root}")
     print(f"reviews: {args.db or default_url(folders.root)}")
     print(f"open {viewer_url(args.port, args.address)} in a browser (Ctrl+C stops it)", flush=True)
-    try:
-        return subprocess.call(command, env=viewer_env(folders.root, args.db))
-    except KeyboardInterrupt:
-        return 0
+    return run_viewer(command, viewer_env(folders.root, args.db))  # SIGTERM / Ctrl-C stop the server too
 
 
 def cmd_export(args: argparse.Namespace) -> int:

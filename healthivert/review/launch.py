@@ -1,15 +1,22 @@
-"""How ``healthivert view`` starts the Streamlit viewer (app/main.py of the source tree)."""
+"""How ``healthivert view`` starts the Streamlit viewer (app/main.py of the source tree), and
+stops it: a SIGTERM or SIGINT sent to ``healthivert view`` is passed on to the server."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import healthivert
 from healthivert.errors import InputError
 
 ENV_RESULTS, ENV_DB = "HEALTHIVERT_RESULTS", "HEALTHIVERT_DB"
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+STOP_GRACE_S = 10.0  # how long the server may take to stop before it is killed
+_POLL_S = 0.2
 
 
 def app_script() -> Path:
@@ -49,3 +56,47 @@ def viewer_env(results: str | Path, db_url: str | None = None) -> dict[str, str]
 def viewer_url(port: int = 8501, address: str = "127.0.0.1") -> str:
     host = "localhost" if address in ("0.0.0.0", "::") else address
     return f"http://{host}:{port}"
+
+
+def run_viewer(command: list[str], env: dict[str, str], grace_s: float = STOP_GRACE_S) -> int:
+    """Run the viewer server until it exits, passing on SIGTERM and SIGINT.
+
+    A stop signal sent to this process (a supervisor's SIGTERM, Ctrl-C) goes to the server too;
+    a server still running ``grace_s`` later is killed. Call from the main thread.
+
+    Returns:
+        The server's exit status; 128 + N when signal N ended it.
+    """
+    stops: list[float] = []  # when stop signals came
+    children: list[subprocess.Popen] = []
+
+    def forward(signum: int, _frame) -> None:
+        stops.append(time.monotonic())
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
+    try:
+        children.append(subprocess.Popen(command, env=env))
+        if stops:  # stopped while it was being started
+            children[0].terminate()
+        return _exit_status(_wait(children[0], stops, grace_s))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _wait(child: subprocess.Popen, stops: list[float], grace_s: float) -> int:
+    """The child's return code; killed when it outlives the first stop signal by ``grace_s``."""
+    while True:
+        try:
+            return child.wait(timeout=_POLL_S)
+        except subprocess.TimeoutExpired:
+            if stops and time.monotonic() - stops[0] > grace_s:
+                child.kill()
+
+
+def _exit_status(returncode: int) -> int:
+    """A shell's exit status for a return code (a negative one is the signal that ended it)."""
+    return 128 - returncode if returncode < 0 else returncode

@@ -86,7 +86,8 @@ def show_review(store: ReviewStore, study: Study, label: int) -> None:
         st.success(text)
     audit = store.audit(study.study_id, label)
     if audit:
-        st.caption("audit trail (append-only; a refused save was based on an older review than the current one)")
+        st.caption("audit trail (append-only). Outcome *refused*: saved from a page that showed an older "
+                   "review than the current one; not applied.")
         st.dataframe(pd.DataFrame([{
             "when (UTC)": a.at.strftime("%Y-%m-%d %H:%M:%S"), "reviewer": a.reviewer, "action": a.action,
             "outcome": a.outcome, "old grade": a.old_grade, "new grade": a.new_grade, "comment": a.comment,

@@ -84,9 +84,10 @@ from healthivert.io.atomic import atomic_write_text
 from healthivert.io.csv_text import csv_text
 from healthivert.io.volume import Volume
 from healthivert.labels import SPINE_ORDER, VERSE_NAMES
-from healthivert.pipeline import RunOptions, StudyAnalysis, analyse_study, grade_records, grader_for, load_inputs
+from healthivert.pipeline import RunOptions, StudyAnalysis, analyse_study, grade_records, graders_for, load_inputs
 from healthivert.report.contract import CSV_COLUMNS, csv_row
 from healthivert.sections import SECTIONS
+from healthivert.synthesis.guard import combine
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -231,16 +232,22 @@ def run_case(case: Case, synthesizers: list[str], tsm) -> dict[str, list[dict]]:
     case.timings["load"] = time.perf_counter() - t0
     out: dict[str, list[dict]] = {}
     first: StudyAnalysis | None = None
+    analyses: dict[str, StudyAnalysis] = {}
     for synth in synthesizers:
         if synth == "gan" and ct is None:
             continue
         t = time.perf_counter()
-        analysis = analyse_study(mask, centroids, ct, synth, computed)
+        analyses[synth] = analysis = analyse_study(mask, centroids, ct, synth, computed)
         first = first or analysis
-        for g in GRADERS:
-            graded = replace(analysis, records=copy.deepcopy(analysis.records))
-            grade_records(graded, grader_for(RunOptions(synthesizer=synth, grader=g)))
-            out[f"{synth} + {g}"] = graded.records
+        if synth == "gan" and "prior" in analyses:  # as `healthivert run` has it: the prior where they disagree
+            kept = combine(analysis.healthy, analyses["prior"].healthy)
+            analyses["gan-raw"], analyses["gan"] = analysis, analyse_study(mask, centroids, ct, synth, computed,
+                                                                           synthesize=lambda _, k=kept: k)
+        for name in ("gan-raw", "gan") if synth == "gan" and "gan-raw" in analyses else (synth,):
+            for g in GRADERS:
+                graded = replace(analyses[name], records=copy.deepcopy(analyses[name].records))
+                grade_records(graded, graders_for(RunOptions(synthesizer=synth, grader=g)))
+                out[f"{name} + {g}"] = graded.records
         case.timings[synth] = time.perf_counter() - t
         if synth == "gan" and analysis.measured:
             case.timings["gan s/vertebra"] = analysis.timings["synthesize"] / len(analysis.vertebrae)
@@ -344,9 +351,28 @@ def failure_lines(reports: dict[str, EvaluationReport | None], labels: dict[str,
     return out
 
 
+def bias_lines(rows: dict[str, list[dict]], truth: pd.DataFrame, studies: list[str], synths: list[str]) -> list[str]:
+    """Per synthesizer: mean signed and mean absolute (pseudo-healthy - measured) section height
+    over the expert-normal graded vertebrae of ``studies`` (mm), and how many fell back to the prior."""
+    normal = {(r.study_id, int(r.label)) for r in truth.itertuples() if r.truth_grade == 0 and r.study_id in studies}
+    out = ["| synthesizer | vertebrae | mean signed (mm) | mean absolute (mm) | bodies from the prior (fallback) |",
+           "|---|---|---|---|---|"]
+    for synth in synths:
+        errs, fell = [], 0
+        for r in rows.get(f"{synth} + svm", []):
+            h = r.get("heights_mm")
+            if (r["study_id"], int(r["label"])) not in normal or not h:
+                continue
+            errs += [h["pseudo_healthy"][s] - h["original"][s] for s in SECTIONS]
+            fell += r.get("synthesizer") == "prior" and synth != "prior"
+        if errs:
+            out.append(f"| {synth} | {len(errs) // 3} | {np.mean(errs):+.2f} | {np.mean(np.abs(errs)):.2f} | {fell} |")
+    return out
+
+
 def example_lines(rows: dict[str, list[dict]]) -> list[str]:
     """totalseg_example: grades of L1-L5 per pipeline, pseudo-healthy minus measured heights."""
-    synths = sorted({n.split(" + ")[0] for n in rows if " + " in n}, key=["prior", "gan"].index)
+    synths = sorted({n.split(" + ")[0] for n in rows if " + " in n}, key=["prior", "gan", "gan-raw"].index)
     head = ["| synthesizer | vertebra | svm | rule | pseudo-healthy minus measured a / m / p (mm) |",
             "|---|---|---|---|---|"]
     out, summary = head, []
@@ -434,8 +460,8 @@ def main() -> int:
     atomic_write_text(args.out / "truth.csv", csv_text(["study_id", "label", "name", "genant_grade"],
                                                        truth.rename(columns={"truth_grade": "genant_grade"})
                                                        .to_dict("records")))
-    pipelines = [f"{s} + {g}" for s in args.synthesizers for g in GRADERS] + \
-                [n for n in TS_PIPELINES if n in rows]
+    synth_names = [n for s in args.synthesizers for n in (("gan", "gan-raw") if s == "gan" else (s,))]
+    pipelines = [f"{s} + {g}" for s in synth_names for g in GRADERS] + [n for n in TS_PIPELINES if n in rows]
     results = {n: load_results(write_rows(args.out, n, rows[n])) for n in pipelines if n in rows}
     verse_studies = [c.study_id for c in cases if c.truth is not None]
     ct_studies = [c.study_id for c in cases if c.truth is not None and c.ct is not None]
@@ -452,7 +478,7 @@ def main() -> int:
     everything, ct_only = scored(verse_studies), scored(ct_studies)
     n_all, n_ct = int(truth["study_id"].isin(verse_studies).sum()), int(truth["study_id"].isin(ct_studies).sum())
     labels = dict(TS_PIPELINES)
-    for n in ("gan + svm", "gan + rule"):
+    for n in ("gan + svm", "gan + rule", "gan-raw + svm", "gan-raw + rule"):
         if n in everything and everything[n] is not None:
             labels[n] = f"{n} (no CT for sub-verse007-1mm: its {n_all - n_ct} n/a)"
     print(f"## Expert-graded real VerSe vertebrae ({n_all}: {', '.join(verse_studies)})\n")
@@ -464,6 +490,8 @@ def main() -> int:
     print("\n".join(ci_table(everything, labels)))
     print(f"\n## The three CT subjects only ({n_ct} vertebrae; every pipeline on the same vertebrae)\n")
     print("\n".join(score_table(ct_only, {k: v for k, v in labels.items() if k in TS_PIPELINES})))
+    print("\n## Pseudo-healthy minus measured height on the expert-normal vertebrae of the CT subjects\n")
+    print("\n".join(bias_lines(rows, truth, ct_studies, synth_names)))
     print("\n## Where each pipeline went wrong (truth -> predicted, and the measured loss)\n")
     print("\n".join(failure_lines(everything, labels, verse_studies, rows)))
     if ts_note:

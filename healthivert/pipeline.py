@@ -4,8 +4,8 @@ heights, RHLV and maps -> Genant grades -> the result folder (see DESIGN.md)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +27,7 @@ from healthivert.models import describe_model, model_set
 from healthivert.report.contract import write_result
 from healthivert.report.maps import write_crop, write_loss_map_nifti, write_loss_map_png
 from healthivert.synthesis import PseudoHealthy, get_synthesizer
+from healthivert.synthesis.guard import guarded
 
 Progress = Callable[[int, int, str], None]
 
@@ -49,10 +50,22 @@ def grader_for(options: RunOptions) -> Grader:
     return get_grader(options.grader)
 
 
-def synthesizer_for(options: RunOptions):
-    """The synthesizer of ``options`` (the GAN with the models folder's weights, if it has them)."""
+def graders_for(options: RunOptions) -> dict[str, Grader]:
+    """The grader per synthesizer a vertebra's body may come from: with the GAN, a body it
+    falls back to the prior for is graded by the prior's SVM (the one trained on its features)."""
+    graders = {options.synthesizer: grader_for(options)}
     if options.synthesizer == "gan":
-        return get_synthesizer("gan", weights=str(model_set(options.models).path("synthesizer_gan")))
+        graders["prior"] = grader_for(replace(options, synthesizer="prior"))
+    return graders
+
+
+def synthesizer_for(options: RunOptions):
+    """The synthesizer of ``options``; the GAN (with the models folder's weights, if it has
+    them) falls back to the prior per vertebra where it disagrees with it
+    (:mod:`healthivert.synthesis.guard`)."""
+    if options.synthesizer == "gan":
+        gan = get_synthesizer("gan", weights=str(model_set(options.models).path("synthesizer_gan")))
+        return guarded(gan, get_synthesizer("prior"))
     return get_synthesizer(options.synthesizer)
 
 
@@ -195,6 +208,7 @@ def analyse_study(
     records, measured = [], {}
     for v in vertebrae:
         rec = {"label": v.label, "name": VERSE_NAMES[v.label], "genant_grade": None, "synthesizer": synthesizer}
+        notes = []
         if v.cut_by_fov:
             rec["status"] = fov_status_text(v)
         elif v.label not in healthy:
@@ -211,11 +225,14 @@ def analyse_study(
                 "pseudo_healthy_from": [VERSE_NAMES[n] for n in ph.neighbours],
                 "trabecular_hu": m.trabecular_hu, "bone_density": m.density,
             })
+            if ph.fallback:
+                rec["synthesizer"] = "prior"
+                rec["status"] += f" (pseudo-healthy body from the prior: {ph.fallback})"
+                notes.append(f"{synthesizer} not used: {ph.fallback}")
             if np.isfinite(list(m.features().values())).all():
                 measured[v.label] = m
             else:
                 rec["status"] = "not graded: body heights could not be measured"
-        notes = []
         if v.label in computed_centroids:
             notes.append("centroid computed from the mask")
         if v.touches_fov:
@@ -229,18 +246,29 @@ def analyse_study(
     return StudyAnalysis(vertebrae, healthy, measured, records, timings)
 
 
-def grade_records(analysis: StudyAnalysis, grader: Grader) -> None:
-    """Add grade, probabilities and grader name to every measured record (in place)."""
-    graded = [r for r in analysis.records if r["label"] in analysis.measured]
+def grade_records(analysis: StudyAnalysis, grader: Grader | Mapping[str, Grader]) -> None:
+    """Add grade, probabilities and grader name to every measured record (in place).
+
+    ``grader`` may map synthesizer names to graders (:func:`graders_for`): each record is graded
+    by the one of the synthesizer its body came from (its ``synthesizer`` field).
+    """
+    def grader_of(record: dict) -> Grader:
+        if not isinstance(grader, Mapping):
+            return grader
+        return grader.get(record["synthesizer"]) or next(iter(grader.values()))
+
+    groups: dict[int, tuple[Grader, list[dict]]] = {}
     for r in analysis.records:
-        r["grader"] = grader.name
-    if not graded:
-        return
-    features = pd.DataFrame([analysis.measured[r["label"]].features() for r in graded])
-    proba, grades = grader.predict_proba(features), grader.predict(features)
-    for r, p, g in zip(graded, proba, grades):
-        r["genant_grade"] = int(g)
-        r["probabilities"] = {str(g): float(p[g]) for g in GRADES}
+        g = grader_of(r)
+        r["grader"] = g.name
+        if r["label"] in analysis.measured:
+            groups.setdefault(id(g), (g, []))[1].append(r)
+    for g, records in groups.values():
+        features = pd.DataFrame([analysis.measured[r["label"]].features() for r in records])
+        proba, grades = g.predict_proba(features), g.predict(features)
+        for r, p, k in zip(records, proba, grades):
+            r["genant_grade"] = int(k)
+            r["probabilities"] = {str(c): float(p[c]) for c in GRADES}
 
 
 def write_study(
@@ -290,7 +318,7 @@ def run_study(
     synthesize = synthesizer_for(options)  # a bad name (or missing weights) fails before any work
     if options.synthesizer == "gan" and ct_path is None:
         raise InputError("--synthesizer gan reads the CT: give --ct (or use --synthesizer prior)")
-    grader = grader_for(options)
+    grader = graders_for(options)
     notes: list[str] = []
     mask, ct, centroids, computed, labels = load_inputs(mask_path, ct_path, centroids_path,
                                                         model_set(options.models).path("segmenter"), notes,
@@ -308,7 +336,7 @@ def run_study(
         "units": {"heights": "mm", "rhlv": "fraction", "trabecular_hu": "HU"},
         "conventions": {"labels": "VerSe", "rhlv": "(H_pseudo_healthy - H_original) / H_pseudo_healthy",
                         "genant": "0 normal, 1 mild 20-25 %, 2 moderate 25-40 %, 3 severe > 40 %"},
-        "synthesizer": options.synthesizer, "grader": grader.name,
+        "synthesizer": options.synthesizer, "grader": grader[options.synthesizer].name,
         "models": models_used(options, segmented=mask_path is None),
         "labels": labels,
         "notes": notes,

@@ -20,12 +20,15 @@ class PseudoHealthy:
         body: (n_lr, n_ap, n_si) pseudo-healthy body mask.
         method: how it was made ("neighbours", "intra-vertebral ratios", ...).
         neighbours: VerSe labels it was estimated from.
+        fallback: why the chosen synthesizer's body was replaced by the prior's (None: it was
+            not; see :mod:`healthivert.synthesis.guard`).
     """
 
     heights_mm: np.ndarray
     body: np.ndarray
     method: str
     neighbours: list[int]
+    fallback: str | None = None
 
 
 Synthesizer = Callable[[list[StraightVertebra]], dict[int, PseudoHealthy]]

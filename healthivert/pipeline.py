@@ -1,5 +1,5 @@
 """One study, end to end: mask (and CT) -> straightened vertebrae -> pseudo-healthy bodies ->
-heights, RHLV and maps -> Genant grades -> the result folder (see DESIGN.md)."""
+heights, RHLV and maps -> Genant grades -> the result folder (see docs/design.md)."""
 
 from __future__ import annotations
 

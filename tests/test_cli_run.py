@@ -1,4 +1,4 @@
-"""`healthivert run` and `healthivert demo`, in-process: the result contract of DESIGN.md on a
+"""`healthivert run` and `healthivert demo`, in-process: the result contract of docs/design.md on a
 small phantom (slow), refusals of bad input (fast) and the real VerSe case (slow, skipped
 without ../shared/data)."""
 
@@ -27,7 +27,7 @@ from tests.geometry.builders import box_mask
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 SECTIONS = ("anterior", "middle", "posterior")
-#: the vertebrae.csv columns DESIGN.md names, in its order (others may sit between and after)
+#: the vertebrae.csv columns docs/design.md names, in its order (others may sit between and after)
 DESIGN_COLUMNS = ["study_id", "label", "name", "genant_grade", "rhlv_anterior", "rhlv_middle", "rhlv_posterior",
                   "rhlv_whole", "height_anterior_mm", "height_middle_mm", "height_posterior_mm"]
 #: T12-L2 with a moderate anterior wedge at L1 (truth: 33 % anterior loss, clear of 25 / 40 %)

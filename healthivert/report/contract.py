@@ -1,6 +1,6 @@
 """The result contract of one study: ``result.json`` and ``vertebrae.csv``.
 
-See DESIGN.md. Heights in mm, RHLV and ratios as fractions, density in HU. ``RESULT_SCHEMA``
+See docs/design.md. Heights in mm, RHLV and ratios as fractions, density in HU. ``RESULT_SCHEMA``
 (JSON Schema) and :func:`validate_result` are the one statement of what a result.json must hold:
 the writer checks a result before writing it, and every reader (the viewer) before using it.
 """
@@ -51,7 +51,21 @@ _VERTEBRA = {
     "then": {"required": ["rhlv", "heights_mm"]},
 }
 
-#: What result.json must hold (DESIGN.md, "The result contract"); other keys are allowed.
+#: How the study's vertebra labels were found (optional: results written before it have none).
+#: ``anchored`` is false when the labels are a guess or their anchors disagree; ``shift`` and
+#: ``was`` say how ``--first-label`` moved them and what the anchor was before.
+_LABELS = {
+    "type": "object",
+    "properties": {
+        "source": {"type": "string"},
+        "anchor": {"type": "string"},
+        "anchored": {"type": "boolean"},
+        "shift": {"type": "integer"},
+        "was": {"type": ["string", "null"]},
+    },
+}
+
+#: What result.json must hold (docs/design.md, "The result contract"); other keys are allowed.
 RESULT_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "HealthiVert result.json",
@@ -62,6 +76,7 @@ RESULT_SCHEMA: dict = {
         "inputs": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
         "software_version": {"type": "string"},
         "models": {"type": "object"},
+        "labels": _LABELS,
         "vertebrae": {"type": "array", "items": _VERTEBRA},
     },
 }

@@ -1,4 +1,5 @@
-"""The review database (SQLAlchemy 2 ORM): current reviews and their append-only audit trail.
+"""The review database (SQLAlchemy 2 ORM): current reviews and their append-only audit trail,
+and the reviewers' relabellings of studies by a shift of levels (append-only too).
 
 Every save attempt is audited: saved ones, and those refused because the reviewer's page showed
 an older revision of the vertebra's review than the database holds (optimistic concurrency).
@@ -127,6 +128,29 @@ class AuditEntry(Base):
                 "comment": self.comment, "outcome": self.outcome, "base_revision": self.base_revision}
 
 
+class LabelShift(Base):
+    """A reviewer's relabelling of a study by a shift of levels (append-only; the latest counts).
+
+    ``shift`` is relative to the algorithm's labels in result.json (which are never changed);
+    ``previous_shift`` is the shift it replaced (0 for the algorithm's own labels). A shift
+    equal to the previous one records that a reviewer checked the names.
+    """
+
+    __tablename__ = "label_shifts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    study_id: Mapped[str] = mapped_column(String(128), index=True)
+    shift: Mapped[int] = mapped_column(Integer)
+    previous_shift: Mapped[int] = mapped_column(Integer, default=0)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "at": self.at.isoformat(), "study_id": self.study_id, "shift": self.shift,
+                "previous_shift": self.previous_shift, "reviewer": self.reviewer, "comment": self.comment}
+
+
 class AppendOnlyError(RuntimeError):
     """An attempt to change or delete an audit entry."""
 
@@ -134,16 +158,15 @@ class AppendOnlyError(RuntimeError):
 @event.listens_for(Session, "before_flush")
 def _audit_is_append_only(session: Session, flush_context, instances) -> None:
     for obj in (*session.dirty, *session.deleted):
-        if isinstance(obj, AuditEntry) and (obj in session.deleted or session.is_modified(obj)):
+        if isinstance(obj, AuditEntry | LabelShift) and (obj in session.deleted or session.is_modified(obj)):
             raise AppendOnlyError("the review audit trail is append-only: entries are never changed or deleted")
 
 
 # The database refuses it too, for writers that bypass the ORM.
-_SQLITE_TRIGGERS = (
-    "CREATE TRIGGER IF NOT EXISTS review_audit_no_update BEFORE UPDATE ON review_audit "
-    "BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS review_audit_no_delete BEFORE DELETE ON review_audit "
-    "BEGIN SELECT RAISE(ABORT, 'review_audit is append-only'); END",
+_SQLITE_TRIGGERS = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+    for table in ("review_audit", "label_shifts") for op in ("UPDATE", "DELETE")
 )
 
 

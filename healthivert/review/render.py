@@ -16,8 +16,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from scipy import ndimage  # noqa: E402
 
+from healthivert.grading.rule import THRESHOLDS  # noqa: E402
 from healthivert.io.images import load_ct, load_mask  # noqa: E402
 from healthivert.io.volume import Volume  # noqa: E402
 from healthivert.labels import VERSE_NAMES  # noqa: E402
@@ -26,9 +29,33 @@ from healthivert.sections import CENTRAL_LR_FRACTION  # noqa: E402
 
 #: Window presets (width, level) in HU.
 WINDOWS: dict[str, tuple[float, float]] = {"bone": (1800.0, 400.0), "soft tissue": (400.0, 40.0)}
+#: A window: a preset's name or (width, level) in HU.
+Window = str | tuple[float, float]
 #: Planes and the RAS array axis each one slices along.
 PLANES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
 GRADE_COLOURS: dict[int, str] = {0: "#2e7d32", 1: "#f9a825", 2: "#ef6c00", 3: "#c62828"}
+#: Height-loss colour scale: diverging, its neutral middle (near white) at zero loss, red for loss.
+LOSS_CMAP = "RdBu_r"
+REAL_BODY_COLOUR, HEALTHY_OUTLINE_COLOUR = (0.95, 0.3, 0.2), (0.0, 0.9, 1.0)
+LABEL_GAP_MM = 4.0  # between the spine and its level labels
+
+
+def window_range(window: Window) -> tuple[float, float]:
+    """(vmin, vmax) in HU of a preset name or a (width, level) pair."""
+    width, level = WINDOWS[window] if isinstance(window, str) else (float(window[0]), float(window[1]))
+    if width <= 0:
+        raise ValueError(f"a window's width must be positive; got {width}")
+    return level - width / 2, level + width / 2
+
+
+def zoom_limits(lo: float, hi: float, centre: float | None, zoom: float) -> tuple[float, float]:
+    """The view range along one axis at ``zoom`` (1: all of ``lo``-``hi``), around ``centre`` and
+    kept inside ``lo``-``hi``."""
+    if zoom < 1:
+        raise ValueError(f"zoom is 1 or more; got {zoom}")
+    half = (hi - lo) / (2 * zoom)
+    c = (lo + hi) / 2 if centre is None else float(np.clip(centre, lo + half, hi - half))
+    return c - half, c + half
 
 
 @dataclass(frozen=True)
@@ -89,16 +116,111 @@ def default_slices(images: StudyImages) -> dict[str, int]:
     return {p: int(np.clip(round(float(centre[a])), 0, grid.shape[a] - 1)) for p, a in PLANES.items()}
 
 
+def label_centres(images: StudyImages) -> dict[int, np.ndarray]:
+    """Each labelled vertebra's centre (of its bounding box) as a voxel index of the display grid,
+    for zooming to it."""
+    grid, mask = images.display, images.mask
+    if grid is None or mask is None:
+        return {}
+    boxes = ndimage.find_objects(mask.array.astype(np.int32, copy=False))
+    centres = {lab + 1: np.array([(b.start + b.stop - 1) / 2 for b in box]) for lab, box in enumerate(boxes)
+               if box is not None}
+    return {lab: grid.world_to_voxel(mask.voxel_to_world(c)) for lab, c in centres.items()}
+
+
 def _label_colours() -> np.ndarray:
     cmap = plt.get_cmap("tab20")
     return np.array([cmap(i % 20) for i in range(256)])
 
 
+@dataclass(frozen=True)
+class LabelMark:
+    """Where a level label goes: ``text`` (x, y mm) beside the spine, a leader line to ``anchor``
+    (the vertebra's edge on that side), ``ha`` its horizontal alignment on screen."""
+
+    label: int
+    anchor: tuple[float, float]
+    text: tuple[float, float]
+    ha: str
+
+
+def _spread(ys: list[float], gap: float) -> list[float]:
+    """``ys`` (sorted) moved apart to at least ``gap``, pushing upwards."""
+    out: list[float] = []
+    for y in ys:
+        out.append(max(y, out[-1] + gap) if out else y)
+    return out
+
+
+def label_marks(labels: np.ndarray, spacing: tuple[float, float], view_x: tuple[float, float],
+                view_y: tuple[float, float], gap_mm: float = LABEL_GAP_MM) -> list[LabelMark]:
+    """Level labels in a column beside the labelled spine of a slice, not over it.
+
+    Args:
+        labels: the mask's labels on the slice, shape (nx, ny) (x: the slice's first axis).
+        spacing: mm per pixel along x and y.
+        view_x, view_y: the visible range (mm, increasing) of each axis.
+        gap_mm: space between the spine and the labels.
+
+    The column goes on the side of the spine with more room in view (either side in the
+    radiological display); the labels keep the vertebrae's order, spread apart so they never
+    overlap (at least 4 % of the view's height).
+    """
+    present = [int(x) for x in np.unique(labels) if x > 0]
+    if not present:
+        return []
+    xs = np.flatnonzero((labels > 0).any(axis=1)) * spacing[0]
+    lo, hi = float(xs.min()), float(xs.max())
+    low_side = (lo - view_x[0]) >= (view_x[1] - hi)  # more room at low x
+    x_text = lo - gap_mm if low_side else hi + gap_mm
+    x_text = float(np.clip(x_text, view_x[0], view_x[1]))
+    marks = []
+    for lab in present:
+        pts = np.argwhere(labels == lab)
+        y = float(pts[:, 1].mean() * spacing[1])
+        edge = pts[:, 0].min() if low_side else pts[:, 0].max()
+        marks.append((y, lab, float(edge * spacing[0])))
+    marks.sort()
+    ys = _spread([m[0] for m in marks], 0.04 * (view_y[1] - view_y[0]))
+    # ha on screen: x is drawn reversed, so low x lies on the right and its text runs rightwards
+    ha = "left" if low_side else "right"
+    return [LabelMark(lab, (edge, y0), (x_text, y), ha) for (y0, lab, edge), y in zip(marks, ys)]
+
+
+def _grid_extent(grid: Volume, plane: str) -> tuple[float, float, float, float]:
+    other = [a for a in range(3) if a != PLANES[plane]]
+    sx, sy = grid.spacing_mm[other[0]], grid.spacing_mm[other[1]]
+    nx, ny = grid.shape[other[0]], grid.shape[other[1]]
+    return -0.5 * sx, (nx - 0.5) * sx, -0.5 * sy, (ny - 0.5) * sy
+
+
+def _draw_labels(ax, labels: np.ndarray, spacing: tuple[float, float], view: tuple, names: dict[int, str],
+                 grades: dict[int, int | None]) -> None:
+    for m in label_marks(labels, spacing, (view[0], view[1]), (view[2], view[3])):
+        text = names.get(m.label, VERSE_NAMES.get(m.label, str(m.label)))
+        grade = grades.get(m.label)
+        colour = GRADE_COLOURS.get(grade, "white") if grade is not None else "white"
+        if grade is not None:
+            text += f" G{grade}"
+        ax.plot([m.anchor[0], m.text[0]], [m.anchor[1], m.text[1]], color=colour, lw=0.8, alpha=0.9)
+        ax.text(m.text[0], m.text[1], text, color=colour, fontsize=8, fontweight="bold", ha=m.ha, va="center",
+                bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "edgecolor": "none"})
+
+
 def draw_slice(
-    ax, images: StudyImages, plane: str, index: int, window: str = "bone",
+    ax, images: StudyImages, plane: str, index: int, window: Window = "bone",
     show_mask: bool = True, show_labels: bool = True, grades: dict[int, int | None] | None = None,
+    *, names: dict[int, str] | None = None, zoom: float = 1.0, focus_mm: tuple[float, float] | None = None,
 ) -> None:
-    """Draw one CT slice (or the mask alone) with the labelled overlay on ``ax``."""
+    """Draw one CT slice (or the mask alone) with the labelled overlay on ``ax``.
+
+    Args:
+        window: a preset name (``WINDOWS``) or (width, level) in HU.
+        grades: label -> grade, written beside the level name in the grade's colour.
+        names: label -> the name to show (a reviewer's relabelling); default VerSe's.
+        zoom: 1 shows the whole slice; 2 half of each axis, around ``focus_mm``.
+        focus_mm: the point (mm along the slice's two axes) to zoom to; default the middle.
+    """
     grid = images.display
     if grid is None:
         ax.text(0.5, 0.5, "no image", ha="center", va="center")
@@ -106,33 +228,26 @@ def draw_slice(
         return
     axis = PLANES[plane]
     other = [a for a in range(3) if a != axis]
-    sx, sy = grid.spacing_mm[other[0]], grid.spacing_mm[other[1]]
-    nx, ny = grid.shape[other[0]], grid.shape[other[1]]
-    extent = (-0.5 * sx, (nx - 0.5) * sx, -0.5 * sy, (ny - 0.5) * sy)
+    spacing = (float(grid.spacing_mm[other[0]]), float(grid.spacing_mm[other[1]]))
+    extent = _grid_extent(grid, plane)
+    focus = focus_mm or (None, None)
+    view = (*zoom_limits(extent[0], extent[1], focus[0], zoom), *zoom_limits(extent[2], extent[3], focus[1], zoom))
     labels = labels_on_slice(images, plane, index)
     if images.ct is not None:
-        width, level = WINDOWS[window]
+        vmin, vmax = window_range(window)
         ax.imshow(_slice(images.ct, plane, index).T, cmap="gray", origin="lower", extent=extent,
-                  vmin=level - width / 2, vmax=level + width / 2, interpolation="bilinear")
+                  vmin=vmin, vmax=vmax, interpolation="bilinear")
     else:
-        ax.imshow(np.zeros((ny, nx)), cmap="gray", origin="lower", extent=extent, vmin=0, vmax=1)
+        ax.imshow(np.zeros((grid.shape[other[1]], grid.shape[other[0]])), cmap="gray", origin="lower",
+                  extent=extent, vmin=0, vmax=1)
     if labels is not None and show_mask:
         rgba = _label_colours()[labels]
-        rgba[..., 3] = np.where(labels > 0, 0.45 if images.ct is not None else 0.9, 0.0)
+        rgba[..., 3] = np.where(labels > 0, 0.35 if images.ct is not None else 0.9, 0.0)
         ax.imshow(np.transpose(rgba, (1, 0, 2)), origin="lower", extent=extent, interpolation="nearest")
     if labels is not None and show_labels:
-        for lab in np.unique(labels[labels > 0]):
-            pts = np.argwhere(labels == lab)
-            x, y = pts[:, 0].mean() * sx, pts[:, 1].mean() * sy
-            text = VERSE_NAMES.get(int(lab), str(lab))
-            grade = (grades or {}).get(int(lab))
-            colour = GRADE_COLOURS.get(grade, "white") if grade is not None else "white"
-            if grade is not None:
-                text += f" G{grade}"
-            ax.text(x, y, text, color=colour, fontsize=8, fontweight="bold", ha="center", va="center",
-                    bbox={"facecolor": "black", "alpha": 0.55, "pad": 1, "edgecolor": "none"})
-    ax.set_xlim(extent[1], extent[0])  # radiological: patient right (or anterior) on the left
-    ax.set_ylim(extent[2], extent[3])
+        _draw_labels(ax, labels, spacing, view, names or {}, grades or {})
+    ax.set_xlim(view[1], view[0])  # radiological: patient right (or anterior) on the left
+    ax.set_ylim(view[2], view[3])
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -140,15 +255,25 @@ def draw_slice(
     top, bottom = ("A", "P") if plane == "axial" else ("S", "I")
     for (x, y, s) in ((0.02, 0.5, left), (0.98, 0.5, right), (0.5, 0.97, top), (0.5, 0.03, bottom)):
         ax.text(x, y, s, transform=ax.transAxes, color="yellow", fontsize=8, ha="center", va="center")
-    ax.set_title(f"{plane} {index + 1}/{grid.shape[axis]}", fontsize=9)
+    zoomed = f" · zoom {zoom:g}x" if zoom > 1 else ""
+    ax.set_title(f"{plane} {index + 1}/{grid.shape[axis]}{zoomed}", fontsize=9)
 
 
-def slice_figure(images: StudyImages, plane: str, index: int, window: str = "bone", show_mask: bool = True,
+def focus_on(images: StudyImages, plane: str, voxel: np.ndarray | None) -> tuple[float, float] | None:
+    """A display-grid voxel as the (x, y) mm of ``plane``'s slices (for ``draw_slice``'s focus)."""
+    grid = images.display
+    if grid is None or voxel is None:
+        return None
+    other = [a for a in range(3) if a != PLANES[plane]]
+    return (float(voxel[other[0]] * grid.spacing_mm[other[0]]), float(voxel[other[1]] * grid.spacing_mm[other[1]]))
+
+
+def slice_figure(images: StudyImages, plane: str, index: int, window: Window = "bone", show_mask: bool = True,
                  show_labels: bool = True, grades: dict[int, int | None] | None = None,
-                 size_in: float = 4.0) -> Figure:
-    """A figure of one slice; see :func:`draw_slice`."""
+                 size_in: float = 4.0, **view) -> Figure:
+    """A figure of one slice; see :func:`draw_slice` (``view``: its names, zoom, focus_mm)."""
     fig, ax = plt.subplots(figsize=(size_in, size_in), constrained_layout=True)
-    draw_slice(ax, images, plane, index, window, show_mask, show_labels, grades)
+    draw_slice(ax, images, plane, index, window, show_mask, show_labels, grades, **view)
     return fig
 
 
@@ -198,40 +323,57 @@ def height_profile(original: Crop, healthy: Crop | None) -> dict[str, np.ndarray
     return out
 
 
-def straightened_figure(study: Study, name: str) -> Figure | None:
-    """Original and pseudo-healthy body, mid-sagittal in the straightened frame, on the CT crop."""
-    paths = {k: study.crop(name, k) for k in ("original", "pseudo_healthy", "ct")}
-    if paths["original"] is None:
-        return None
-    crops = {k: read_crop(p) for k, p in paths.items() if p is not None}
+def mid_sagittal(crops: dict[str, Crop]) -> dict[str, np.ndarray]:
+    """The mid-sagittal plane (through the real body's LR centre) of each crop, shape (n_ap, n_si)."""
     ref = crops["original"]
     lr = ref.array.shape[0] // 2
     if (ref.array > 0).any():
         lr = int(round(np.argwhere(ref.array > 0)[:, 0].mean()))
-    sa, ss = ref.spacing_mm[1], ref.spacing_mm[2]
-    extent = (-0.5 * sa, (ref.array.shape[1] - 0.5) * sa, -0.5 * ss, (ref.array.shape[2] - 0.5) * ss)
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4), constrained_layout=True, sharey=True)
-    colours = {"original": (0.95, 0.3, 0.2), "pseudo_healthy": (0.2, 0.6, 1.0)}
-    for ax, key, title in zip(axes, ("original", "pseudo_healthy"), ("original", "pseudo-healthy")):
-        if "ct" in crops:
-            w, lev = WINDOWS["bone"]
-            ax.imshow(crops["ct"].array[lr].T, cmap="gray", origin="lower", extent=extent,
-                      vmin=lev - w / 2, vmax=lev + w / 2)
-        if key in crops:
-            body = crops[key].array[lr].T > 0
-            rgba = np.zeros((*body.shape, 4))
-            rgba[..., :3] = colours[key]
-            rgba[..., 3] = np.where(body, 0.45 if "ct" in crops else 0.9, 0)
-            ax.imshow(rgba, origin="lower", extent=extent, interpolation="nearest")
-            if body.any():
-                ax.contour(body.astype(float), levels=[0.5], colors=[colours[key]], linewidths=1,
-                           extent=extent, origin="lower")
+    return {k: c.array[min(lr, c.array.shape[0] - 1)] for k, c in crops.items()}
+
+
+def draw_body_overlay(ax, real: np.ndarray, healthy: np.ndarray | None, extent: tuple, on_ct: bool = True) -> None:
+    """The real body as a translucent fill and the pseudo-healthy body as an outline (a contour,
+    never a second fill) over it; arrays (n_ap, n_si)."""
+    body = real.T > 0
+    rgba = np.zeros((*body.shape, 4))
+    rgba[..., :3] = REAL_BODY_COLOUR
+    rgba[..., 3] = np.where(body, 0.35 if on_ct else 0.8, 0)
+    ax.imshow(rgba, origin="lower", extent=extent, interpolation="nearest")
+    if healthy is not None and (healthy > 0).any():
+        ax.contour((healthy.T > 0).astype(float), levels=[0.5], colors=[HEALTHY_OUTLINE_COLOUR], linewidths=1.6,
+                   linestyles="--", extent=extent, origin="lower")
+
+
+def straightened_panels(sections: dict[str, np.ndarray], spacing_mm: tuple[float, float], name: str) -> Figure:
+    """The straightened CT (bone window) beside the same plane with the real body filled and the
+    pseudo-healthy body outlined; ``sections`` from :func:`mid_sagittal`, ``spacing_mm`` (AP, SI)."""
+    sa, ss = spacing_mm
+    ref = sections["original"]
+    extent = (-0.5 * sa, (ref.shape[0] - 0.5) * sa, -0.5 * ss, (ref.shape[1] - 0.5) * ss)
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 4.2), constrained_layout=True, sharey=True)
+    vmin, vmax = window_range("bone")
+    for ax in axes:
+        if "ct" in sections:
+            ax.imshow(sections["ct"].T, cmap="gray", origin="lower", extent=extent, vmin=vmin, vmax=vmax)
         ax.set_xlim(extent[1], extent[0])  # anterior on the left
         ax.set_aspect("equal")
-        ax.set_title(f"{name} {title}", fontsize=9)
         ax.set_xlabel("A  <-  AP (mm)  ->  P", fontsize=8)
+    draw_body_overlay(axes[1], ref, sections.get("pseudo_healthy"), extent, on_ct="ct" in sections)
+    axes[0].set_title(f"{name} straightened CT", fontsize=9)
+    axes[1].set_title(f"{name}: real body (fill), pseudo-healthy (dashed outline)", fontsize=9)
     axes[0].set_ylabel("SI (mm), straightened", fontsize=8)
     return fig
+
+
+def straightened_figure(study: Study, name: str) -> Figure | None:
+    """:func:`straightened_panels` of a vertebra's crops (None without its original body crop)."""
+    paths = {k: study.crop(name, k) for k in ("original", "pseudo_healthy", "ct")}
+    if paths["original"] is None:
+        return None
+    crops = {k: read_crop(p) for k, p in paths.items() if p is not None}
+    spacing = crops["original"].spacing_mm
+    return straightened_panels(mid_sagittal(crops), (spacing[1], spacing[2]), name)
 
 
 def height_profile_figure(study: Study, name: str) -> Figure | None:
@@ -255,31 +397,86 @@ def height_profile_figure(study: Study, name: str) -> Figure | None:
     return fig
 
 
-def loss_map_figure(study: Study, name: str) -> Figure | None:
-    """The height-loss map (mm) re-rendered from its NIfTI, with a colour bar (viewed from above)."""
+def diverging_norm(values: np.ndarray, floor: float) -> Normalize:
+    """A colour scale symmetric about zero (zero maps to the colour map's neutral middle) wide
+    enough for ``values`` (NaN ignored) and at least +-``floor``."""
+    finite = np.asarray(values, float)[np.isfinite(values)]
+    vmax = max(floor, float(np.abs(finite).max())) if finite.size else floor
+    return Normalize(-vmax, vmax)
+
+
+@dataclass(frozen=True)
+class LossMap:
+    """A height-loss map viewed from above: ``mm`` and ``fraction`` (n_lr, n_ap), NaN off the body;
+    ``spacing_mm`` (LR, AP)."""
+
+    mm: np.ndarray
+    fraction: np.ndarray | None
+    spacing_mm: tuple[float, float]
+
+
+def _map_panel(fig, ax, values: np.ndarray, extent: tuple, norm: Normalize, label: str, title: str):
+    im = ax.imshow(values.T, origin="lower", extent=extent, cmap=LOSS_CMAP, norm=norm, interpolation="nearest")
+    ax.set_xlim(extent[1], extent[0])  # patient right on the left
+    ax.set_aspect("equal")
+    ax.set_xlabel("R  <-  LR (mm)  ->  L", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+
+
+def loss_map_panels(loss: LossMap, name: str) -> Figure:
+    """The map in mm and in % of the pseudo-healthy height, each on a diverging scale centred on
+    zero (blue: taller than pseudo-healthy, red: height lost); the % scale marks the Genant
+    thresholds."""
+    sx, sy = loss.spacing_mm
+    extent = (-0.5 * sx, (loss.mm.shape[0] - 0.5) * sx, -0.5 * sy, (loss.mm.shape[1] - 0.5) * sy)
+    panels = 2 if loss.fraction is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(4.4 * panels, 4.0), constrained_layout=True, squeeze=False)
+    _map_panel(fig, axes[0, 0], loss.mm, extent, diverging_norm(loss.mm, 5.0), "height loss (mm)",
+               f"{name}: height loss (mm)")
+    axes[0, 0].set_ylabel("posterior  <-  AP (mm)  ->  anterior", fontsize=8)
+    if loss.fraction is not None:
+        pct = 100 * loss.fraction
+        bar = _map_panel(fig, axes[0, 1], pct, extent, diverging_norm(pct, 50.0), "height loss (% of pseudo-healthy)",
+                         f"{name}: height loss (%)")
+        marks = [100 * t for t in THRESHOLDS]
+        for t in marks:
+            bar.ax.axhline(t, color="black", lw=0.8)
+        lo, hi = bar.norm.vmin, bar.norm.vmax
+        bar.set_ticks(sorted({float(t) for t in np.round(bar.get_ticks(), 1) if lo <= t <= hi} | set(marks)))
+    return fig
+
+
+def _read_map(path: Path) -> tuple[np.ndarray, tuple[float, float]]:
+    image = sitk.ReadImage(str(path))
+    return np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0))[:, :, 0].astype(float), image.GetSpacing()[:2]
+
+
+def read_loss_map(study: Study, name: str) -> LossMap | None:
+    """A vertebra's height-loss maps (mm, and fraction when written), off-body columns NaN."""
     path = study.loss_map(name, "mm")
     if path is None:
         return None
-    image = sitk.ReadImage(str(path))
-    loss = np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0))[:, :, 0].astype(float)
-    footprint = None
+    mm, spacing = _read_map(path)
+    frac_path = study.loss_map(name, "fraction")
+    fraction = _read_map(frac_path)[0] if frac_path is not None else None
+    footprint = mm != 0
     orig = study.crop(name, "original")
     if orig is not None:
         crop = read_crop(orig)
-        if crop.array.shape[:2] == loss.shape:
+        if crop.array.shape[:2] == mm.shape:
             footprint = (crop.array > 0).any(axis=2)
-    loss = np.where(footprint if footprint is not None else loss != 0, loss, np.nan)
-    sx, sy = image.GetSpacing()[:2]
-    extent = (-0.5 * sx, (loss.shape[0] - 0.5) * sx, -0.5 * sy, (loss.shape[1] - 0.5) * sy)
-    vmax = max(5.0, float(np.nanmax(np.abs(loss)))) if np.isfinite(loss).any() else 5.0
-    fig, ax = plt.subplots(figsize=(4.2, 3.4), constrained_layout=True)
-    im = ax.imshow(loss.T, origin="lower", extent=extent, cmap="RdYlBu_r", vmin=-vmax / 3, vmax=vmax)
-    ax.set_xlim(extent[1], extent[0])  # patient right on the left
-    ax.set_xlabel("R  <-  LR (mm)  ->  L")
-    ax.set_ylabel("posterior  <-  AP (mm)  ->  anterior")
-    ax.set_title(f"{name}: height loss", fontsize=9)
-    fig.colorbar(im, ax=ax, label="height loss (mm)")
-    return fig
+    if fraction is not None and fraction.shape != mm.shape:
+        fraction = None
+    off = ~footprint
+    return LossMap(np.where(off, np.nan, mm), None if fraction is None else np.where(off, np.nan, fraction),
+                   (float(spacing[0]), float(spacing[1])))
+
+
+def loss_map_figure(study: Study, name: str) -> Figure | None:
+    """:func:`loss_map_panels` of a vertebra's maps read from their NIfTI files (None without)."""
+    loss = read_loss_map(study, name)
+    return None if loss is None else loss_map_panels(loss, name)
 
 
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:

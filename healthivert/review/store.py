@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from healthivert.review.db import ACTIONS, AuditEntry, Review, open_database, utcnow
+from healthivert.review.db import ACTIONS, AuditEntry, LabelShift, Review, open_database, utcnow
+from healthivert.review.relabel import check_shift
 
 MAX_REVIEWER_CHARS = 200
 MAX_COMMENT_CHARS = 4000
@@ -100,6 +101,50 @@ def _conflict_text(request: ReviewRequest, current: Review | None) -> str:
             "trail as refused; look at the current review and save again if you still disagree.")
 
 
+@dataclass(frozen=True)
+class RelabelRequest:
+    """A reviewer's shift of a study's level names, checked on construction.
+
+    Attributes:
+        study_id: the study.
+        labels: the algorithm's VerSe labels of its vertebrae (to check the shift is possible).
+        shift: levels to move every name by, relative to the algorithm's labels (+1: L1 becomes L2).
+        reviewer: who (required); comment: why (required unless the shift is 0).
+        base_shift: the shift the reviewer's page showed; the save is refused when it changed.
+    """
+
+    study_id: str
+    labels: tuple[int, ...]
+    shift: int
+    reviewer: str
+    comment: str = ""
+    base_shift: int | None = None
+
+    def __post_init__(self) -> None:
+        reviewer, comment = (self.reviewer or "").strip(), (self.comment or "").strip()
+        object.__setattr__(self, "reviewer", reviewer)
+        object.__setattr__(self, "comment", comment)
+        check_shift(list(self.labels), self.shift)
+        if not reviewer:
+            raise ValueError("a relabelling needs the reviewer's name")
+        if len(reviewer) > MAX_REVIEWER_CHARS or len(comment) > MAX_COMMENT_CHARS:
+            raise ValueError(f"reviewer name (max {MAX_REVIEWER_CHARS}) or comment (max {MAX_COMMENT_CHARS}) "
+                             "too long")
+        if self.shift and not comment:
+            raise ValueError("a shift of the level names needs a comment saying why (e.g. which anchor you used)")
+
+
+class RelabelConflictError(RuntimeError):
+    """The study was relabelled by someone else since the reviewer's page showed it."""
+
+    def __init__(self, request: RelabelRequest, current: LabelShift | None) -> None:
+        self.request, self.current = request, current
+        now = 0 if current is None else current.shift
+        who = "" if current is None else f" by {current.reviewer}, {current.at:%Y-%m-%d %H:%M:%S} UTC"
+        super().__init__(f"not relabelled: the study's shift is now {now:+d}{who} (your page showed "
+                         f"{request.base_shift:+d}); look at the names again and relabel if still needed")
+
+
 class ReviewStore:
     """Reviews of the studies in one database.
 
@@ -154,6 +199,41 @@ class ReviewStore:
             query = query.where(AuditEntry.label == int(label))
         with self.sessions() as session:
             return list(session.scalars(query))
+
+    def label_shift(self, study_id: str) -> LabelShift | None:
+        """The study's current relabelling (its latest), or None when its labels are the algorithm's."""
+        with self.sessions() as session:
+            return session.scalars(select(LabelShift).where(LabelShift.study_id == study_id)
+                                   .order_by(LabelShift.id.desc()).limit(1)).one_or_none()
+
+    def label_shifts(self, study_id: str | None = None) -> list[LabelShift]:
+        """Relabellings in the order they were made (all studies when ``study_id`` is None)."""
+        query = select(LabelShift).order_by(LabelShift.id)
+        if study_id is not None:
+            query = query.where(LabelShift.study_id == study_id)
+        with self.sessions() as session:
+            return list(session.scalars(query))
+
+    def current_shifts(self) -> dict[str, int]:
+        """Study id -> its current shift, for the studies a reviewer relabelled."""
+        return {s.study_id: s.shift for s in self.label_shifts()}
+
+    def relabel(self, request: RelabelRequest, at: datetime | None = None) -> LabelShift:
+        """Record a study's shift of levels (appended; result.json is not touched).
+
+        Raises:
+            RelabelConflictError: the study's shift is no longer ``request.base_shift``.
+        """
+        with self.sessions.begin() as session:
+            current = session.scalars(select(LabelShift).where(LabelShift.study_id == request.study_id)
+                                      .order_by(LabelShift.id.desc()).limit(1)).one_or_none()
+            now = current.shift if current is not None else 0
+            if request.base_shift is not None and request.base_shift != now:
+                raise RelabelConflictError(request, current)
+            entry = LabelShift(at=at or utcnow(), study_id=request.study_id, shift=request.shift,
+                               previous_shift=now, reviewer=request.reviewer, comment=request.comment)
+            session.add(entry)
+        return entry
 
     def dispose(self) -> None:
         self.sessions.kw["bind"].dispose()

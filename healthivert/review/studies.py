@@ -53,6 +53,22 @@ class Study:
         raise KeyError(f"study {self.study_id} has no vertebra label {label}")
 
     @property
+    def labels(self) -> dict:
+        """How the vertebra labels were found (result.json ``labels``); empty for older results."""
+        return dict(self.result.get("labels") or {})
+
+    @property
+    def labels_anchored(self) -> bool | None:
+        """False when the labels are a guess or their anchors disagree; None when not recorded."""
+        anchored = self.labels.get("anchored")
+        return None if anchored is None else bool(anchored)
+
+    @property
+    def synthesizer(self) -> str | None:
+        """The pseudo-healthy method the study asked for (``"prior"``, ``"gan"``)."""
+        return self.result.get("synthesizer")
+
+    @property
     def graded(self) -> list[dict]:
         """Vertebrae the algorithm graded."""
         return [v for v in self.vertebrae if v.get("genant_grade") is not None]

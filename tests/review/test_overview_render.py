@@ -59,7 +59,9 @@ def test_radiological_display() -> None:
     y0, y1 = ax.get_ylim()
     assert x0 > x1 and y1 > y0  # x axis reversed: right on the left
     label = next(t for t in ax.texts if t.get_text().startswith("L1"))
-    x, y = label.get_position()
+    assert label.get_position()[1] > (y0 + y1) / 2
+    (leader,) = ax.lines  # from the label beside the spine to the vertebra
+    x, y = leader.get_xydata()[0]
     assert abs(x - x0) < abs(x - x1) and y > (y0 + y1) / 2
     plt.close(fig)
 

@@ -1,5 +1,10 @@
 """Exports of reviewed results: CSV and JSON (algorithm and reviewed grades side by side), the
-height-loss maps (NIfTI and PNG, copied) and a one-page HTML report per study."""
+height-loss maps (NIfTI and PNG, copied) and an HTML report per study with its audit trail.
+
+A study a reviewer relabelled is exported under the shifted names (``name``) with the algorithm's
+beside them (``algorithm_name``, ``label``, ``label_shift``); the copied map files keep the
+algorithm's names, as result.json does. ``labels_anchor`` / ``labels_anchored`` carry how the
+algorithm's labels were anchored (empty for results written before that was recorded)."""
 
 from __future__ import annotations
 
@@ -29,11 +34,11 @@ def rows_csv(rows: list[dict]) -> str:
     return csv_text(EXPORT_COLUMNS, rows)
 
 
-def rows_json(rows: list[dict], audit: list[dict], source: str) -> str:
-    """JSON text: the vertebra rows and the audit trail they came from."""
+def rows_json(rows: list[dict], audit: list[dict], source: str, relabels: list[dict] | None = None) -> str:
+    """JSON text: the vertebra rows, the audit trail they came from, and the relabellings."""
     return json.dumps({"exported_at": datetime.now(UTC).isoformat(), "software_version": __version__,
-                       "results": source, "columns": EXPORT_COLUMNS, "vertebrae": rows, "audit": audit},
-                      indent=1) + "\n"
+                       "results": source, "columns": EXPORT_COLUMNS, "vertebrae": rows, "audit": audit,
+                       "relabels": relabels or []}, indent=1) + "\n"
 
 
 def study_images_or_none(study: Study) -> StudyImages | None:
@@ -68,7 +73,7 @@ def export_results(
     """
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    reviews = store.reviews()
+    reviews, shifts = store.reviews(), store.current_shifts()
     all_rows: list[dict] = []
     summary = ExportSummary(out, out / CSV_NAME, out / JSON_NAME)
     ids = sorted(folders.studies)
@@ -76,15 +81,18 @@ def export_results(
         if progress:
             progress(i, len(ids), study_id)
         study = Study.load(folders, study_id)
-        rows = vertebra_rows(study, reviews)
+        rows = vertebra_rows(study, reviews, shifts.get(study_id, 0))
         all_rows += rows
         target = out / study.study_id
         summary.maps += _copy_maps(study, target / "height_loss")
-        html = study_report_html(study, rows, study_images_or_none(study))
+        html = study_report_html(study, rows, study_images_or_none(study),
+                                 audit=[a.as_dict() for a in store.audit(study_id)],
+                                 relabels=[r.as_dict() for r in store.label_shifts(study_id)])
         summary.reports[study_id] = atomic_write_text(target / REPORT_NAME, html)
     audit = [a.as_dict() for a in store.audit() if a.study_id in folders.studies]
+    relabels = [r.as_dict() for r in store.label_shifts() if r.study_id in folders.studies]
     atomic_write_text(summary.csv, rows_csv(all_rows))
-    atomic_write_text(summary.json, rows_json(all_rows, audit, str(folders.root)))
+    atomic_write_text(summary.json, rows_json(all_rows, audit, str(folders.root), relabels))
     summary.rows = len(all_rows)
     if progress:
         progress(len(ids), len(ids), "done")

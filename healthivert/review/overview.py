@@ -12,12 +12,13 @@ REVIEW_STATUSES: tuple[str, ...] = ("unreviewed", "partly", "reviewed")
 
 
 def list_studies(folders: ResultsFolder, store: ReviewStore) -> list[dict]:
-    """One summary row per discovered study (see :func:`~healthivert.review.tables.study_summary`).
+    """One summary row per discovered study (see :func:`~healthivert.review.tables.study_summary`),
+    with its reviewers' current shift of level names.
 
     A study whose result.json became unreadable since the folder was scanned is set aside
     (listed in ``folders.problems`` with the reason), not shown.
     """
-    reviews = store.reviews()
+    reviews, shifts = store.reviews(), store.current_shifts()
     rows = []
     for sid in sorted(folders.studies):
         try:
@@ -25,7 +26,7 @@ def list_studies(folders: ResultsFolder, store: ReviewStore) -> list[dict]:
         except ResultContractError as exc:
             folders.set_aside(sid, exc)
             continue
-        rows.append(study_summary(study, reviews))
+        rows.append(study_summary(study, reviews, shifts.get(sid, 0)))
     return rows
 
 

@@ -1,4 +1,5 @@
-"""A one-page HTML report of a study (A4, prints well): key images embedded as base64 PNG."""
+"""An HTML report of a study (A4, prints well): key images embedded as base64 PNG, the vertebra
+table, the height-loss maps, and the review audit trail (with any relabelling of the levels)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,19 @@ from datetime import UTC, datetime
 
 from healthivert import __version__
 from healthivert.models import models_summary
-from healthivert.review.render import GRADE_COLOURS, StudyImages, default_slices, figure_png, slice_figure
+from healthivert.review.relabel import shift_text
+from healthivert.review.render import (
+    GRADE_COLOURS,
+    StudyImages,
+    default_slices,
+    figure_png,
+    loss_map_figure,
+    slice_figure,
+)
 from healthivert.review.studies import GRADE_NAMES, Study
+
+UNANCHORED_WARNING = ("labels unanchored: no sacrum or 12th rib in view (or the two disagree); "
+                      "check the level names, relabel if needed")
 
 _CSS = """
 @page { size: A4; margin: 12mm; }
@@ -26,6 +38,10 @@ th { background: #eee; } td.t { text-align: left; }
 .maps { display: flex; flex-wrap: wrap; gap: 2mm; } .maps figure { margin: 0; width: 91mm; }
 .maps img { width: 100%; } figcaption { font-size: 8pt; color: #333; }
 .note { font-size: 7.5pt; color: #555; margin-top: 2mm; }
+.warn { border: 2px solid #c62828; background: #fdecea; color: #8e0000; padding: 1.5mm 2mm; margin: 2mm 0;
+        font-weight: bold; }
+.info { border: 1px solid #1565c0; background: #e3f2fd; padding: 1mm 2mm; margin: 2mm 0; }
+table.audit td { text-align: left; }
 img, table, figure { page-break-inside: avoid; break-inside: avoid; }
 @media print { body { max-width: none; } .noprint { display: none; } }
 """
@@ -59,8 +75,11 @@ def _table(rows: list[dict]) -> str:
         heights = [f"{_mm(r[f'height_{s}_mm'])} / {_mm(r[f'healthy_height_{s}_mm'])}"
                    for s in ("anterior", "middle", "posterior")]
         note = r["comment"] if r["comment"] else (r["status"] or "")
+        name = str(r["name"]) + (f" (algorithm: {r['algorithm_name']})" if r["name"] != r["algorithm_name"] else "")
+        if r.get("gan_refused"):
+            name += " †"
         body.append(
-            f"<tr><td class='t'>{html.escape(str(r['name']))}</td>{_grade_cell(r['algorithm_grade'])}"
+            f"<tr><td class='t'>{html.escape(name)}</td>{_grade_cell(r['algorithm_grade'])}"
             f"{_grade_cell(r['reviewed_grade'])}"
             + "".join(f"<td>{_pct(r[f'rhlv_{s}'])}</td>" for s in ("anterior", "middle", "posterior"))
             + "".join(f"<td>{h}</td>" for h in heights)
@@ -69,32 +88,81 @@ def _table(rows: list[dict]) -> str:
     return f"<table id='vertebrae'>{head}{''.join(body)}</table>"
 
 
-def study_report_html(study: Study, rows: list[dict], images: StudyImages | None,
-                      max_maps: int = 4) -> str:
-    """The report page: mid-sagittal image with labels, the vertebra table and the height-loss maps
-    of the vertebrae with the worst final grades (fractured ones first).
+def _map_png(study: Study, algorithm_name: str) -> bytes | None:
+    """A vertebra's height-loss map: re-rendered from its NIfTI (scales centred on zero, mm and %),
+    else the PNG the pipeline wrote."""
+    fig = loss_map_figure(study, algorithm_name)
+    if fig is not None:
+        return figure_png(fig, dpi=90)
+    png = study.loss_map(algorithm_name, "png")
+    return None if png is None else png.read_bytes()
 
-    Args:
-        study: the study.
-        rows: its :func:`~healthivert.review.tables.vertebra_rows`.
-        images: its CT / mask (None or empty: no slice image).
-        max_maps: at most this many maps, so the page stays one A4 page.
-    """
-    parts = []
-    if images is not None and images.display is not None:
-        grades = {int(r["label"]): r["final_grade"] for r in rows}
-        fig = slice_figure(images, "sagittal", default_slices(images)["sagittal"], "bone", grades=grades,
-                           size_in=3.2)
-        parts.append(_img(figure_png(fig, dpi=110), f"{study.study_id} mid-sagittal with labels"))
+
+def _maps(study: Study, rows: list[dict], max_maps: int) -> list[str]:
     ranked = sorted((r for r in rows if r["final_grade"] is not None),
                     key=lambda r: (-int(r["final_grade"]), -(r["rhlv_whole"] or 0)))
     maps = []
     for r in ranked[:max_maps]:
-        png = study.loss_map(str(r["name"]), "png")
+        png = _map_png(study, str(r["algorithm_name"]))
         if png is not None:
             caption = f"{r['name']}: final grade {r['final_grade']} ({GRADE_NAMES[int(r['final_grade'])]})"
-            maps.append(f"<figure>{_img(png.read_bytes(), caption)}<figcaption>{html.escape(caption)}"
-                        "</figcaption></figure>")
+            maps.append(f"<figure>{_img(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return maps
+
+
+def _labels_notes(study: Study, relabels: list[dict]) -> str:
+    """The unanchored-labels warning and the reviewers' relabelling, as HTML."""
+    out = []
+    if study.labels_anchored is False:
+        anchor = html.escape(str(study.labels.get("anchor", "")))
+        out.append(f"<div class='warn' id='labels-unanchored'>{UNANCHORED_WARNING}. Anchor: {anchor}.</div>")
+    if relabels:
+        last = relabels[-1]
+        out.append(f"<div class='info' id='relabelled'>Level names shifted by {shift_text(last['shift'])} from the "
+                   f"algorithm's by {html.escape(last['reviewer'])}, {last['at'][:16].replace('T', ' ')} UTC"
+                   f"{': ' + html.escape(last['comment']) if last['comment'] else ''} (the algorithm's names are "
+                   "given beside the shifted ones; result.json keeps the algorithm's).</div>")
+    return "".join(out)
+
+
+def _audit_table(audit: list[dict], relabels: list[dict], names: dict[int, str]) -> str:
+    """The review audit trail and the relabellings, oldest first (times in UTC)."""
+    if not audit and not relabels:
+        return "<p>No reviews yet.</p>"
+    head = ("<tr><th>when (UTC)</th><th>reviewer</th><th>vertebra</th><th>action</th><th>outcome</th>"
+            "<th>old</th><th>new</th><th>comment</th></tr>")
+    entries = [(a["at"], html.escape(a["reviewer"]), html.escape(names.get(a["label"], a["name"])), a["action"],
+                a["outcome"], "-" if a["old_grade"] is None else a["old_grade"], a["new_grade"],
+                html.escape(a["comment"])) for a in audit]
+    entries += [(r["at"], html.escape(r["reviewer"]), "all (levels)", "relabel", "saved",
+                 f"{r['previous_shift']:+d}", f"{r['shift']:+d}", html.escape(r["comment"])) for r in relabels]
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in (e[0][:19].replace("T", " "), *e[1:])) + "</tr>"
+                   for e in sorted(entries, key=lambda e: e[0]))
+    return f"<table class='audit' id='audit'>{head}{body}</table>"
+
+
+def study_report_html(study: Study, rows: list[dict], images: StudyImages | None, max_maps: int = 4,
+                      audit: list[dict] | None = None, relabels: list[dict] | None = None) -> str:
+    """The report: mid-sagittal image with labels, the vertebra table, the height-loss maps of the
+    vertebrae with the worst final grades (fractured ones first), and the review audit trail.
+
+    Args:
+        study: the study.
+        rows: its :func:`~healthivert.review.tables.vertebra_rows` (names after any relabelling).
+        images: its CT / mask (None or empty: no slice image).
+        max_maps: at most this many maps, so the first page stays one A4 page.
+        audit: the study's review audit entries (``AuditEntry.as_dict``), oldest first.
+        relabels: the study's relabellings (``LabelShift.as_dict``), oldest first.
+    """
+    audit, relabels = audit or [], relabels or []
+    names = {int(r["label"]): str(r["name"]) for r in rows}
+    parts = []
+    if images is not None and images.display is not None:
+        grades = {int(r["label"]): r["final_grade"] for r in rows}
+        fig = slice_figure(images, "sagittal", default_slices(images)["sagittal"], "bone", grades=grades,
+                           size_in=3.2, names=names)
+        parts.append(_img(figure_png(fig, dpi=110), f"{study.study_id} mid-sagittal with labels"))
+    maps = _maps(study, rows, max_maps)
     res = study.result
     esc = {k: html.escape(str(res.get(k, "?"))) for k in ("software_version", "grader", "synthesizer")}
     meta = (f"software {esc['software_version']} · grader {esc['grader']} · pseudo-healthy {esc['synthesizer']}"
@@ -106,13 +174,19 @@ def study_report_html(study: Study, rows: list[dict], images: StudyImages | None
 <style>{_CSS}</style></head><body>
 <h1>Vertebral fracture report: {html.escape(study.study_id)}</h1>
 <div class="meta">{meta}</div>
+{_labels_notes(study, relabels)}
 <div class="top">{''.join(parts)}<div>
 <h2>Vertebrae</h2>{_table(rows)}
 <div class="note">Genant grades: 0 normal, 1 mild (20-25 % height loss), 2 moderate (25-40 %), 3 severe (&gt; 40 %).
 RHLV = (H<sub>pseudo-healthy</sub> − H<sub>original</sub>) / H<sub>pseudo-healthy</sub>; heights measured /
-pseudo-healthy in mm. Algorithm grades are the software's; reviewed grades are the clinician's.</div>
+pseudo-healthy in mm. Algorithm grades are the software's; reviewed grades are the clinician's.
+† pseudo-healthy body from the prior: the GAN's disagreed with the neighbours'.</div>
 </div></div>
 <h2>Height-loss maps</h2>
 <div class="maps">{''.join(maps) or '<p>No height-loss maps.</p>'}</div>
+<h2>Review audit trail</h2>
+{_audit_table(audit, relabels, names)}
+<div class="note">Every save attempt, append-only; <i>refused</i>: saved from a page that showed an older review
+than the current one, not applied. Vertebrae are named as shown to the reviewer now.</div>
 </body></html>
 """

@@ -103,3 +103,37 @@ def test_view_command(tmp_path: Path) -> None:
     assert viewer_url(8600) == "http://127.0.0.1:8600"
     with pytest.raises(ValueError, match="port"):
         viewer_command(0)
+
+
+def _unanchor(root: Path, study_id: str) -> None:
+    path = root / study_id / "result.json"
+    result = json.loads(path.read_text(encoding="utf-8"))
+    result["labels"] = {"source": "segmented from the CT", "anchor": "none: labels guessed", "anchored": False}
+    path.write_text(json.dumps(result), encoding="utf-8")
+
+
+def test_report_has_the_audit_trail_relabel_and_unanchored_warning(reviewed, tmp_path: Path) -> None:
+    from healthivert.review.store import RelabelRequest
+
+    results, store = reviewed
+    _unanchor(results.root, CT_STUDY)
+    store.relabel(RelabelRequest(CT_STUDY, (19, 20, 21), 1, "Dr C", "counted from the sacrum", base_shift=0))
+    summary = export_results(ResultsFolder.open(results.root), store, tmp_path / "export")
+    html = summary.reports[CT_STUDY].read_text(encoding="utf-8")
+    assert "id='labels-unanchored'" in html and "labels unanchored" in html and "none: labels guessed" in html
+    assert "shifted by +1 level" in html and "Dr C" in html
+    assert "L2 (algorithm: L1)" in html  # the shifted name, the algorithm's beside it
+    audit = html[html.index("<table class='audit'"):]
+    assert audit.count("<tr>") == 4  # header, the override, the accept, the relabel
+    assert "override" in audit and "accept" in audit and "relabel" in audit and "&lt;script&gt;" in audit
+    assert "id='labels-unanchored'" not in summary.reports[MASK_STUDY].read_text(encoding="utf-8")
+
+    with summary.csv.open(encoding="utf-8") as fh:
+        rows = {(r["study_id"], r["algorithm_name"]): r for r in csv.DictReader(fh)}
+    l1 = rows[(CT_STUDY, "L1")]
+    assert (l1["label"], l1["name"], l1["label_shift"], l1["labels_anchored"]) == ("20", "L2", "1", "False")
+    assert l1["labels_anchor"] == "none: labels guessed" and l1["reviewer"] == "Dr A"  # review kept by label
+    assert rows[(MASK_STUDY, "L1")]["name"] == "L1" and rows[(MASK_STUDY, "L1")]["label_shift"] == "0"
+    data = json.loads(summary.json.read_text(encoding="utf-8"))
+    assert [(r["study_id"], r["shift"], r["reviewer"]) for r in data["relabels"]] == [(CT_STUDY, 1, "Dr C")]
+    assert (summary.out / CT_STUDY / "height_loss" / "L1.nii.gz").is_file()  # files keep the algorithm's names

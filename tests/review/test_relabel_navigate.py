@@ -97,3 +97,16 @@ def test_step_to_wraps_and_skips_done() -> None:
 def test_pick_from_table() -> None:
     assert pick_from_table([1], [19, 20, 21]) == 20
     assert pick_from_table([], [19, 20]) is None and pick_from_table([5], [19]) is None
+
+
+def test_the_contract_describes_labels_as_optional(shared_results) -> None:
+    from healthivert.report.contract import ResultContractError, validate_result
+
+    result = json.loads((shared_results / CT_STUDY / "result.json").read_text(encoding="utf-8"))
+    result.pop("labels", None)
+    validate_result(result)  # older results have none
+    result["labels"] = {"source": "given mask", "anchor": "sacrum", "anchored": True, "shift": 1, "was": None}
+    validate_result(result)
+    result["labels"]["anchored"] = "no"
+    with pytest.raises(ResultContractError, match="labels.anchored"):
+        validate_result(result)

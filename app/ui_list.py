@@ -1,4 +1,5 @@
-"""The study list: id, vertebrae graded, worst grade, review status; filter and sort."""
+"""The study list: id, vertebrae graded, worst grade, review status, whether the labels are
+anchored (and a reviewer's shift of them); filter and sort."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from healthivert.review.paths import ResultsFolder
 from healthivert.review.store import ReviewStore
 
 COLUMNS = {"study_id": "study", "graded": "graded", "vertebrae": "vertebrae", "worst_grade": "worst grade (algorithm)",
-           "worst_final_grade": "worst grade (after review)", "reviewed": "reviewed", "review_status": "review status"}
+           "worst_final_grade": "worst grade (after review)", "reviewed": "reviewed", "review_status": "review status",
+           "labels": "labels"}
+UNANCHORED_MARK = "⚠ unanchored"
+
+
+def labels_cell(anchored: bool | None, shift: int) -> str:
+    """The study list's labels column: ``⚠ unanchored`` when the labels are a guess, empty when not
+    recorded (older results), and a reviewer's shift when there is one."""
+    text = {False: UNANCHORED_MARK, True: "anchored", None: ""}[anchored]
+    return f"{text} (shifted {shift:+d})".strip() if shift else text
 
 
 def show_study_list(folders: ResultsFolder, store: ReviewStore) -> None:
@@ -24,11 +34,17 @@ def show_study_list(folders: ResultsFolder, store: ReviewStore) -> None:
                              format_func=lambda g: "any" if g is None else str(g))
     sort_by = c4.selectbox("sort by", list(SORT_KEYS), key="sort_by")
     shown = sort_studies(filter_studies(rows, text, statuses, min_grade), sort_by)
+    shown = [{**r, "labels": labels_cell(r["labels_anchored"], r["label_shift"])} for r in shown]
     st.write(f"{len(shown)} of {len(rows)} studies")
     frame = pd.DataFrame(shown, columns=list(COLUMNS)).rename(columns=COLUMNS)
     for col in ("worst grade (algorithm)", "worst grade (after review)"):
         frame[col] = frame[col].astype("Int64")
     st.dataframe(frame, hide_index=True, key="study_table")
+    unanchored = [r["study_id"] for r in rows if r["labels_anchored"] is False]
+    if unanchored:
+        st.warning(f"{len(unanchored)} studies with unanchored labels (no sacrum or 12th rib in view): "
+                   f"{', '.join(unanchored[:10])}{' ...' if len(unanchored) > 10 else ''}; check their level names.")
     for line in folders.problems:
         st.warning(line)
-    st.info("Choose a study in the sidebar to open it.")
+    st.info("Choose a study in the sidebar to open it, or step through the unreviewed ones with study ▶ "
+            "(Shift+N).")

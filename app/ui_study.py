@@ -1,14 +1,18 @@
-"""The study view: CT / mask in three planes, the vertebra table, and one vertebra in detail."""
+"""The study view: CT / mask in three large planes (window, zoom, slices), the vertebra table (pick
+a row to open that vertebra), and one vertebra in detail with why it got its grade."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from healthivert.errors import InputError
 from healthivert.io.images import load_ct, load_mask
+from healthivert.review.explain import FALLBACK_MARK, explain_vertebra, threshold_text
+from healthivert.review.navigate import pick_from_table
 from healthivert.review.render import (
     GRADE_COLOURS,
     PLANES,
@@ -16,12 +20,18 @@ from healthivert.review.render import (
     StudyImages,
     default_slices,
     figure_png,
+    focus_on,
     height_profile_figure,
+    label_centres,
     loss_map_figure,
     slice_figure,
     straightened_figure,
 )
 from healthivert.review.studies import GRADE_NAMES, Study
+
+CUSTOM = "custom"
+ZOOMS: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
+PLANE_SIZE_IN = {"sagittal": 6.0, "coronal": 6.0, "axial": 4.5}
 
 
 @st.cache_resource(show_spinner="reading the CT ...", max_entries=4)
@@ -48,34 +58,70 @@ def study_images(study: Study) -> StudyImages:
     return StudyImages(volumes.get("ct"), volumes.get("mask"))
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _centres(key: tuple, _images: StudyImages) -> dict[int, np.ndarray]:
+    return label_centres(_images)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def _slice_png(key: tuple, _images: StudyImages, plane: str, index: int, window: str, overlay: bool,
-               grades: tuple) -> bytes:
+def _slice_png(key: tuple, _images: StudyImages, plane: str, index: int, window, overlay: bool,
+               grades: tuple, names: tuple, zoom: float, focus: tuple | None) -> bytes:
     fig = slice_figure(_images, plane, index, window, show_mask=overlay, show_labels=overlay,
-                       grades=dict(grades), size_in=3.6)
-    return figure_png(fig, dpi=90)
+                       grades=dict(grades), size_in=PLANE_SIZE_IN[plane], names=dict(names), zoom=zoom,
+                       focus_mm=focus)
+    return figure_png(fig, dpi=100)
 
 
-def show_planes(study: Study, images: StudyImages, grades: dict[int, int | None]) -> None:
+def _window_controls(enabled: bool):
+    """Window preset or custom width / level (HU); returns a preset name or (width, level)."""
+    c1, c2, c3 = st.columns([3, 2, 2])
+    window = c1.radio("window", [*WINDOWS, CUSTOM], horizontal=True, key="window", disabled=not enabled,
+                      format_func=lambda w: w if w == CUSTOM else f"{w} (W {WINDOWS[w][0]:.0f} L {WINDOWS[w][1]:.0f})")
+    if window != CUSTOM:
+        return window
+    width = c2.slider("window width (HU)", 50, 4000, int(WINDOWS["bone"][0]), step=10, key="window_width")
+    level = c3.slider("window level (HU)", -1000, 1500, int(WINDOWS["bone"][1]), step=10, key="window_level")
+    return (float(width), float(level))
+
+
+def _follow(study: Study, images: StudyImages, label: int, centre: np.ndarray | None) -> None:
+    """Move the slice sliders through a newly chosen vertebra (once per choice, so scrolling stays free)."""
+    grid = images.display
+    followed = st.session_state.get("slices_follow")
+    if followed == (study.study_id, label):
+        return
+    st.session_state["slices_follow"] = (study.study_id, label)
+    target = default_slices(images) if centre is None else {
+        p: int(np.clip(round(float(centre[a])), 0, grid.shape[a] - 1)) for p, a in PLANES.items()}
+    for plane, index in target.items():
+        st.session_state[f"slice_{plane}"] = index + 1
+
+
+def show_planes(study: Study, images: StudyImages, grades: dict[int, int | None], names: dict[int, str],
+                label: int) -> None:
+    """The three planes, large, through the chosen vertebra; zoom centres on it."""
     grid = images.display
     if grid is None:
         st.info("Neither the CT nor the mask recorded in result.json can be read; images are not shown.")
         return
     if images.ct is None:
         st.caption("mask-only study: the labelled mask is shown without a CT")
+    window = _window_controls(images.ct is not None)
     c1, c2 = st.columns([3, 2])
-    window = c1.radio("window", list(WINDOWS), horizontal=True, key="window",
-                      format_func=lambda w: f"{w} (W {WINDOWS[w][0]:.0f} L {WINDOWS[w][1]:.0f})",
-                      disabled=images.ct is None)
+    zoom = c1.select_slider("zoom (centred on the chosen vertebra)", ZOOMS, value=1.0, key="zoom",
+                            format_func=lambda z: f"{z:g}x")
     overlay = c2.checkbox("vertebra mask and labels", value=True, key="overlay", disabled=images.mask is None)
-    defaults = default_slices(images)
-    cols = st.columns(3)
     src = f"{study.input_path('ct')}|{study.input_path('mask')}"
+    centre = _centres((src, study.study_id), images).get(label)
+    _follow(study, images, label, centre)
+    cols = st.columns([2, 2, 1.5])
     for col, plane in zip(cols, PLANES):
         n = grid.shape[PLANES[plane]]
-        index = col.slider(f"{plane} slice", 1, n, defaults[plane] + 1, key=f"slice_{plane}") - 1
+        index = col.slider(f"{plane} slice", 1, n, key=f"slice_{plane}",
+                           help="drag, or click it and scroll slices with the arrow keys") - 1
+        focus = focus_on(images, plane, centre) if zoom > 1 else None
         png = _slice_png((src, study.study_id), images, plane, index, window, overlay,
-                         tuple(sorted(grades.items())))
+                         tuple(sorted(grades.items())), tuple(sorted(names.items())), zoom, focus)
         col.image(png, width="stretch")
 
 
@@ -86,15 +132,18 @@ def _grade_style(value) -> str:
 
 
 def vertebra_frame(rows: list[dict]) -> pd.DataFrame:
-    """The per-vertebra table shown in the viewer."""
+    """The per-vertebra table shown in the viewer (names after any relabelling)."""
+    shifted = any(r["label_shift"] for r in rows)
     frame = pd.DataFrame([{
-        "vertebra": r["name"], "label": r["label"], "algorithm grade": r["algorithm_grade"],
+        "vertebra": r["name"], **({"algorithm name": r["algorithm_name"]} if shifted else {}),
+        "label": r["label"], "algorithm grade": r["algorithm_grade"],
         "reviewed grade": r["reviewed_grade"], "reviewer": r["reviewer"] or "",
         **{f"p{g}": r[f"prob_grade{g}"] for g in range(4)},
         **{f"RHLV {s[:4]} %": None if r[f"rhlv_{s}"] is None else 100 * r[f"rhlv_{s}"]
            for s in ("anterior", "middle", "posterior", "whole")},
         **{f"H {s[:4]} mm": r[f"height_{s}_mm"] for s in ("anterior", "middle", "posterior")},
         **{f"H healthy {s[:4]} mm": r[f"healthy_height_{s}_mm"] for s in ("anterior", "middle", "posterior")},
+        "pseudo-healthy": f"⚠ {FALLBACK_MARK}" if r["gan_refused"] else (r["synthesizer"] or ""),
         "HU": r["trabecular_hu"], "status": r["status"],
     } for r in rows])
     for col in ("algorithm grade", "reviewed grade"):
@@ -102,34 +151,73 @@ def vertebra_frame(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
+def table_pick(labels: list[int]) -> int | None:
+    """The vertebra of a row newly selected in the vertebra table (None: no new selection).
+
+    Read at the top of the script run, before the planes are drawn, so they show the picked one.
+    """
+    state = st.session_state.get("vertebra_table") or {}
+    rows = tuple((state.get("selection") or {}).get("rows", []))
+    if rows == st.session_state.get("table_pick", ()):
+        return None
+    st.session_state["table_pick"] = rows
+    return pick_from_table(rows, labels)
+
+
 def show_table(rows: list[dict]) -> None:
     frame = vertebra_frame(rows)
     styled = frame.style.map(_grade_style, subset=["algorithm grade", "reviewed grade"])
     number = {c: st.column_config.NumberColumn(format="%.2f" if c.startswith("p") else "%.1f")
               for c in frame.columns if frame[c].dtype.kind == "f"}
-    st.dataframe(styled, hide_index=True, column_config=number)
-    st.caption("Genant: " + ", ".join(f"{g} {n}" for g, n in GRADE_NAMES.items())
-               + ". Heights: measured and pseudo-healthy (mm). RHLV = (H_healthy - H) / H_healthy.")
+    st.dataframe(styled, hide_index=True, column_config=number, key="vertebra_table", on_select="rerun",
+                 selection_mode="single-row")
+    st.caption("Click a row to open that vertebra. Genant: " + ", ".join(f"{g} {n}" for g, n in GRADE_NAMES.items())
+               + ". Heights: measured and pseudo-healthy (mm). RHLV = (H_healthy - H) / H_healthy. "
+               f"⚠ {FALLBACK_MARK}: the GAN's pseudo-healthy body disagreed with the neighbours', "
+               "the prior's was used.")
 
 
-def show_vertebra(study: Study, name: str) -> None:
-    """Straightened original and pseudo-healthy body, its height-loss map and height profile."""
-    c1, c2 = st.columns([3, 2])
-    fig = straightened_figure(study, name)
+def show_explanation(study: Study, vertebra: dict, name: str) -> None:
+    """Why the vertebra got its grade (see ``healthivert.review.explain``)."""
+    e = explain_vertebra(vertebra, study.synthesizer, study.result.get("grader"), name)
+    if e.fallback:
+        st.warning(f"⚠ {e.fallback}")
+    for line in e.lines:
+        if line not in (e.fallback, e.disagreement):
+            st.markdown(line)
+    if e.disagreement:
+        st.info(e.disagreement)
+    if e.probabilities:
+        st.caption(f"{(e.grader or 'grader').upper()} probabilities: " + " · ".join(
+            f"grade {g} {p:.2f}" for g, p in sorted(e.probabilities.items()))
+                   + f". Genant thresholds on the worst section's RHLV: {threshold_text()}.")
+
+
+def show_vertebra(study: Study, label: int, name: str) -> None:
+    """Explanation, straightened real body with the pseudo-healthy outline, height-loss maps and
+    height profile (files are named by the algorithm's name)."""
+    vertebra = study.vertebra(label)
+    own = vertebra["name"]
+    st.subheader(f"{name}: why grade {vertebra.get('genant_grade', '-')}" if vertebra.get("genant_grade") is not None
+                 else f"{name}: not graded")
+    show_explanation(study, vertebra, name)
+    c1, c2 = st.columns(2)
+    fig = straightened_figure(study, own)
     if fig is None:
         c1.info(f"no straightened crops for {name} (not measured, or written without crops)")
     else:
-        c1.image(figure_png(fig), caption="straightened frame, mid-sagittal: original | pseudo-healthy",
+        c1.image(figure_png(fig), caption="straightened frame, mid-sagittal: the real body filled, the "
+                                          "pseudo-healthy body as a dashed outline", width="stretch")
+    fig = loss_map_figure(study, own)
+    if fig is not None:
+        c2.image(figure_png(fig), caption=f"{name} height-loss map viewed from above (0 = white; red: height lost)",
                  width="stretch")
-    png = study.loss_map(name, "png")
-    if png is not None:
-        c2.image(png.read_bytes(), caption=f"{name} height-loss map (viewed from above)", width="stretch")
     else:
-        fig = loss_map_figure(study, name)
-        if fig is None:
+        png = study.loss_map(own, "png")
+        if png is None:
             c2.info(f"no height-loss map for {name}")
         else:
-            c2.image(figure_png(fig), caption=f"{name} height-loss map (from its NIfTI)", width="stretch")
-    fig = height_profile_figure(study, name)
+            c2.image(png.read_bytes(), caption=f"{name} height-loss map (as the pipeline drew it)", width="stretch")
+    fig = height_profile_figure(study, own)
     if fig is not None:
-        c1.image(figure_png(fig), caption="body height along AP", width="stretch")
+        c2.image(figure_png(fig), caption="body height along AP", width="stretch")

@@ -258,8 +258,10 @@ def cmd_view(args: argparse.Namespace) -> int:
     command = viewer_command(args.port, args.address)
     print(f"HealthiVert viewer on {len(folders.studies)} studies in {folders.root}")
     print(f"reviews: {args.db or default_url(folders.root)}")
+    if args.reviewer:
+        print(f"reviewer: {args.reviewer}")
     print(f"open {viewer_url(args.port, args.address)} in a browser (Ctrl+C stops it)", flush=True)
-    return run_viewer(command, viewer_env(folders.root, args.db))  # SIGTERM / Ctrl-C stop the server too
+    return run_viewer(command, viewer_env(folders.root, args.db, args.reviewer))  # SIGTERM / Ctrl-C stop the server too
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -382,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     p.add_argument("--db", default=None, help="review database URL (default: sqlite RESULTS/reviews.sqlite)")
+    p.add_argument("--reviewer", default=None, help="who reviews, stored with every review (default: the login user)")
     p.set_defaults(func=cmd_view)
 
     p = sub.add_parser("export", help="export grades with their reviews (CSV, JSON), maps and HTML reports")

@@ -13,7 +13,7 @@ from pathlib import Path
 import healthivert
 from healthivert.errors import InputError
 
-ENV_RESULTS, ENV_DB = "HEALTHIVERT_RESULTS", "HEALTHIVERT_DB"
+ENV_RESULTS, ENV_DB, ENV_REVIEWER = "HEALTHIVERT_RESULTS", "HEALTHIVERT_DB", "HEALTHIVERT_REVIEWER"
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
 STOP_GRACE_S = 10.0  # how long the server may take to stop before it is killed
 _POLL_S = 0.2
@@ -41,15 +41,16 @@ def viewer_command(port: int = 8501, address: str = "127.0.0.1") -> list[str]:
             "--client.toolbarMode", "viewer"]
 
 
-def viewer_env(results: str | Path, db_url: str | None = None) -> dict[str, str]:
-    """The environment that tells the app its results folder and database (a database URL may
-    hold a password, so it goes in the environment, not on the command line)."""
+def viewer_env(results: str | Path, db_url: str | None = None, reviewer: str | None = None) -> dict[str, str]:
+    """The environment that tells the app its results folder, database and reviewer (a database
+    URL may hold a password, so it goes in the environment, not on the command line)."""
     env = dict(os.environ)
     env[ENV_RESULTS] = str(Path(results).resolve())
-    if db_url:
-        env[ENV_DB] = db_url
-    else:
-        env.pop(ENV_DB, None)
+    for key, value in ((ENV_DB, db_url), (ENV_REVIEWER, reviewer)):
+        if value:
+            env[key] = value
+        else:
+            env.pop(key, None)
     return env
 
 

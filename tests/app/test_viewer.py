@@ -10,17 +10,19 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from healthivert.review import ReviewRequest, ReviewStore
-from healthivert.review.launch import ENV_DB, ENV_RESULTS
+from healthivert.review.launch import ENV_DB, ENV_RESULTS, ENV_REVIEWER
 from tests.review.results_fixture import CT_STUDY, MASK_STUDY, algorithm_grades
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
 TIMEOUT_S = 60
+REVIEWER = "Dr Viewer"
 
 
 @pytest.fixture
 def app(results, monkeypatch) -> AppTest:
     monkeypatch.setenv(ENV_RESULTS, str(results.root))
     monkeypatch.setenv(ENV_DB, results.db_url)
+    monkeypatch.setenv(ENV_REVIEWER, REVIEWER)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
     at.run()
     assert not at.exception, at.exception
@@ -82,7 +84,6 @@ def test_override_then_accept(app: AppTest, results) -> None:
     new = (grades["L1"] + 1) % 4
     _labelled(app.radio, "decision").set_value("override").run()
     _labelled(app.selectbox, "reviewed grade").set_value(new)
-    _labelled(app.text_input, "reviewer").input("Dr Override")
     _labelled(app.text_area, "comment").input("endplate intact on the CT")
     app.button(key="save").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
@@ -92,7 +93,7 @@ def test_override_then_accept(app: AppTest, results) -> None:
 
     store = ReviewStore(results.db_url)
     review = store.review(CT_STUDY, 20)
-    assert (review.reviewed_grade, review.action, review.reviewer) == (new, "override", "Dr Override")
+    assert (review.reviewed_grade, review.action, review.reviewer) == (new, "override", REVIEWER)
     audit = store.audit(CT_STUDY, 20)
     assert [(a.old_grade, a.new_grade, a.comment) for a in audit] == [
         (grades["L1"], new, "endplate intact on the CT")]
@@ -106,12 +107,49 @@ def test_override_then_accept(app: AppTest, results) -> None:
     store.dispose()
 
 
-def test_override_needs_name_and_comment(app: AppTest, results) -> None:
+def test_override_needs_a_comment(app: AppTest, results) -> None:
     _open(app, CT_STUDY)
     _labelled(app.radio, "decision").set_value("override").run()
+    _labelled(app.selectbox, "reviewed grade").set_value((algorithm_grades(results.root, CT_STUDY)["L1"] + 1) % 4)
     app.button(key="save").click().run()
-    assert "reviewer's name" in app.error[0].value
+    assert "needs a comment" in app.error[0].value
     assert ReviewStore(results.db_url).audit() == []
+
+
+def test_reviewer_from_the_launch_is_shown_not_typed(app: AppTest) -> None:
+    _open(app, CT_STUDY)
+    assert any(f"reviewer: **{REVIEWER}**" in m.value for m in app.sidebar.markdown)
+    assert not [w for w in app.text_input if w.label.startswith("reviewer")]
+
+
+def test_reviewer_defaults_to_the_login_user(results, monkeypatch) -> None:
+    monkeypatch.setenv(ENV_RESULTS, str(results.root))
+    monkeypatch.setenv(ENV_DB, results.db_url)
+    monkeypatch.delenv(ENV_REVIEWER, raising=False)
+    monkeypatch.setattr("getpass.getuser", lambda: "radiologist7")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    _open(at, CT_STUDY)
+    at.button(key="accept").click().run()
+    assert "by radiologist7" in at.success[0].value
+    assert ReviewStore(results.db_url).review(CT_STUDY, 20).reviewer == "radiologist7"
+
+
+def test_without_any_name_the_reviewer_is_asked_once(results, monkeypatch) -> None:
+    monkeypatch.setenv(ENV_RESULTS, str(results.root))
+    monkeypatch.setenv(ENV_DB, results.db_url)
+    monkeypatch.delenv(ENV_REVIEWER, raising=False)
+
+    def no_user() -> str:
+        raise OSError("no login name")
+
+    monkeypatch.setattr("getpass.getuser", no_user)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    _open(at, CT_STUDY)
+    at.button(key="accept").click().run()
+    assert "reviewer's name" in at.error[0].value
+    at.sidebar.text_input(key="reviewer").input("Dr Typed").run()
+    at.button(key="accept").click().run()
+    assert "by Dr Typed" in at.success[0].value
 
 
 def test_mask_only_study(app: AppTest) -> None:
@@ -149,7 +187,6 @@ def test_decision_does_not_carry_over_to_the_next_vertebra(app: AppTest, results
     app.selectbox(key="vertebra").set_value(20).run()
     _labelled(app.radio, "decision").set_value("override").run()
     _labelled(app.selectbox, "reviewed grade").set_value(new)
-    _labelled(app.text_input, "reviewer").input("Dr Carry")
     _labelled(app.text_area, "comment").input("L1 endplate intact")
     app.button(key="save").click().run()
     assert "saved: L1" in app.success[0].value
@@ -157,7 +194,6 @@ def test_decision_does_not_carry_over_to_the_next_vertebra(app: AppTest, results
     app.selectbox(key="vertebra").set_value(21).run()
     assert _labelled(app.radio, "decision").value == "accept"
     assert _labelled(app.text_area, "comment").value == ""
-    assert _labelled(app.text_input, "reviewer").value == "Dr Carry"  # who reviews stays
     _labelled(app.text_area, "comment").input("looks fine")
     app.button(key="save").click().run()
     assert not app.error, [e.value for e in app.error]
@@ -185,7 +221,6 @@ def test_a_page_showing_an_older_review_cannot_overwrite_a_newer_one(app: AppTes
     store = ReviewStore(results.db_url)
     store.save(ReviewRequest(CT_STUDY, 20, "L1", grades["L1"], "accept", "Dr B", base_revision=0))
     _labelled(app.selectbox, "reviewed grade").set_value(new)
-    _labelled(app.text_input, "reviewer").input("Dr A")
     _labelled(app.text_area, "comment").input("posterior wall displaced")
     app.button(key="save").click().run()
     assert not app.exception and not app.success
@@ -193,14 +228,14 @@ def test_a_page_showing_an_older_review_cannot_overwrite_a_newer_one(app: AppTes
     review = store.review(CT_STUDY, 20)
     assert (review.reviewer, review.action, review.revision) == ("Dr B", "accept", 1)
     assert [(a.reviewer, a.outcome, a.new_grade, a.comment) for a in store.audit(CT_STUDY, 20)] == [
-        ("Dr B", "saved", grades["L1"], ""), ("Dr A", "refused", new, "posterior wall displaced")]
+        ("Dr B", "saved", grades["L1"], ""), (REVIEWER, "refused", new, "posterior wall displaced")]
     assert any("Current review" in m.value and "Dr B" in m.value for m in app.markdown)
     assert _labelled(app.text_area, "comment").value == "posterior wall displaced"  # A's text is still there
 
     app.button(key="save").click().run()  # the page now showed B's review: A's save is deliberate
     assert "saved: L1" in app.success[0].value, [e.value for e in app.error]
     review = store.review(CT_STUDY, 20)
-    assert (review.reviewer, review.action, review.reviewed_grade, review.revision) == ("Dr A", "override", new, 2)
+    assert (review.reviewer, review.action, review.reviewed_grade, review.revision) == (REVIEWER, "override", new, 2)
     assert [a.outcome for a in store.audit(CT_STUDY, 20)] == ["saved", "refused", "saved"]
     store.dispose()
 

@@ -62,14 +62,16 @@ class VertebraShape:
         return self.label <= 19 or self.label == 28
 
 
-def vertebra_shape(label: int, rng: np.random.Generator, study_scale: float = 1.0) -> VertebraShape:
-    """Adult dimensions for a level, scaled by ``study_scale`` and jittered by a few percent."""
+def vertebra_shape(label: int, rng: np.random.Generator, study_scale: float = 1.0,
+                   proportions: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> VertebraShape:
+    """Adult dimensions for a level, scaled by ``study_scale`` and jittered by a few percent;
+    ``proportions`` further scales the body's (height, depth, width)."""
     i = level_index(label)
 
     def size(table: np.ndarray, jitter: float = 0.03) -> float:
         return float(np.interp(i, _LEVELS, table) * study_scale * (1 + rng.uniform(-jitter, jitter)))
 
-    height, depth, width = size(_HEIGHT), size(_DEPTH), size(_WIDTH)
+    height, depth, width = (size(t) * k for t, k in zip((_HEIGHT, _DEPTH, _WIDTH), proportions))
     disc_below, canal_lr = size(_DISC, 0.1), size(_CANAL_LR, 0.05)
     canal_ap = float(rng.uniform(7.0, 8.5) * study_scale)
     # the level's published normative wedge (healthivert.normative), jittered; as a fraction

@@ -81,6 +81,9 @@ class PhantomConfig:
             height: the fractured study's intact twin (the same anatomy, noise and other draws;
             the neighbours placed by healthy heights). A pseudo-healthy body should be the same
             in both twins.
+        body_proportions: every body's (height, depth, width) scaled by these factors, beyond
+            the level's table and the study's size (real bodies are relatively wider than
+            the table's: ``benchmarks/gan_domain.py``); the default leaves every draw unchanged.
     """
 
     top: str = "T8"
@@ -98,6 +101,7 @@ class PhantomConfig:
     pelvis: bool = False
     dim_bone: bool = False
     intact: bool = False
+    body_proportions: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
         # checked here, not deep in rendering: a bad orientation used to fail in SimpleITK after
@@ -160,7 +164,7 @@ def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> P
     labels = cfg.labels()
     subject = subject or f"sub-phantom{seed:04d}"
     scale = float(rng.uniform(0.92, 1.08))
-    shapes = {lab: vertebra_shape(lab, rng, scale) for lab in labels}
+    shapes = {lab: vertebra_shape(lab, rng, scale, cfg.body_proportions) for lab in labels}
     fractures = _draw_fractures(cfg, labels, rng)
     trab_hu = float(rng.uniform(90.0, 230.0))  # study bone density: osteoporotic to normal
     placed_fx = {}

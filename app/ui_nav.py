@@ -40,10 +40,9 @@ def _step_study(folders: ResultsFolder, store: ReviewStore, current: str | None,
 
 def study_buttons(folders: ResultsFolder, store: ReviewStore, current: str | None) -> None:
     """Previous / next unreviewed study, in the sidebar."""
-    c1, c2 = st.sidebar.columns(2)
-    for col, step, text in ((c1, -1, "◀ study"), (c2, 1, "study ▶")):
-        col.button(text, key=f"study_step_{step:+d}", shortcut=STUDY_KEYS[step], on_click=_step_study,
-                   args=(folders, store, current, step), help=f"{'next' if step > 0 else 'previous'} unreviewed study")
+    for step, text in ((1, "next unreviewed study ▶"), (-1, "◀ previous unreviewed study")):
+        st.sidebar.button(text, key=f"study_step_{step:+d}", shortcut=STUDY_KEYS[step], on_click=_step_study,
+                          args=(folders, store, current, step), width="stretch")
 
 
 def vertebra_buttons(store: ReviewStore, study: Study, container) -> None:

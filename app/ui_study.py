@@ -11,7 +11,7 @@ import streamlit as st
 
 from healthivert.errors import InputError
 from healthivert.io.images import load_ct, load_mask
-from healthivert.review.explain import FALLBACK_MARK, explain_vertebra, threshold_text
+from healthivert.review.explain import FALLBACK_MARK, explain_vertebra, grader_text, threshold_text
 from healthivert.review.navigate import pick_from_table
 from healthivert.review.render import (
     GRADE_COLOURS,
@@ -188,7 +188,7 @@ def show_explanation(study: Study, vertebra: dict, name: str) -> None:
     if e.disagreement:
         st.info(e.disagreement)
     if e.probabilities:
-        st.caption(f"{(e.grader or 'grader').upper()} probabilities: " + " · ".join(
+        st.caption(f"Probabilities from {grader_text(e.grader)}: " + " · ".join(
             f"grade {g} {p:.2f}" for g, p in sorted(e.probabilities.items()))
                    + f". Genant thresholds on the worst section's RHLV: {threshold_text()}.")
 
@@ -201,23 +201,23 @@ def show_vertebra(study: Study, label: int, name: str) -> None:
     st.subheader(f"{name}: why grade {vertebra.get('genant_grade', '-')}" if vertebra.get("genant_grade") is not None
                  else f"{name}: not graded")
     show_explanation(study, vertebra, name)
-    c1, c2 = st.columns(2)
+    c1, c2 = st.columns([3, 2])
     fig = straightened_figure(study, own)
     if fig is None:
         c1.info(f"no straightened crops for {name} (not measured, or written without crops)")
     else:
         c1.image(figure_png(fig), caption="straightened frame, mid-sagittal: the real body filled, the "
                                           "pseudo-healthy body as a dashed outline", width="stretch")
-    fig = loss_map_figure(study, own)
-    if fig is not None:
-        c2.image(figure_png(fig), caption=f"{name} height-loss map viewed from above (0 = white; red: height lost)",
-                 width="stretch")
-    else:
-        png = study.loss_map(own, "png")
-        if png is None:
-            c2.info(f"no height-loss map for {name}")
-        else:
-            c2.image(png.read_bytes(), caption=f"{name} height-loss map (as the pipeline drew it)", width="stretch")
     fig = height_profile_figure(study, own)
     if fig is not None:
         c2.image(figure_png(fig), caption="body height along AP", width="stretch")
+    fig = loss_map_figure(study, own)
+    if fig is not None:
+        st.image(figure_png(fig), caption=f"{name} height-loss map viewed from above: white = no loss, red = "
+                                          "height lost, blue = taller than pseudo-healthy", width="stretch")
+    else:
+        png = study.loss_map(own, "png")
+        if png is None:
+            st.info(f"no height-loss map for {name}")
+        else:
+            st.image(png.read_bytes(), caption=f"{name} height-loss map (as the pipeline drew it)", width="stretch")

@@ -72,6 +72,13 @@ class Explanation:
     fallback: str | None = None
 
 
+def grader_text(grader: str | None) -> str:
+    """How a sentence names a grader: ``"the SVM"``, ``"the Genant rule"``."""
+    if not grader:
+        return "the grader"
+    return "the Genant rule" if grader == "rule" else f"the {grader.upper()}"
+
+
 def _probabilities(vertebra: dict) -> dict[int, float]:
     return {int(g): float(p) for g, p in (vertebra.get("probabilities") or {}).items() if p is not None}
 
@@ -120,7 +127,7 @@ def explain_vertebra(vertebra: dict, study_synthesizer: str | None = None, grade
     if grade is None:
         lines.append(f"{name} was not graded: {vertebra.get('status', '')}")
         return Explanation(None, grader, section, rhlv, rule, probs, lines, None, fallback)
-    by = f"the {grader.upper()}" if grader else "the grader"
+    by = grader_text(grader)
     p = f" with probability {probs[int(grade)]:.2f}" if int(grade) in probs else ""
     lines.append(f"Graded {grade} ({GRADE_NAMES[int(grade)]}) by {by}{p}.")
     disagreement = None

@@ -164,7 +164,7 @@ def label_marks(labels: np.ndarray, spacing: tuple[float, float], view_x: tuple[
 
     The column goes on the side of the spine with more room in view (either side in the
     radiological display); the labels keep the vertebrae's order, spread apart so they never
-    overlap (at least 4 % of the view's height).
+    overlap (at least 4 % of the view's height). Vertebrae whose centre is out of view get none.
     """
     present = [int(x) for x in np.unique(labels) if x > 0]
     if not present:
@@ -179,7 +179,8 @@ def label_marks(labels: np.ndarray, spacing: tuple[float, float], view_x: tuple[
         pts = np.argwhere(labels == lab)
         y = float(pts[:, 1].mean() * spacing[1])
         edge = pts[:, 0].min() if low_side else pts[:, 0].max()
-        marks.append((y, lab, float(edge * spacing[0])))
+        if view_y[0] <= y <= view_y[1]:  # zoomed: only the vertebrae in view
+            marks.append((y, lab, float(edge * spacing[0])))
     marks.sort()
     ys = _spread([m[0] for m in marks], 0.04 * (view_y[1] - view_y[0]))
     # ha on screen: x is drawn reversed, so low x lies on the right and its text runs rightwards
@@ -204,7 +205,7 @@ def _draw_labels(ax, labels: np.ndarray, spacing: tuple[float, float], view: tup
             text += f" G{grade}"
         ax.plot([m.anchor[0], m.text[0]], [m.anchor[1], m.text[1]], color=colour, lw=0.8, alpha=0.9)
         ax.text(m.text[0], m.text[1], text, color=colour, fontsize=8, fontweight="bold", ha=m.ha, va="center",
-                bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "edgecolor": "none"})
+                clip_on=True, bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "edgecolor": "none"})
 
 
 def draw_slice(
@@ -271,8 +272,13 @@ def focus_on(images: StudyImages, plane: str, voxel: np.ndarray | None) -> tuple
 def slice_figure(images: StudyImages, plane: str, index: int, window: Window = "bone", show_mask: bool = True,
                  show_labels: bool = True, grades: dict[int, int | None] | None = None,
                  size_in: float = 4.0, **view) -> Figure:
-    """A figure of one slice; see :func:`draw_slice` (``view``: its names, zoom, focus_mm)."""
-    fig, ax = plt.subplots(figsize=(size_in, size_in), constrained_layout=True)
+    """A figure of one slice, ``size_in`` wide and as tall as the slice's shape asks (within 0.45-1.6
+    of its width); see :func:`draw_slice` (``view``: its names, zoom, focus_mm)."""
+    height = size_in
+    if images.display is not None:
+        x0, x1, y0, y1 = _grid_extent(images.display, plane)
+        height = size_in * float(np.clip((y1 - y0) / (x1 - x0), 0.45, 1.6))
+    fig, ax = plt.subplots(figsize=(size_in, height + 0.3), constrained_layout=True)
     draw_slice(ax, images, plane, index, window, show_mask, show_labels, grades, **view)
     return fig
 
@@ -397,12 +403,13 @@ def height_profile_figure(study: Study, name: str) -> Figure | None:
     return fig
 
 
-def diverging_norm(values: np.ndarray, floor: float) -> Normalize:
-    """A colour scale symmetric about zero (zero maps to the colour map's neutral middle) wide
-    enough for ``values`` (NaN ignored) and at least +-``floor``."""
-    finite = np.asarray(values, float)[np.isfinite(values)]
-    vmax = max(floor, float(np.abs(finite).max())) if finite.size else floor
-    return Normalize(-vmax, vmax)
+def diverging_norm(values: np.ndarray, floor: float, cap: float | None = None, percentile: float = 98.0) -> Normalize:
+    """A colour scale symmetric about zero (zero maps to the colour map's neutral middle), as wide
+    as the ``percentile`` of ``|values|`` (NaN ignored; a few wall columns with extreme values
+    do not wash the map out), at least +-``floor`` and at most +-``cap``."""
+    finite = np.abs(np.asarray(values, float)[np.isfinite(values)])
+    vmax = max(floor, float(np.percentile(finite, percentile))) if finite.size else floor
+    return Normalize(-min(vmax, cap) if cap else -vmax, min(vmax, cap) if cap else vmax)
 
 
 @dataclass(frozen=True)
@@ -421,7 +428,16 @@ def _map_panel(fig, ax, values: np.ndarray, extent: tuple, norm: Normalize, labe
     ax.set_aspect("equal")
     ax.set_xlabel("R  <-  LR (mm)  ->  L", fontsize=8)
     ax.set_title(title, fontsize=9)
-    return fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+    return fig.colorbar(im, ax=ax, label=label, shrink=0.9, extend="both")
+
+
+def _body_box(values: np.ndarray, margin: int = 3) -> tuple[slice, slice]:
+    """The rows and columns around the finite (on-body) part of a map, with a margin."""
+    idx = np.argwhere(np.isfinite(values))
+    if idx.size == 0:
+        return slice(None), slice(None)
+    lo, hi = np.maximum(idx.min(axis=0) - margin, 0), idx.max(axis=0) + margin + 1
+    return slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1]))
 
 
 def loss_map_panels(loss: LossMap, name: str) -> Figure:
@@ -429,16 +445,19 @@ def loss_map_panels(loss: LossMap, name: str) -> Figure:
     zero (blue: taller than pseudo-healthy, red: height lost); the % scale marks the Genant
     thresholds."""
     sx, sy = loss.spacing_mm
-    extent = (-0.5 * sx, (loss.mm.shape[0] - 0.5) * sx, -0.5 * sy, (loss.mm.shape[1] - 0.5) * sy)
+    box = _body_box(loss.mm)
+    mm = loss.mm[box]
+    x0, y0 = box[0].start or 0, box[1].start or 0
+    extent = ((x0 - 0.5) * sx, (x0 + mm.shape[0] - 0.5) * sx, (y0 - 0.5) * sy, (y0 + mm.shape[1] - 0.5) * sy)
     panels = 2 if loss.fraction is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(4.4 * panels, 4.0), constrained_layout=True, squeeze=False)
-    _map_panel(fig, axes[0, 0], loss.mm, extent, diverging_norm(loss.mm, 5.0), "height loss (mm)",
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.0), constrained_layout=True, squeeze=False)
+    _map_panel(fig, axes[0, 0], mm, extent, diverging_norm(mm, 5.0), "height loss (mm)",
                f"{name}: height loss (mm)")
     axes[0, 0].set_ylabel("posterior  <-  AP (mm)  ->  anterior", fontsize=8)
     if loss.fraction is not None:
-        pct = 100 * loss.fraction
-        bar = _map_panel(fig, axes[0, 1], pct, extent, diverging_norm(pct, 50.0), "height loss (% of pseudo-healthy)",
-                         f"{name}: height loss (%)")
+        pct = 100 * loss.fraction[box]
+        bar = _map_panel(fig, axes[0, 1], pct, extent, diverging_norm(pct, 50.0, cap=100.0),
+                         "height loss (% of pseudo-healthy)", f"{name}: height loss (%)")
         marks = [100 * t for t in THRESHOLDS]
         for t in marks:
             bar.ax.axhline(t, color="black", lw=0.8)

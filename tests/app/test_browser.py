@@ -1,5 +1,6 @@
-"""The viewer in a real browser: `healthivert view` serving, headless Chromium (Debian's
-package) driven by Playwright, override a grade, reload, and find it persisted with its audit.
+"""The viewer in a real browser: `healthivert view --reviewer` serving, headless Chromium (Debian's
+package) driven by Playwright, override a grade, reload, and find it persisted with its audit;
+then the keyboard: N opens the next unreviewed vertebra and A accepts it.
 
 Setup: scripts/install_browser_test_deps.sh (run here when chromium or playwright is missing).
 The study view's screenshot is kept in tests/app/artifacts/.
@@ -63,7 +64,8 @@ def viewer(results):
     log = open(results.root.parent / "viewer.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "healthivert.cli", "view", str(results.root), "--port", str(port),
-         "--db", results.db_url], stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+         "--db", results.db_url, "--reviewer", "Dr Browser"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -103,13 +105,14 @@ def test_override_in_the_browser(browser_deps, viewer: str, results) -> None:
             page = browser.new_page(viewport={"width": 1500, "height": 1100})
             page.set_default_timeout(30_000)
             page.goto(f"{viewer}/?study={CT_STUDY}")
-            expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible()
+            # the first run of a fresh server imports the library (scikit-learn with the graders): seconds
+            expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible(timeout=60_000)
             expect(page.get_by_text("Review L1")).to_be_visible()  # the worst vertebra is selected first
             expect(page.locator("img")).to_have_count(6, timeout=60_000)  # 3 planes, crops, map, profile
+            expect(page.get_by_text("reviewer: Dr Browser")).to_be_visible()  # from --reviewer, not typed
             page.get_by_text("override", exact=True).click()
-            page.get_by_label("reviewer", exact=True).fill("Dr Browser")
             page.get_by_label("comment (required for an override)").fill("posterior wall displaced")
-            page.get_by_label("reviewer", exact=True).press("Tab")
+            page.get_by_label("comment (required for an override)").press("Tab")
             page.locator("div[data-testid='stSelectbox']").filter(has_text="reviewed grade").click()
             page.get_by_role("option", name=f"{new} {names[new]}").click()
             page.wait_for_timeout(500)
@@ -121,9 +124,15 @@ def test_override_in_the_browser(browser_deps, viewer: str, results) -> None:
             expect(page.get_by_text(f"Current review: {new} (override) by Dr Browser")).to_be_visible()
             expect(page.get_by_text("audit trail (append-only)")).to_be_visible()
             expect(page.locator("img")).to_have_count(6, timeout=60_000)
-            page.set_viewport_size({"width": 1500, "height": 3000})  # the app scrolls inside its own pane
+            page.set_viewport_size({"width": 1500, "height": 3600})  # the app scrolls inside its own pane
             page.wait_for_timeout(1500)
             page.screenshot(path=str(ARTIFACTS / "viewer_study.png"), full_page=True)
+
+            page.get_by_role("heading", name=f"Study {CT_STUDY}").click()  # no text field has the focus
+            page.keyboard.press("n")  # the next unreviewed vertebra after L1: L2
+            expect(page.get_by_text("Review L2")).to_be_visible()
+            page.keyboard.press("a")
+            expect(page.get_by_text(f"saved: L2 grade {grades['L2']} (accept) by Dr Browser")).to_be_visible()
         finally:
             browser.close()
     store = ReviewStore(results.db_url)
@@ -131,4 +140,7 @@ def test_override_in_the_browser(browser_deps, viewer: str, results) -> None:
     assert (review.reviewed_grade, review.reviewer, review.comment) == (new, "Dr Browser", "posterior wall displaced")
     assert [(a.action, a.old_grade, a.new_grade, a.reviewer) for a in store.audit(CT_STUDY, 20)] == [
         ("override", grades["L1"], new, "Dr Browser")]
+    accepted = store.review(CT_STUDY, 21)
+    assert (accepted.action, accepted.reviewed_grade, accepted.reviewer) == ("accept", grades["L2"], "Dr Browser")
+    assert store.review(CT_STUDY, 19) is None
     store.dispose()

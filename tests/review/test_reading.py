@@ -77,6 +77,11 @@ def test_labels_take_the_side_with_room() -> None:
     assert mark.text[0] > 7 and mark.ha == "right"
 
 
+def test_zoomed_view_labels_only_the_vertebrae_in_view() -> None:
+    marks = label_marks(_spine(), (1.0, 1.0), (-0.5, 39.5), (30.0, 59.5))
+    assert [m.label for m in marks] == [20, 19]  # L2 (y 20-24) is below the view
+
+
 def test_crowded_labels_are_spread_apart() -> None:
     labels = np.zeros((30, 100), dtype=np.uint8)
     labels[10:20, 50] = 20
@@ -120,12 +125,15 @@ def test_pseudo_healthy_is_an_outline_over_the_filled_real_body() -> None:
 
 def test_loss_scale_is_centred_on_zero() -> None:
     cmap = plt.get_cmap(LOSS_CMAP)
-    norm = diverging_norm(np.array([-2.0, 7.5, np.nan]), 5.0)
+    norm = diverging_norm(np.array([-2.0, 7.5, np.nan]), 5.0, percentile=100)
     assert (norm.vmin, norm.vmax) == (-7.5, 7.5) and norm(0.0) == 0.5
     r, g, b, _ = cmap(norm(0.0))
     assert min(r, g, b) > 0.9 and max(r, g, b) - min(r, g, b) < 0.05  # neutral: near white
     assert cmap(norm(5.0))[0] > cmap(norm(5.0))[2]  # loss is red
     assert diverging_norm(np.array([np.nan]), 5.0).vmax == 5.0
+    walls = np.r_[np.full(98, 3.0), 400.0, -900.0]  # a few wall columns far off the body's loss
+    assert diverging_norm(walls, 2.0).vmax < 20 and diverging_norm(walls, 2.0, cap=10.0).vmax <= 10
+    assert diverging_norm(walls, 50.0, cap=100.0).vmax == 50.0
 
 
 def test_loss_map_panels_in_mm_and_percent() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from healthivert.cli import main
 from healthivert.review import EXPORT_COLUMNS, ResultsFolder, ReviewRequest, ReviewStore, export_results
-from healthivert.review.launch import ENV_DB, ENV_RESULTS, viewer_command, viewer_env, viewer_url
+from healthivert.review.launch import ENV_DB, ENV_RESULTS, ENV_REVIEWER, viewer_command, viewer_env, viewer_url
 from tests.review.results_fixture import CT_STUDY, MASK_STUDY, algorithm_grades
 
 XSS = "<script>alert(1)</script> wedge"
@@ -100,6 +100,7 @@ def test_view_command(tmp_path: Path) -> None:
     env = viewer_env(tmp_path, "postgresql://u:secret@h/db")
     assert env[ENV_RESULTS] == str(tmp_path.resolve()) and env[ENV_DB].endswith("/db")
     assert "secret" not in " ".join(cmd)
+    assert ENV_REVIEWER not in env and viewer_env(tmp_path, None, "Dr R")[ENV_REVIEWER] == "Dr R"
     assert viewer_url(8600) == "http://127.0.0.1:8600"
     with pytest.raises(ValueError, match="port"):
         viewer_command(0)

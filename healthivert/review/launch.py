@@ -1,8 +1,9 @@
-"""How ``healthivert view`` starts the Streamlit viewer (app/main.py of the source tree), and
-stops it: a SIGTERM or SIGINT sent to ``healthivert view`` is passed on to the server."""
+"""How ``healthivert view`` starts the Streamlit viewer (the package's ``healthivert/viewer/app.py``),
+and stops it: a SIGTERM or SIGINT sent to ``healthivert view`` is passed on to the server."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -10,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import healthivert
 from healthivert.errors import InputError
 
 ENV_RESULTS, ENV_DB, ENV_REVIEWER = "HEALTHIVERT_RESULTS", "HEALTHIVERT_DB", "HEALTHIVERT_REVIEWER"
@@ -20,14 +20,19 @@ _POLL_S = 0.2
 
 
 def app_script() -> Path:
-    """``app/main.py`` next to the package in the repository.
+    """The viewer's Streamlit script, ``healthivert/viewer/app.py`` of the installed package
+    (found without importing it: importing it loads Streamlit).
 
     Raises:
-        InputError: the package was installed without its source tree.
+        InputError: the installation lacks the viewer.
     """
-    path = Path(healthivert.__file__).resolve().parent.parent / "app" / "main.py"
-    if not path.is_file():
-        raise InputError(f"the viewer app is not at {path}; run from a source checkout (pip install -e .)")
+    try:
+        spec = importlib.util.find_spec("healthivert.viewer.app")
+    except ModuleNotFoundError:  # no healthivert.viewer at all
+        spec = None
+    path = Path(spec.origin) if spec is not None and spec.origin else None
+    if path is None or not path.is_file():
+        raise InputError("the viewer (healthivert.viewer.app) is not installed; reinstall healthivert")
     return path
 
 

@@ -10,10 +10,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from healthivert.review import ReviewRequest, ReviewStore
-from healthivert.review.launch import ENV_DB, ENV_RESULTS, ENV_REVIEWER
+from healthivert.review.launch import ENV_DB, ENV_RESULTS, ENV_REVIEWER, app_script
 from tests.review.results_fixture import CT_STUDY, MASK_STUDY, algorithm_grades
 
-APP = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+APP = str(app_script())  # healthivert/viewer/app.py, the script `healthivert view` runs
+THIN_ENTRY = Path(__file__).resolve().parents[2] / "app" / "main.py"
 TIMEOUT_S = 60
 REVIEWER = "Dr Viewer"
 
@@ -50,6 +51,18 @@ def test_list_shows_the_studies(app: AppTest) -> None:
     assert sorted(_studies_listed(app)) == sorted([CT_STUDY, MASK_STUDY])
     row = app.dataframe[0].value.set_index("study").loc[CT_STUDY]
     assert row["graded"] == 3 and row["review status"] == "unreviewed" and row["worst grade (algorithm)"] >= 1
+
+
+def test_the_checkouts_thin_entry_runs_the_same_viewer(results, monkeypatch) -> None:
+    """``streamlit run app/main.py`` (the source tree's entry) shows the package's viewer."""
+    monkeypatch.setenv(ENV_RESULTS, str(results.root))
+    monkeypatch.setenv(ENV_DB, results.db_url)
+    monkeypatch.setenv(ENV_REVIEWER, REVIEWER)
+    at = AppTest.from_file(str(THIN_ENTRY), default_timeout=TIMEOUT_S).run()
+    assert not at.exception, at.exception
+    assert sorted(_studies_listed(at)) == sorted([CT_STUDY, MASK_STUDY])
+    _open(at, CT_STUDY)
+    assert at.title[0].value == f"Study {CT_STUDY}"
 
 
 def test_filter_and_sort(app: AppTest) -> None:

@@ -11,10 +11,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from healthivert.review import ReviewRequest, ReviewStore
-from healthivert.review.launch import ENV_DB, ENV_RESULTS, ENV_REVIEWER
+from healthivert.review.launch import ENV_DB, ENV_RESULTS, ENV_REVIEWER, app_script
 from tests.review.results_fixture import CT_STUDY, MASK_STUDY, algorithm_grades
 
-APP = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+APP = str(app_script())  # healthivert/viewer/app.py, the script `healthivert view` runs
 TIMEOUT_S = 60
 REVIEWER = "Dr Flow"
 

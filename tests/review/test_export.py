@@ -95,7 +95,8 @@ def test_cli_bad_folder(tmp_path: Path, capsys, command: str) -> None:
 
 def test_view_command(tmp_path: Path) -> None:
     cmd = viewer_command(8600, "127.0.0.1")
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]).name == "main.py" and Path(cmd[4]).is_file()
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]).is_file()
+    assert Path(cmd[4]).parts[-3:] == ("healthivert", "viewer", "app.py")  # the package's script
     assert cmd[cmd.index("--server.headless") + 1] == "true" and cmd[cmd.index("--server.port") + 1] == "8600"
     env = viewer_env(tmp_path, "postgresql://u:secret@h/db")
     assert env[ENV_RESULTS] == str(tmp_path.resolve()) and env[ENV_DB].endswith("/db")

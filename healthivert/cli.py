@@ -398,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", type=Path, help="a study result folder, a folder of them, a batch output folder, "
                    "or a per-vertebra CSV (study_id, label or name, genant_grade)")
     p.add_argument("--grades", type=Path, default=None, help="truth CSV: subject or study_id, vertebra_label or "
-                   "vertebra, genant_grade or grade (default: the shipped data_manifests/verse2019.csv)")
+                   "vertebra, genant_grade or grade (default: the shipped VerSe 2019 grades, data_manifests/"
+                   "verse2019.csv)")
     p.add_argument("--split", choices=["train", "val", "test"], default=None,
                    help="score only the truth rows of this split (needs a split column)")
     p.add_argument("--out", type=Path, default=None, help="where metrics.json, per_vertebra.csv and confusion.csv "

@@ -5,7 +5,7 @@ folder (``studies/<id>/result.json``, and ``failed.csv``) or a per-vertebra CSV
 (``vertebrae.csv`` / ``cohort.csv`` columns). Truth is a CSV naming the study (``subject`` or
 ``study_id``), the vertebra (``vertebra_label``/``label`` as a VerSe number, or
 ``vertebra``/``name`` as "L1") and the grade (``genant_grade`` or ``grade``), e.g.
-``data_manifests/verse2019.csv``.
+``data_manifests/verse2019.csv`` (shipped as ``healthivert/data/verse2019.csv``).
 
 Matching is by (study id, VerSe label). A result's study id matches a truth subject when they
 are equal, or when the result id is the truth id followed by a suffix that starts with ``_``,
@@ -45,8 +45,9 @@ GRADE_NAMES = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
 THRESHOLDS = (1, 2)  # a fracture is grade >= 1, or (moderate/severe) grade >= 2
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
-#: the truth manifest shipped with the project (used when no --grades is given)
-DEFAULT_GRADES = Path(__file__).resolve().parents[1] / "data_manifests" / "verse2019.csv"
+#: the truth manifest shipped in the package (used when no --grades is given); the checkout's
+#: data_manifests/verse2019.csv links to it
+DEFAULT_GRADES = Path(__file__).resolve().parent / "data" / "verse2019.csv"
 
 RESULT_COLUMNS = ["study_id", "label", "name", "genant_grade", "status"]
 TRUTH_COLUMNS = ["study_id", "label", "name", "truth_grade"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,3 +82,12 @@ def test_grader_reads_its_features_by_name():
 def test_predict_follows_the_rule_exactly_on_boundaries(loss, grade):
     row = pd.DataFrame([_features(loss, 0.0, 0.0)])
     assert GenantRuleGrader().predict(row).tolist() == [grade]
+
+
+def test_the_rule_loads_without_scikit_learn() -> None:
+    """The thresholds and the rule import no scikit-learn (the SVM's module loads on first use)."""
+    code = ("import sys; from healthivert.grading import GRADERS, get_grader; from healthivert.grading.rule import "
+            "THRESHOLDS; assert 'svm' in GRADERS; get_grader('rule'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'skops')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -84,6 +84,10 @@ class PhantomConfig:
         body_proportions: every body's (height, depth, width) scaled by these factors, beyond
             the level's table and the study's size (real bodies are relatively wider than
             the table's: ``benchmarks/gan_domain.py``); the default leaves every draw unchanged.
+        vary_proportions: draw the study's body proportions (``PROPORTION_RANGES``) on top of
+            ``body_proportions``, from a stream of their own (the other draws stay as they are):
+            people's bodies differ in height for the same endplate size, which a network
+            trained on fixed proportions reads the height from (``benchmarks/gan_domain.py``).
     """
 
     top: str = "T8"
@@ -102,6 +106,7 @@ class PhantomConfig:
     dim_bone: bool = False
     intact: bool = False
     body_proportions: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    vary_proportions: bool = False
 
     def __post_init__(self) -> None:
         # checked here, not deep in rendering: a bad orientation used to fail in SimpleITK after
@@ -158,13 +163,29 @@ def _dim_bone_hu(trabecular_hu: float, seed: int) -> dict[str, float]:
             "cortical": float(rng.uniform(max(posterior, 400.0), HU["cortical"]))}
 
 
+#: per-study (height, depth, width) factors of ``vary_proportions``: adult vertebral body height
+#: at a level varies between people by roughly 6-8 % (1 SD), endplate size by about as much, the
+#: two only partly together; these uniform ranges span about two SDs each side. (Not fitted to
+#: any real case: the real VerSe crops are for checking.)
+PROPORTION_RANGES = ((0.86, 1.16), (0.92, 1.08), (0.90, 1.12))
+
+
+def study_proportions(cfg: PhantomConfig, seed: int) -> tuple[float, float, float]:
+    """The body proportions of study ``seed``: ``cfg.body_proportions``, times a draw from
+    ``PROPORTION_RANGES`` when ``cfg.vary_proportions``."""
+    if not cfg.vary_proportions:
+        return cfg.body_proportions
+    rng = np.random.default_rng([seed, 29])
+    return tuple(float(k * rng.uniform(lo, hi)) for k, (lo, hi) in zip(cfg.body_proportions, PROPORTION_RANGES))
+
+
 def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> PhantomStudy:
     """Build one phantom study, deterministically from ``seed``."""
     rng = np.random.default_rng(seed)
     labels = cfg.labels()
     subject = subject or f"sub-phantom{seed:04d}"
     scale = float(rng.uniform(0.92, 1.08))
-    shapes = {lab: vertebra_shape(lab, rng, scale, cfg.body_proportions) for lab in labels}
+    shapes = {lab: vertebra_shape(lab, rng, scale, study_proportions(cfg, seed)) for lab in labels}
     fractures = _draw_fractures(cfg, labels, rng)
     trab_hu = float(rng.uniform(90.0, 230.0))  # study bone density: osteoporotic to normal
     placed_fx = {}

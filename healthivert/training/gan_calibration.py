@@ -38,7 +38,7 @@ def _straighten(mask, ct, centroids) -> list[StraightVertebra]:
 def phantom_studies(cfg) -> Iterator[Study]:
     """The calibration phantoms: healthy = grade 0 without a sub-threshold deformity."""
     for seed in range(cfg.calibration_seed, cfg.calibration_seed + cfg.calibration_studies):
-        study = make_phantom(PhantomConfig(top=cfg.top, bottom=cfg.bottom), seed)
+        study = make_phantom(PhantomConfig(top=cfg.top, bottom=cfg.bottom, vary_proportions=cfg.vary_proportions), seed)
         healthy = {v["label"] for v in study.truth["vertebrae"] if v["genant_grade"] == 0 and not v["morphology"]}
         yield study.subject, _straighten(study.mask, study.ct, centroids_from_mask(study.mask)), healthy
 

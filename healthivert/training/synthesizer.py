@@ -73,6 +73,9 @@ class SynthesizerTrainConfig:
             ``max_grade`` admits it) is shown as it is, body masked, and its truth inside the
             band is its intact twin's (``PhantomConfig.intact``: the same study at healthy
             height), so the network learns to restore it rather than to reproduce the fracture.
+        vary_proportions: phantom cohorts only: each study draws its body proportions
+            (``PhantomConfig.vary_proportions``), so a body's height cannot be read from its
+            endplates' size.
         disc_jitter_mm: GAN training canvases move the context above and below the band by up
             to this many mm each (the discs next to the body read thinner or thicker), so that
             the disc's thickness, which a fracture changes, does not tell the body's height.
@@ -100,6 +103,7 @@ class SynthesizerTrainConfig:
     max_grade: int = 1
     deformity_rate: float = 0.25
     twin_truth: bool = False
+    vary_proportions: bool = False
     disc_jitter_mm: int = 0
     restart_codes_every: int = 0
     steps: int = 4000
@@ -196,7 +200,7 @@ def _phantom_study_cached(cfg: SynthesizerTrainConfig, seed: int, intact: bool =
     """One straightened phantom study (or its intact twin), from ``workdir/cache`` or built."""
     def build() -> list[Vertebra]:
         study = make_phantom(PhantomConfig(top=cfg.top, bottom=cfg.bottom, deformity_rate=cfg.deformity_rate,
-                                           intact=intact), seed)
+                                           intact=intact, vary_proportions=cfg.vary_proportions), seed)
         grades = {v["label"]: int(v["genant_grade"]) for v in study.truth["vertebrae"]}
         return stacks_of_study(study.mask, study.ct, centroids_from_mask(study.mask), grades)
 
@@ -204,7 +208,7 @@ def _phantom_study_cached(cfg: SynthesizerTrainConfig, seed: int, intact: bool =
     cache.mkdir(parents=True, exist_ok=True)
     default = cfg.deformity_rate == PhantomConfig.deformity_rate  # keeps the older caches' names
     name = (f"phantom{seed}_{cfg.top}-{cfg.bottom}" + ("" if default else f"_d{cfg.deformity_rate:g}")
-            + ("_intact" if intact else ""))
+            + ("_intact" if intact else "") + ("_prop" if cfg.vary_proportions else ""))
     return _cached(cache, name, build)
 
 

@@ -212,3 +212,27 @@ def test_biconcave_body_keeps_its_neighbours_where_its_intact_twin_has_them():
         if morphology == "biconcave":
             body, intact_body = (s.body_mask.array == 22 for s in (fractured, twin))
             assert not (body & ~intact_body).any() and intact_body.sum() > 1.2 * body.sum()
+
+
+def test_body_proportions_scale_the_bodies_and_vary_proportions_draws_them_per_study():
+    """``body_proportions`` scales every body's (height, depth, width); ``vary_proportions``
+    draws a study's factors from ``PROPORTION_RANGES`` on a stream of its own, so the other
+    draws (bone density, sizes before the factors) stay those of the fixed study."""
+    from healthivert.phantom.study import PROPORTION_RANGES, study_proportions
+
+    cfg = dict(top="L2", bottom="L3", in_plane_mm=1.5, slice_mm=1.5, fractures=(), deformity_rate=0.0)
+    size = {}
+    for name, extra in (("fixed", {}), ("taller", {"body_proportions": (1.1, 1.0, 1.0)}),
+                        ("drawn", {"vary_proportions": True})):
+        study = make_phantom(PhantomConfig(**cfg, **extra), 9)
+        size[name] = [v["body_size_mm"] for v in study.truth["vertebrae"]]
+        size[name + "_hu"] = study.truth["trabecular_hu"]
+    k = study_proportions(PhantomConfig(vary_proportions=True), 9)
+    assert all(lo <= f <= hi for f, (lo, hi) in zip(k, PROPORTION_RANGES)) and k != (1.0, 1.0, 1.0)
+    assert study_proportions(PhantomConfig(vary_proportions=True), 10) != k  # per study
+    for fixed, taller, drawn in zip(size["fixed"], size["taller"], size["drawn"]):
+        assert taller["height"] == pytest.approx(1.1 * fixed["height"], abs=2e-3)
+        assert taller["width"] == fixed["width"]
+        for f, key in zip(k, ("height", "depth", "width")):
+            assert drawn[key] == pytest.approx(f * fixed[key], abs=2e-3)
+    assert size["fixed_hu"] == size["taller_hu"] == size["drawn_hu"]

@@ -108,12 +108,13 @@ def build_checked(cls, data: dict, where: str):
         raise InputError(f"{where}: {exc}") from None
 
 
-def check_data_source(source: str, verse_root: str | None) -> None:
-    """A trainer's data: "phantom" (generated cohorts) or "verse" (a download tree)."""
-    if source not in ("phantom", "verse"):
-        raise ValueError(f"source must be phantom or verse; got {source!r}")
-    if source == "verse" and not verse_root:
-        raise ValueError("source 'verse' needs verse_root (a VerSe download tree)")
+def check_data_source(source: str, verse_root: str | None, sources: tuple[str, ...] = ("phantom", "verse")) -> None:
+    """A trainer's data: one of ``sources``: "phantom" (generated cohorts), "verse" (a download
+    tree) or, where the trainer offers it, "mixed" (both)."""
+    if source not in sources:
+        raise ValueError(f"source must be {' or '.join(sources)}; got {source!r}")
+    if source in ("verse", "mixed") and not verse_root:
+        raise ValueError(f"source {source!r} needs verse_root (a VerSe download tree)")
 
 
 def with_tuples(data: dict, *keys: str) -> dict:

@@ -1,5 +1,6 @@
-"""``healthivert train segmenter``: a MONAI UNet trained on phantom CTs (domain-randomised)
-or on a VerSe download tree.
+"""``healthivert train segmenter``: a MONAI UNet trained on phantom CTs (domain-randomised),
+on a VerSe download tree, or on both mixed (``source: mixed``, real-domain augmentation in
+:mod:`healthivert.training.real_domain`).
 
 Studies are generated (phantoms) or read (VerSe) once, preprocessed exactly as inference
 does (network spacing, HU window) and cached in the work folder; training samples random
@@ -37,6 +38,7 @@ from monai.utils import set_determinism
 from healthivert.errors import InputError
 from healthivert.io.atomic import atomic_write, atomic_write_npz
 from healthivert.io.images import load_ct, load_mask
+from healthivert.io.verse_tree import VerseStudy
 from healthivert.io.volume import Volume
 from healthivert.labels import VERTEBRA_LABELS
 from healthivert.phantom import PhantomConfig, make_phantom
@@ -53,9 +55,17 @@ from healthivert.training.config import (
     with_tuples,
 )
 from healthivert.training.loop import SeededDraws, batches, out_of_time
+from healthivert.training.real_domain import RandFieldOfViewd, RandThickSlicesd, pick_subjects, tree_studies
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
+
+#: the recipe's ``augmentation`` choices, as the model card words them
+AUGMENTATIONS = {
+    "standard": "intensity scale/shift, histogram shift, gamma, noise, blur, rotation/scaling",
+    "real": "intensity scale/shift (wider), histogram shift, gamma, noise, blur, rotation/scaling, "
+            "thick slices (3-6 mm) along a random axis, field of view ending in the patch",
+}
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,17 @@ class SegmenterTrainConfig:
 
     ``source`` "phantom" generates cohorts from seeds; "verse" reads the CTs and masks of a
     VerSe download tree (``verse_root``), the subjects of ``train_splits`` / ``val_splits`` in
-    ``manifest`` (the HealthiVert-GAN paper's split).
+    ``manifest`` (the HealthiVert-GAN paper's split); "mixed" trains on both, the phantoms of
+    ``train_studies`` and the VerSe subjects, ``phantom_fraction`` of the patches drawn from
+    phantoms, and validates on the phantoms of ``val_studies`` only (no real subject is
+    scored during a run, so a held-out one stays unseen).
+
+    ``subjects`` names the VerSe training subjects (any in the tree with a CT and a mask; the
+    manifest's splits are then not used for training); ``exclude_subjects`` leaves subjects
+    out of training and validation (a leave-one-subject-out run). ``augmentation`` "real"
+    adds thick slices along a random axis, a field of view that ends in the patch and wider
+    intensity scale and offset (``healthivert.training.real_domain``) to "standard".
+    ``threads``: torch CPU threads (0: torch's default).
     """
 
     source: str = "phantom"
@@ -72,6 +92,11 @@ class SegmenterTrainConfig:
     manifest: str = "data_manifests/verse2019.csv"
     train_splits: tuple[str, ...] = ("train",)
     val_splits: tuple[str, ...] = ("val",)
+    subjects: tuple[str, ...] = ()
+    exclude_subjects: tuple[str, ...] = ()
+    phantom_fraction: float = 0.5
+    augmentation: str = "standard"
+    threads: int = 0
     train_studies: int = 24
     train_seed: int = 2000
     val_studies: int = 3
@@ -98,12 +123,19 @@ class SegmenterTrainConfig:
     network: SegmenterConfig = field(default_factory=SegmenterConfig)
 
     def __post_init__(self) -> None:
-        check_data_source(self.source, self.verse_root)
-        if self.steps < 1 or self.batch < 1 or self.workers < 0 or self.time_limit_min < 0:
-            raise ValueError("steps and batch must be >= 1, workers and time_limit_min >= 0")
+        check_data_source(self.source, self.verse_root, ("phantom", "verse", "mixed"))
+        if self.steps < 1 or self.batch < 1 or self.workers < 0 or self.time_limit_min < 0 or self.threads < 0:
+            raise ValueError("steps and batch must be >= 1, workers, threads and time_limit_min >= 0")
         for name in ("pelvis_fraction", "dim_bone_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1]; got {getattr(self, name)}")
+        if self.source == "mixed" and not 0.0 < self.phantom_fraction < 1.0:
+            raise ValueError(f"phantom_fraction must lie strictly between 0 and 1 for source mixed; "
+                             f"got {self.phantom_fraction}")
+        if self.source == "phantom" and (self.subjects or self.exclude_subjects):
+            raise ValueError("subjects and exclude_subjects choose VerSe subjects: source must be verse or mixed")
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {list(AUGMENTATIONS)}; got {self.augmentation!r}")
 
 
 def load_segmenter_config(path: str | Path) -> SegmenterTrainConfig:
@@ -111,7 +143,7 @@ def load_segmenter_config(path: str | Path) -> SegmenterTrainConfig:
     data = read_recipe(path)
     net = {k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("network", None) or {}).items()}
     network = build_checked(SegmenterConfig, net, f"{path}: network")
-    data = with_tuples(data, "train_splits", "val_splits")
+    data = with_tuples(data, "train_splits", "val_splits", "subjects", "exclude_subjects")
     return build_checked(SegmenterTrainConfig, {**data, "network": network}, str(path))
 
 
@@ -179,18 +211,30 @@ def _cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> di
         return {"image": data["image"], "label": data["label"]}
 
 
-def verse_cohort(cfg: SegmenterTrainConfig, splits: tuple[str, ...], progress: Progress | None = None
-                 ) -> list[dict]:
-    """Preprocessed VerSe studies (CT and mask) of the manifest's ``splits``, cached."""
+def verse_studies(cfg: SegmenterTrainConfig, splits: tuple[str, ...], named: bool = False) -> list[VerseStudy]:
+    """The VerSe studies of a run: by name (``subjects``, when ``named`` and given) or the
+    manifest's ``splits``; less ``exclude_subjects``."""
+    if named and cfg.subjects:
+        return tree_studies(cfg.verse_root, cfg.subjects, cfg.exclude_subjects)
     rows = verse_rows(cfg.manifest, cfg.verse_root, splits).drop_duplicates("subject")
+    by_name = {r.subject: VerseStudy(r.subject, Path(r.ct), Path(r.mask)) for r in rows.itertuples()}
+    kept = [s for s in by_name if s not in set(cfg.exclude_subjects)]
+    if named:  # training: a misspelt exclusion or nothing left is an error
+        kept = pick_subjects(list(by_name), (), cfg.exclude_subjects, f"{cfg.verse_root} (splits {list(splits)})")
+    return [by_name[s] for s in kept]
+
+
+def verse_cohort(cfg: SegmenterTrainConfig, studies: list[VerseStudy], progress: Progress | None = None
+                 ) -> list[dict]:
+    """Preprocessed VerSe studies (CT and mask), cached."""
     cache = Path(cfg.workdir) / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     out = []
-    for i, row in enumerate(rows.itertuples()):
-        name = f"verse_{row.subject}_{cfg.network.spacing_mm:g}mm.npz"
-        out.append(_cached_arrays(cache / name, lambda r=row: _arrays(load_ct(r.ct), load_mask(r.mask), cfg.network)))
+    for i, study in enumerate(studies):
+        name = f"verse_{study.subject}_{cfg.network.spacing_mm:g}mm.npz"
+        out.append(_cached_arrays(cache / name, lambda s=study: _arrays(load_ct(s.ct), load_mask(s.mask), cfg.network)))
         if progress:
-            progress(i + 1, len(rows), str(row.subject))
+            progress(i + 1, len(studies), study.subject)
     return out
 
 
@@ -206,19 +250,25 @@ def cached_cohort(seeds: range, cfg: SegmenterTrainConfig, progress: Progress | 
     return out
 
 
-def _augment(cfg: SegmenterConfig, seed: int) -> Compose:
+def _augment(cfg: SegmenterConfig, seed: int, kind: str = "standard") -> Compose:
     """Patch sampling and domain randomisation. Phantom tissue contrasts are fixed per tissue;
     real scans differ (osteoporotic trabecular bone near disc HU, dimmer cortex and endplates at
     thick slices, other kernels), so the intensity mapping is bent non-linearly
-    (histogram shift, gamma), and shape by small rotations and scalings."""
+    (histogram shift, gamma), and shape by small rotations and scalings. ``kind`` "real" also
+    thickens the slices along a random axis (real VerSe crops include 3 mm sagittal
+    reconstructions), ends the field of view inside the patch (tight crops) and widens the
+    intensity scale (25 %) and offset (0.1 of the window, 150 HU)."""
+    real = kind == "real"
     aug = Compose([
         SpatialPadd(keys=["image", "label"], spatial_size=cfg.patch),
         RandCropByPosNegLabeld(keys=["image", "label"], label_key="label", spatial_size=cfg.patch,
                                pos=3, neg=1, num_samples=1),
         RandAffined(keys=["image", "label"], prob=0.4, rotate_range=(0.2, 0.2, 0.2), scale_range=0.1,
                     mode=("bilinear", "nearest"), padding_mode=("border", "zeros")),
-        RandScaleIntensityd(keys="image", factors=0.15, prob=0.8),
-        RandShiftIntensityd(keys="image", offsets=0.08, prob=0.8),
+        *([RandThickSlicesd(keys="image", prob=0.5, factor=(1.5, 3.0)),
+           RandFieldOfViewd(keys=["image", "label"], prob=0.3)] if real else []),
+        RandScaleIntensityd(keys="image", factors=0.25 if real else 0.15, prob=0.8),
+        RandShiftIntensityd(keys="image", offsets=0.1 if real else 0.08, prob=0.8),
         RandHistogramShiftd(keys="image", num_control_points=(5, 10), prob=0.4),
         RandAdjustContrastd(keys="image", gamma=(0.7, 1.5), prob=0.3),
         RandGaussianSmoothd(keys="image", sigma_x=(0.2, 1.5), sigma_y=(0.2, 1.5), sigma_z=(0.2, 1.5), prob=0.5),
@@ -229,18 +279,72 @@ def _augment(cfg: SegmenterConfig, seed: int) -> Compose:
 
 
 class PatchSampler(SeededDraws):
-    """Augmented training patches, item ``i`` drawn from its own seed (``seed``, ``i``)."""
+    """Augmented training patches, item ``i`` drawn from its own seed (``seed``, ``i``); with
+    ``weights``, study ``k`` is drawn with probability ``weights[k]`` (they sum to 1), else
+    every study alike."""
 
-    def __init__(self, studies: list[dict], net: SegmenterConfig, seed: int) -> None:
+    def __init__(self, studies: list[dict], net: SegmenterConfig, seed: int, weights: list[float] | None = None,
+                 augmentation: str = "standard") -> None:
         super().__init__(seed)
-        self.studies = studies
-        self.aug = _augment(net, seed)
+        self.studies, self.weights = studies, weights
+        self.aug = _augment(net, seed, augmentation)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = self.rng(i)
         self.aug.set_random_state(seed=int(rng.integers(2**31)))
-        sample = self.aug(self.studies[int(rng.integers(len(self.studies)))])[0]
+        k = int(rng.choice(len(self.studies), p=self.weights)) if self.weights else int(rng.integers(len(self.studies)))
+        sample = self.aug(self.studies[k])[0]
         return sample["image"].as_tensor(), sample["label"].as_tensor()
+
+
+def _cohorts(cfg: SegmenterTrainConfig, progress: Progress | None = None
+             ) -> tuple[list[dict], list[dict], list[float] | None, list[str]]:
+    """(training studies, validation studies, draw weights or None, VerSe subjects trained on)."""
+    phantom_seeds = range(cfg.train_seed, cfg.train_seed + cfg.train_studies)
+    phantom_val = range(cfg.val_seed, cfg.val_seed + cfg.val_studies)
+    if cfg.source == "phantom":
+        return cached_cohort(phantom_seeds, cfg, progress), cached_cohort(phantom_val, cfg), None, []
+    real = verse_studies(cfg, cfg.train_splits, named=True)
+    names = [s.subject for s in real]
+    if cfg.source == "verse":
+        val = verse_cohort(cfg, verse_studies(cfg, cfg.val_splits))
+        return verse_cohort(cfg, real, progress), val, None, names
+    phantoms = cached_cohort(phantom_seeds, cfg, progress)
+    f = cfg.phantom_fraction
+    weights = [f / len(phantoms)] * len(phantoms) + [(1 - f) / len(real)] * len(real)
+    return phantoms + verse_cohort(cfg, real, progress), cached_cohort(phantom_val, cfg), weights, names
+
+
+def _phantom_data(cfg: SegmenterTrainConfig) -> str:
+    """The model card's words for the phantom training cohort."""
+    return (f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds {cfg.train_seed}.."
+            f"{cfg.train_seed + cfg.train_studies - 1}), random spacing"
+            + ((", with a pelvis" if cfg.pelvis_fraction >= 1 else
+                f", a pelvis in {cfg.pelvis_fraction:.0%} of them") if cfg.pelvis else "")
+            + (", {:g}-{:g} mm seen below the bottom vertebra".format(*cfg.margin_below_mm)
+               if cfg.margin_below_mm is not None else "")
+            + (", {:g}-{:g} mm seen above the top vertebra (negative: cut by the view)".format(
+                *cfg.margin_above_mm) if cfg.margin_above_mm is not None else "")
+            + (f", dim posterior elements and cortex in {cfg.dim_bone_fraction:.0%} of them"
+               if cfg.dim_bone_fraction else ""))
+
+
+def _data_card(cfg: SegmenterTrainConfig, subjects: list[str], n_val: int, final: dict) -> tuple[str, str]:
+    """(trained on, validation) of the model card."""
+    if cfg.source == "verse":
+        chosen = f"subjects {subjects}" if cfg.subjects or cfg.exclude_subjects else f"splits {list(cfg.train_splits)}"
+        data = f"{len(subjects)} VerSe CT studies (tree {cfg.verse_root}, {chosen})"
+        validation = f"{n_val} VerSe studies, splits {list(cfg.val_splits)}, {final}"
+    elif cfg.source == "mixed":
+        data = (f"{_phantom_data(cfg)} and {len(subjects)} real VerSe CT studies {subjects} (tree {cfg.verse_root}); "
+                f"{cfg.phantom_fraction:.0%} of the patches from phantoms")
+        validation = f"{cfg.val_studies} phantom studies, seeds {cfg.val_seed}.., {final}"
+    else:
+        data = _phantom_data(cfg)
+        validation = f"{cfg.val_studies} phantom studies, seeds {cfg.val_seed}.., {final}"
+    if cfg.init_weights:
+        data += f", starting from the weights {Path(cfg.init_weights).name}"
+    return data, validation
 
 
 def _initial_weights(cfg: SegmenterTrainConfig) -> torch.nn.Module:
@@ -268,11 +372,9 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
     work = Path(cfg.workdir)
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))
-    if cfg.source == "verse":
-        train, val = verse_cohort(cfg, cfg.train_splits, progress), verse_cohort(cfg, cfg.val_splits)
-    else:
-        train = cached_cohort(range(cfg.train_seed, cfg.train_seed + cfg.train_studies), cfg, progress)
-        val = cached_cohort(range(cfg.val_seed, cfg.val_seed + cfg.val_studies), cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    train, val, weights, subjects = _cohorts(cfg, progress)
     model = build_network(cfg.network).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-5)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
@@ -287,7 +389,8 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
     if step == 0 and cfg.init_weights:
         model.load_state_dict(_initial_weights(cfg).state_dict())
         log.info("starting from %s", cfg.init_weights)
-    patches = batches(PatchSampler(train, cfg.network, cfg.seed), cfg.batch, cfg.workers, step, cfg.steps, device)
+    sampler = PatchSampler(train, cfg.network, cfg.seed, weights, cfg.augmentation)
+    patches = batches(sampler, cfg.batch, cfg.workers, step, cfg.steps, device)
     t0, running = time.time(), []
     while step < cfg.steps:
         model.train()
@@ -316,26 +419,9 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
             log.warning("time limit of %g min reached at step %d of %d", cfg.time_limit_min, step, cfg.steps)
             break
     final = history[-1] if history else {}
-    augmentation = "augmentation: intensity scale/shift, histogram shift, gamma, noise, blur, rotation/scaling"
-    if cfg.source == "verse":
-        data = f"{len(train)} VerSe CT studies (tree {cfg.verse_root}, splits {list(cfg.train_splits)})"
-        validation = f"{len(val)} VerSe studies, splits {list(cfg.val_splits)}, {final}"
-    else:
-        data = (f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds {cfg.train_seed}.."
-                f"{cfg.train_seed + cfg.train_studies - 1}), random spacing"
-                + ((", with a pelvis" if cfg.pelvis_fraction >= 1 else
-                    f", a pelvis in {cfg.pelvis_fraction:.0%} of them") if cfg.pelvis else "")
-                + (", {:g}-{:g} mm seen below the bottom vertebra".format(*cfg.margin_below_mm)
-                   if cfg.margin_below_mm is not None else "")
-                + (", {:g}-{:g} mm seen above the top vertebra (negative: cut by the view)".format(
-                    *cfg.margin_above_mm) if cfg.margin_above_mm is not None else "")
-                + (f", dim posterior elements and cortex in {cfg.dim_bone_fraction:.0%} of them"
-                   if cfg.dim_bone_fraction else ""))
-        validation = f"{cfg.val_studies} phantom studies, seeds {cfg.val_seed}.., {final}"
-    if cfg.init_weights:
-        data += f", starting from the weights {Path(cfg.init_weights).name}"
-    card = {"trained_on": f"{data}; {augmentation}", "steps": step, "batch": cfg.batch, "validation": validation,
-            "history": history}
+    data, validation = _data_card(cfg, subjects, len(val), final)
+    card = {"trained_on": f"{data}; augmentation: {AUGMENTATIONS[cfg.augmentation]}", "steps": step,
+            "batch": cfg.batch, "validation": validation, "history": history}
     save_weights(model.cpu(), cfg.network, cfg.output, card)
     return final
 

@@ -1,0 +1,164 @@
+"""Leave-one-subject-out fine-tuning of the segmenter on the real VerSe subjects at hand.
+
+    .venv/bin/python benchmarks/segmenter_loso.py [--config pipelines/segmenter_real.yaml]
+        [--subjects sub-verse007 ...] [--out build/segmenter_loso] [--minutes 10] [--no-checks]
+
+For each held-out subject, the recipe (``source: mixed``) is run with that subject in
+``exclude_subjects``: fine-tuned from the recipe's ``init_weights`` (the phantom-only weights;
+refused when their card mentions VerSe, which would leak the held-out subject) on the other
+subjects mixed with phantoms. The held-out CT is then segmented (``segment_ct``) with the
+starting and the fine-tuned weights and scored against the experts' mask:
+
+- bone Dice: any vertebra label against any vertebra label (labels not judged);
+- per-vertebra Dice: each expert vertebra against the predicted vertebra that overlaps it
+  most (labels judged separately, by ``benchmarks/segmentation.py`` and the identification
+  rate), averaged over the subject's vertebrae.
+
+With checks (default), each fold's weights are also scored as ``benchmarks/segmentation.py``
+does on held-out phantoms (4 studies, seeds 6000..) and on the TotalSegmentator example
+(evaluation only, never trained on). A fold whose weights exist is scored, not retrained
+(delete its folder to retrain). Prints markdown tables. Data: ``../shared/data/real``, next
+to the repository; the script stops with a message when it is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from healthivert.io.images import load_ct, load_mask
+from healthivert.labels import VERSE_NAMES, VERTEBRA_LABELS
+from healthivert.segmentation import load_weights, segment_ct
+from healthivert.training.segmenter import SegmenterTrainConfig, load_segmenter_config, train_segmenter
+
+ROOT = Path(__file__).resolve().parents[1]
+VERTEBRAE = sorted(VERTEBRA_LABELS)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks (NaN when both are empty)."""
+    denom = a.sum() + b.sum()
+    return float(2 * (a & b).sum() / denom) if denom else float("nan")
+
+
+def bone_dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Any vertebra label against any (VerSe labels; the sacrum is not a vertebra)."""
+    return dice(np.isin(pred, VERTEBRAE), np.isin(truth, VERTEBRAE))
+
+
+def per_vertebra_dice(pred: np.ndarray, truth: np.ndarray) -> dict[int, float]:
+    """Each expert vertebra's Dice against the predicted vertebra overlapping it most (0 when
+    no predicted vertebra touches it)."""
+    out = {}
+    for label in (int(x) for x in np.unique(truth) if x in VERTEBRA_LABELS):
+        region = truth == label
+        hit = pred[region]
+        hit = hit[np.isin(hit, VERTEBRAE)]
+        best = int(np.bincount(hit).argmax()) if hit.size else 0
+        out[label] = dice(pred == best, region) if best else 0.0
+    return out
+
+
+def score_subject(weights: Path, ct_path: Path, mask_path: Path) -> tuple[float, dict[int, float]]:
+    """(bone Dice, per-vertebra Dice) of ``weights`` on one CT against its expert mask."""
+    model, net, _ = load_weights(weights)
+    seg = segment_ct(load_ct(ct_path), model, net)
+    truth = load_mask(mask_path).array
+    return bone_dice(seg.mask.array, truth), per_vertebra_dice(seg.mask.array, truth)
+
+
+def subject_files(root: Path, subject: str) -> tuple[Path, Path]:
+    """(CT, expert mask) of a subject of a VerSe tree."""
+    return (root / "rawdata" / subject / f"{subject}_ct.nii.gz",
+            root / "derivatives" / subject / f"{subject}_seg-vert_msk.nii.gz")
+
+
+def check_start(weights: Path) -> None:
+    """Refuse starting weights that saw real VerSe data: a fold must not start from them."""
+    _, _, card = load_weights(weights)
+    if re.search(r"verse", card.get("trained_on", ""), re.IGNORECASE):
+        sys.exit(f"{weights}: its card says it was trained on VerSe data; start leave-one-subject-out runs "
+                 "from phantom-only weights (see the recipe's init_weights)")
+
+
+def fold_config(base: SegmenterTrainConfig, held_out: str, out: Path, minutes: float | None) -> SegmenterTrainConfig:
+    """The recipe with ``held_out`` excluded, its own work folder and output; the phantom
+    cache shared between folds (``out/cache``, linked)."""
+    work = out / held_out
+    work.mkdir(parents=True, exist_ok=True)
+    (out / "cache").mkdir(exist_ok=True)
+    if not (work / "cache").exists():
+        (work / "cache").symlink_to((out / "cache").resolve(), target_is_directory=True)
+    limit = base.time_limit_min if minutes is None else minutes
+    return replace(base, subjects=(), exclude_subjects=(*base.exclude_subjects, held_out), workdir=str(work),
+                   output=str(work / "weights.safetensors"), time_limit_min=limit)
+
+
+def domain_checks(weights: Path) -> str:
+    """The phantom and TotalSegmentator figures of ``benchmarks/segmentation.py``."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import segmentation as bench  # benchmarks/segmentation.py
+
+    model, net, _ = load_weights(weights)
+    return f"{bench.phantom_table(model, net, 4, 6000)}\n\n{bench.real_table(model, net)}"
+
+
+def table(rows: list[tuple[str, tuple, tuple]]) -> str:
+    """Markdown: per subject, starting vs fine-tuned bone and per-vertebra Dice."""
+    lines = ["| held-out subject | bone Dice start | bone Dice fine-tuned | per-vertebra Dice start | "
+             "per-vertebra Dice fine-tuned | per vertebra (fine-tuned) |", "|---|---|---|---|---|---|"]
+    for subject, (b0, v0), (b1, v1) in rows:
+        each = ", ".join(f"{VERSE_NAMES[k]} {d:.2f}" for k, d in v1.items())
+        lines.append(f"| {subject} | {b0:.3f} | {b1:.3f} | {np.mean(list(v0.values())):.3f} | "
+                     f"{np.mean(list(v1.values())):.3f} | {each} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "pipelines" / "segmenter_real.yaml")
+    parser.add_argument("--subjects", nargs="*", default=["sub-verse007", "sub-verse008", "sub-verse014"])
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "segmenter_loso")
+    parser.add_argument("--minutes", type=float, default=None, help="training time per fold (default: the recipe's)")
+    parser.add_argument("--no-checks", action="store_true", help="skip the phantom and TotalSegmentator figures")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    base = load_segmenter_config(args.config)
+    root = Path(base.verse_root)
+    if not root.is_dir():
+        sys.exit(f"{root}: the real VerSe subjects are absent; nothing to score")
+    if base.threads:
+        torch.set_num_threads(base.threads)
+    start = Path(base.init_weights)
+    check_start(start)
+    rows, checks = [], []
+    for held_out in args.subjects:
+        cfg = fold_config(base, held_out, args.out, args.minutes)
+        if not Path(cfg.output).is_file():
+            train_segmenter(cfg)
+        ct, mask = subject_files(root, held_out)
+        rows.append((held_out, score_subject(start, ct, mask), score_subject(Path(cfg.output), ct, mask)))
+        _, _, card = load_weights(cfg.output)
+        print(f"{held_out} held out: {card['steps']} steps; {table(rows[-1:])}", flush=True)
+        if not args.no_checks:
+            checks.append(f"### weights of the fold holding out {held_out}\n\n{domain_checks(Path(cfg.output))}")
+    print(f"\nLeave-one-subject-out, {args.config.name}, starting weights {start.name}:\n")
+    print(table(rows))
+    bone = [r[2][0] for r in rows]
+    per_vertebra = [np.mean(list(r[2][1].values())) for r in rows]
+    print(f"\nfine-tuned: bone Dice min {min(bone):.3f} (target >= 0.85 each), per-vertebra Dice mean "
+          f"{np.mean(per_vertebra):.3f} (target >= 0.80)")
+    if checks:
+        print("\n" + "\n\n".join(checks))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

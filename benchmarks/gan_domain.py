@@ -37,6 +37,7 @@ from healthivert.io.volume import Volume
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.pipeline import analyse_study
 from healthivert.sections import SECTIONS
+from healthivert.synthesis import get_synthesizer
 
 BASE = PhantomConfig(top="T10", bottom="L4", fractures=(), deformity_rate=0.0, slice_mm=1.0, in_plane_mm=0.8)
 CONDITIONS = {
@@ -71,14 +72,16 @@ def tight_crop(ct: Volume, mask: Volume, margin_mm: float = 1.0) -> tuple[Volume
     return _crop(ct, lo, hi), _crop(mask, lo, hi)
 
 
-def condition_errors(change: dict, crop: bool, seeds: list[int]) -> dict[str, list[float]]:
+def condition_errors(change: dict, crop: bool, seeds: list[int], gan_weights: str | None = None
+                     ) -> dict[str, list[float]]:
     """Pseudo-healthy minus measured section heights (mm) per synthesizer over ``seeds``."""
     errors: dict[str, list[float]] = {"gan": [], "prior": []}
+    synth = {"gan": get_synthesizer("gan", weights=gan_weights), "prior": get_synthesizer("prior")}
     for seed in seeds:
         study = make_phantom(replace(BASE, **change), seed)
         ct, mask = tight_crop(study.ct, study.mask) if crop else (study.ct, study.mask)
         for name in errors:
-            analysis = analyse_study(mask, centroids_from_mask(mask), ct, synthesizer=name)
+            analysis = analyse_study(mask, centroids_from_mask(mask), ct, synthesizer=name, synthesize=synth[name])
             for m in analysis.measured.values():
                 errors[name] += [m.pseudo_healthy_mm[s] - m.original_mm[s] for s in SECTIONS]
     return errors
@@ -91,6 +94,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS),
                         metavar="NAME", help="which conditions (default all)")
+    parser.add_argument("--gan-weights", default=None, help="GAN weights (default: shipped)")
     args = parser.parse_args()
     import torch
 
@@ -101,7 +105,7 @@ def main() -> int:
     t0 = time.perf_counter()
     for name in args.conditions:
         change, crop = CONDITIONS[name]
-        e = condition_errors(change, crop, seeds)
+        e = condition_errors(change, crop, seeds, args.gan_weights)
         g, p = np.array(e["gan"]), np.array(e["prior"])
         rows.append(f"| {name} | {len(g) // 3} | {g.mean():+.2f} | {np.abs(g).mean():.2f} | {p.mean():+.2f} | "
                     f"{np.abs(p).mean():.2f} |")

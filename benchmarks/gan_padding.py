@@ -24,6 +24,7 @@ from healthivert.io.images import load_ct, load_mask
 from healthivert.io.volume import Volume
 from healthivert.pipeline import analyse_study
 from healthivert.sections import SECTIONS
+from healthivert.synthesis import get_synthesizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "verse2019_subset"
 NORMAL = {"sub-verse007": [17, 18, 21, 22], "sub-verse008": [19, 20, 22, 23, 24],  # expert grade 0,
@@ -46,8 +47,8 @@ def pad_across(v: Volume, pad_mm: float, fill: float, noise_hu: float, seed: int
     return Volume(out, affine, v.source)
 
 
-def errors(ct: Volume, mask: Volume, labels: list[int]) -> list[float]:
-    analysis = analyse_study(mask, centroids_from_mask(mask), ct, synthesizer="gan")
+def errors(ct: Volume, mask: Volume, labels: list[int], gan) -> list[float]:
+    analysis = analyse_study(mask, centroids_from_mask(mask), ct, synthesizer="gan", synthesize=gan)
     return [m.pseudo_healthy_mm[s] - m.original_mm[s] for lab, m in analysis.measured.items() if lab in labels
             for s in SECTIONS]
 
@@ -56,6 +57,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pad-mm", type=float, default=40.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--gan-weights", default=None, help="GAN weights (default: shipped)")
+    parser.add_argument("--no-pad", action="store_true", help="the CTs as given only")
     args = parser.parse_args()
     import torch
 
@@ -63,14 +66,15 @@ def main() -> int:
     if not DATA.is_dir():
         print(f"gan_padding: {DATA} is absent", file=sys.stderr)
         return 2
+    gan = get_synthesizer("gan", weights=args.gan_weights)
     rows = ["| subject | vertebrae | as given: mean signed / absolute (mm) | padded: mean signed / absolute (mm) |",
             "|---|---|---|---|"]
     for subject, labels in NORMAL.items():
         ct = load_ct(DATA / "rawdata" / subject / f"{subject}_ct.nii.gz")
         mask = load_mask(DATA / "derivatives" / subject / f"{subject}_seg-vert_msk.nii.gz")
-        given = np.array(errors(ct, mask, labels))
-        padded = np.array(errors(pad_across(ct, args.pad_mm, 40.0, 20.0), pad_across(mask, args.pad_mm, 0, 0),
-                                 labels))
+        given = np.array(errors(ct, mask, labels, gan))
+        padded = given if args.no_pad else np.array(errors(pad_across(ct, args.pad_mm, 40.0, 20.0),
+                                                           pad_across(mask, args.pad_mm, 0, 0), labels, gan))
         rows.append(f"| {subject} | {len(given) // 3} | {given.mean():+.2f} / {np.abs(given).mean():.2f} | "
                     f"{padded.mean():+.2f} / {np.abs(padded).mean():.2f} |")
         print(f"  {subject} done", file=sys.stderr, flush=True)

@@ -1,11 +1,12 @@
 # One command to set up and run the demo, one to set up and run the tests.
 #   make demo   -> .venv with everything, then `healthivert demo --out demo_output`
 #   make test   -> .venv with everything, then pytest
+#   make wheel-check -> build the wheel, install it in a fresh venv outside the checkout, run demo, run, view
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint clean browser-deps
+.PHONY: setup demo test wheel-check lint clean browser-deps
 
 $(BIN)/healthivert: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,10 @@ browser-deps: setup
 
 test: setup browser-deps
 	$(BIN)/python -m pytest -q
+
+# what a user of the wheel gets (CI's second step): scripts/check_wheel.sh says what it checks
+wheel-check: setup
+	scripts/check_wheel.sh $(BIN)/python
 
 lint: setup
 	$(BIN)/ruff check healthivert tests app benchmarks

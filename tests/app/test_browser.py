@@ -1,6 +1,8 @@
 """The viewer in a real browser: `healthivert view --reviewer` serving, headless Chromium (Debian's
 package) driven by Playwright, override a grade, reload, and find it persisted with its audit;
-then the keyboard: N opens the next unreviewed vertebra and A accepts it.
+then the keyboard: N opens the next unreviewed vertebra and A accepts it. The whole loop: pick a
+vertebra from the table and accept it (2 actions), override another (grade + comment), switch
+vertebra and back, and find in the database exactly what the reviewer chose.
 
 Setup: scripts/install_browser_test_deps.sh (run here when chromium or playwright is missing).
 The study view's screenshot is kept in tests/app/artifacts/.
@@ -144,3 +146,124 @@ def test_override_in_the_browser(browser_deps, viewer: str, results) -> None:
     assert (accepted.action, accepted.reviewed_grade, accepted.reviewer) == ("accept", grades["L2"], "Dr Browser")
     assert store.review(CT_STUDY, 19) is None
     store.dispose()
+
+
+def _idle(page) -> None:
+    page.wait_for_function("""() => document.querySelector('[data-testid="stApp"]')
+        ?.getAttribute('data-test-script-state') === 'notRunning'""", timeout=60_000)
+
+
+def _vertebra_shown(page, name: str) -> None:
+    """Wait until the script run that opened vertebra ``name`` has finished and its page is drawn:
+    its review form and explanation headings, every image loaded, the app idle."""
+    page.wait_for_function(
+        """(name) => {
+            const app = document.querySelector('[data-testid="stApp"]');
+            if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+            const heads = [...document.querySelectorAll('h3')].map(h => h.innerText.trim());
+            if (!heads.some(t => t.startsWith('Review ' + name))) return false;
+            if (!heads.some(t => t.startsWith(name + ': '))) return false;
+            const imgs = [...document.querySelectorAll('img')];
+            return imgs.length >= 6 && imgs.every(i => i.complete && i.naturalWidth > 0);
+        }""", arg=name, timeout=60_000)
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``. Its list closes when the app's pane
+    scrolls, and a click on a widget the running script redraws can be lost: open it again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator("div[data-testid='stSelectbox']").filter(has=page.get_by_text(label, exact=True))
+    choice = page.get_by_role("option", name=option, exact=True)
+    for attempt in range(6):
+        _idle(page)
+        box.scroll_into_view_if_needed()
+        box.get_by_role("button", name="Open").click()
+        try:
+            choice.wait_for(state="visible", timeout=3000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 5:
+                raise
+    choice.click()
+
+
+def _pick_vertebra(page, name: str) -> None:
+    _choose(page, "vertebra", name)
+    _vertebra_shown(page, name)
+
+
+def test_review_loop_in_the_browser(browser_deps, viewer: str, results) -> None:
+    """The whole loop: open a study; accept T12 picked from the table (2 actions: the row, A);
+    override L2 (grade + comment); switch vertebra and back; the database holds exactly that."""
+    from playwright.sync_api import expect, sync_playwright
+
+    grades = algorithm_grades(results.root, CT_STUDY)
+    labels = {"T12": 19, "L1": 20, "L2": 21}
+    new = (grades["L2"] + 2) % 4
+    names = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
+    comment = "endplate depression larger than measured"
+    actions: list[str] = []  # the reviewer's inputs from seeing the study to T12's accept being saved
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(30_000)
+            page.goto(f"{viewer}/?study={CT_STUDY}")
+            expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible(timeout=60_000)
+            _vertebra_shown(page, "L1")  # the worst vertebra first
+
+            # accept T12: pick its row in the vertebra table (one click), press A
+            table = page.locator("[data-testid='stDataFrame']").first
+            table.scroll_into_view_if_needed()
+            row = list(labels).index("T12")
+            actions.append("click the T12 row of the table")
+            table.click(position={"x": 18, "y": 35 * (row + 1) + 17})
+            _vertebra_shown(page, "T12")
+            page.get_by_role("heading", name=f"Study {CT_STUDY}").click()  # as a reader would: no field focused
+            actions.append("press A")
+            page.keyboard.press("a")
+            expect(page.get_by_text(f"saved: T12 grade {grades['T12']} (accept) by Dr Browser")).to_be_visible()
+            assert len(actions) <= 2, actions
+
+            # override L2: its form starts at its own state (accept), not T12's
+            _pick_vertebra(page, "L2")
+            expect(page.get_by_text("Current review:")).to_have_count(0)
+            expect(page.get_by_role("radio", name=f"accept grade {grades['L2']}")).to_be_checked()
+            page.get_by_role("heading", name=f"Study {CT_STUDY}").click()
+            page.keyboard.press("o")
+            expect(page.get_by_role("radio", name="override")).to_be_checked()
+            _choose(page, "reviewed grade", f"{new} {names[new]}")
+            field = page.get_by_label("comment (required for an override)")
+            field.fill(comment)
+            field.press("Tab")
+            page.get_by_role("button", name="Save review").click()
+            expect(page.get_by_text(f"saved: L2 grade {new} (override) by Dr Browser")).to_be_visible()
+
+            # switch away and back: each vertebra shows its own saved state
+            _pick_vertebra(page, "T12")
+            expect(page.get_by_text(f"Current review: {grades['T12']} (accept) by Dr Browser")).to_be_visible()
+            _pick_vertebra(page, "L1")
+            expect(page.get_by_text("Current review:")).to_have_count(0)
+            expect(page.get_by_text("audit trail (append-only)")).to_have_count(0)
+            _pick_vertebra(page, "L2")
+            expect(page.get_by_text(f"Current review: {new} (override) by Dr Browser")).to_be_visible()
+            expect(page.get_by_role("radio", name="override")).to_be_checked()
+        finally:
+            browser.close()
+    store = ReviewStore(results.db_url)
+    try:
+        reviews = store.reviews()
+        assert sorted(reviews) == [(CT_STUDY, labels["T12"]), (CT_STUDY, labels["L2"])]
+        t12, l2 = reviews[(CT_STUDY, labels["T12"])], reviews[(CT_STUDY, labels["L2"])]
+        assert (t12.name, t12.action, t12.algorithm_grade, t12.reviewed_grade, t12.reviewer, t12.comment) == (
+            "T12", "accept", grades["T12"], grades["T12"], "Dr Browser", "")
+        assert (l2.name, l2.action, l2.algorithm_grade, l2.reviewed_grade, l2.reviewer, l2.comment) == (
+            "L2", "override", grades["L2"], new, "Dr Browser", comment)
+        assert [(a.label, a.action, a.outcome, a.old_grade, a.new_grade, a.reviewer, a.comment)
+                for a in sorted(store.audit(), key=lambda a: a.label)] == [
+            (labels["T12"], "accept", "saved", grades["T12"], grades["T12"], "Dr Browser", ""),
+            (labels["L2"], "override", "saved", grades["L2"], new, "Dr Browser", comment)]
+        assert store.label_shifts() == []
+    finally:
+        store.dispose()

@@ -72,6 +72,23 @@ def _slice_png(key: tuple, _images: StudyImages, plane: str, index: int, window,
     return figure_png(fig, dpi=100)
 
 
+FIGURES = {"straightened": straightened_figure, "profile": height_profile_figure, "loss_map": loss_map_figure}
+
+
+def _study_key(study: Study) -> tuple:
+    """What a study's drawings depend on: its folder and its result.json (written last by a run)."""
+    result = study.folder / "result.json"
+    return (str(study.folder), study.study_id, result.stat().st_mtime_ns if result.exists() else 0)
+
+
+@st.cache_data(show_spinner=False, max_entries=96)
+def _figure_png(kind: str, key: tuple, _study: Study, name: str) -> bytes | None:
+    """A vertebra's straightened crops, height profile or loss map as PNG (None: nothing to draw),
+    drawn once per study version: switching back to a vertebra does not redraw it."""
+    fig = FIGURES[kind](_study, name)
+    return None if fig is None else figure_png(fig)
+
+
 def _window_controls(enabled: bool):
     """Window preset or custom width / level (HU); returns a preset name or (width, level)."""
     c1, c2, c3 = st.columns([3, 2, 2])
@@ -202,22 +219,23 @@ def show_vertebra(study: Study, label: int, name: str) -> None:
                  else f"{name}: not graded")
     show_explanation(study, vertebra, name)
     c1, c2 = st.columns([3, 2])
-    fig = straightened_figure(study, own)
-    if fig is None:
+    key = _study_key(study)
+    png = _figure_png("straightened", key, study, own)
+    if png is None:
         c1.info(f"no straightened crops for {name} (not measured, or written without crops)")
     else:
-        c1.image(figure_png(fig), caption="straightened frame, mid-sagittal: the real body filled, the "
-                                          "pseudo-healthy body as a dashed outline", width="stretch")
-    fig = height_profile_figure(study, own)
-    if fig is not None:
-        c2.image(figure_png(fig), caption="body height along AP", width="stretch")
-    fig = loss_map_figure(study, own)
-    if fig is not None:
-        st.image(figure_png(fig), caption=f"{name} height-loss map viewed from above: white = no loss, red = "
-                                          "height lost, blue = taller than pseudo-healthy", width="stretch")
+        c1.image(png, caption="straightened frame, mid-sagittal: the real body filled, the "
+                              "pseudo-healthy body as a dashed outline", width="stretch")
+    png = _figure_png("profile", key, study, own)
+    if png is not None:
+        c2.image(png, caption="body height along AP", width="stretch")
+    png = _figure_png("loss_map", key, study, own)
+    if png is not None:
+        st.image(png, caption=f"{name} height-loss map viewed from above: white = no loss, red = "
+                              "height lost, blue = taller than pseudo-healthy", width="stretch")
     else:
-        png = study.loss_map(own, "png")
-        if png is None:
+        drawn = study.loss_map(own, "png")
+        if drawn is None:
             st.info(f"no height-loss map for {name}")
         else:
-            st.image(png.read_bytes(), caption=f"{name} height-loss map (as the pipeline drew it)", width="stretch")
+            st.image(drawn.read_bytes(), caption=f"{name} height-loss map (as the pipeline drew it)", width="stretch")

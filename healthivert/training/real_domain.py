@@ -1,6 +1,7 @@
-"""Real-domain pieces of segmenter training: VerSe subjects chosen by name, and the MONAI
+"""Real-domain pieces of segmenter training: VerSe subjects chosen by name, the MONAI
 augmentations that make a training patch look like a real scan (thick slices along any axis,
-a field of view that stops inside the spine).
+a field of view that stops inside the spine), and the loss mask that keeps bone the experts
+did not annotate out of the loss (``unlabelled_bone``, ``masked_dice_ce``).
 
 Real VerSe crops are often sagittal or coronal reconstructions (sub-verse007: 3 mm slices
 left-right) cut tight around the annotated vertebrae; the phantoms are axial, with slices of
@@ -14,7 +15,9 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from monai.transforms import MapTransform, RandomizableTransform, Resize
+from scipy import ndimage
 
 from healthivert.errors import InputError
 from healthivert.io.verse_tree import VerseStudy, read_verse_tree
@@ -122,3 +125,92 @@ def _cut(x: torch.Tensor, dim: int, low_side: bool, depth: float) -> torch.Tenso
         out.narrow(dim, n - k, k).copy_(x.narrow(dim, n - 2 * k, k).flip(dim) if flip
                                         else torch.zeros_like(x.narrow(dim, n - k, k)))
     return out
+
+
+#: bone in a real CT: HU above this after a light Gaussian smoothing (real cortex reads
+#: 290-370 HU, trabecular cores 105-130 HU median: the cores come in by hole filling)
+BONE_HU = 150.0
+
+
+def unlabelled_bone(image: np.ndarray, label: np.ndarray, hu_window: tuple[float, float], spacing_mm: float,
+                    sigma_mm: float = 1.0, dilate_mm: float = 4.0, margin_mm: float = 2.0,
+                    max_hole_mm2: float = 2000.0) -> np.ndarray:
+    """Voxels of a VerSe study to leave out of the loss: bone the experts did not annotate.
+
+    VerSe masks label only the annotated vertebrae; the sacrum and the vertebrae above and
+    below the annotation are background in them, and training on them as such unteaches the
+    sacrum class and the ends of the spine. Bone is ``BONE_HU`` after a Gaussian smoothing of
+    ``sigma_mm``, its small in-slice holes (at most ``max_hole_mm2``, along each axis: the
+    dim trabecular core inside the cortex, the spinal canal) filled, then dilated by
+    ``dilate_mm`` (the unannotated vertebra's blurred edge); the expert mask and a shell of
+    ``margin_mm`` around it are never ignored (the annotated vertebrae's surface, partial
+    volume included, stays taught as background).
+
+    Args:
+        image: windowed CT at the network's spacing, values 0..1 over ``hu_window`` (HU),
+            channel first (1, X, Y, Z).
+        label: class target of the same grid (0 background, else annotated), (1, X, Y, Z).
+        hu_window: (low, high) HU of the window.
+        spacing_mm: the grid's isotropic spacing (mm).
+
+    Returns:
+        uint8 (1, X, Y, Z): 1 where the loss ignores the voxel.
+    """
+    lo, hi = hu_window
+    hu = lo + np.asarray(image[0], np.float32) * (hi - lo)
+    bone = ndimage.gaussian_filter(hu, sigma_mm / spacing_mm) > BONE_HU
+    bone = _fill_small_holes(bone, max_hole_mm2 / spacing_mm**2)
+    annotated = np.asarray(label[0]) > 0
+    near = ndimage.binary_dilation(annotated, _ball(margin_mm / spacing_mm)) | annotated
+    seeds = bone & ~near
+    ignore = ndimage.binary_dilation(seeds, _ball(dilate_mm / spacing_mm)) & ~near
+    return ignore[None].astype(np.uint8)
+
+
+def _ball(radius_vox: float) -> np.ndarray:
+    """A ball structuring element of ``radius_vox`` voxels (at least the 6-neighbourhood)."""
+    r = max(1, int(np.floor(radius_vox)))
+    g = np.mgrid[-r:r + 1, -r:r + 1, -r:r + 1]
+    return (g**2).sum(0) <= max(radius_vox, 1.0) ** 2
+
+
+def _fill_small_holes(mask: np.ndarray, max_area_vox: float) -> np.ndarray:
+    """``mask`` with every in-slice hole of at most ``max_area_vox`` voxels filled, slices taken
+    along each axis in turn (a body ring in an axial slice, a body outline in a sagittal one);
+    larger holes (the chest inside the ribs, the pelvis) stay open."""
+    out = mask.copy()
+    for axis in range(3):
+        structure = np.zeros((3, 3, 3), bool)
+        structure[tuple(slice(1, 2) if a == axis else slice(None) for a in range(3))] = True
+        holes = ndimage.binary_fill_holes(mask, structure) & ~mask
+        labels, n = ndimage.label(holes, structure)
+        if n:
+            small = np.bincount(labels.ravel())[1:] <= max_area_vox
+            out |= np.concatenate([[False], small])[labels]
+    return out
+
+
+def masked_dice_ce(logits: torch.Tensor, target: torch.Tensor, ignore: torch.Tensor,
+                   smooth: float = 1e-5) -> torch.Tensor:
+    """MONAI's ``DiceCELoss(to_onehot_y=True, softmax=True)`` (Dice over every class, background
+    included, per item and class, plus mean cross-entropy, weights 1 and 1) with the voxels of
+    ``ignore`` left out of both terms: a weight of 0 for every class. ``DiceCELoss`` takes no
+    voxel mask (its ``weight`` weighs classes), and MONAI's ``MaskedDiceLoss`` masks the Dice
+    term only; so the two terms are written out here. With no voxel ignored it equals
+    ``DiceCELoss``.
+
+    Args:
+        logits: (B, C, X, Y, Z) network output.
+        target: (B, 1, X, Y, Z) class indices.
+        ignore: (B, 1, X, Y, Z), nonzero where the voxel is left out.
+    """
+    keep = (ignore == 0).to(logits.dtype)
+    classes = target[:, 0].long()
+    ce = F.cross_entropy(logits, classes, reduction="none") * keep[:, 0]
+    ce = ce.sum() / keep.sum().clamp_min(1.0)
+    probs = torch.softmax(logits, 1) * keep
+    onehot = F.one_hot(classes, logits.shape[1]).movedim(-1, 1).to(logits.dtype) * keep
+    dims = tuple(range(2, logits.ndim))
+    overlap = (probs * onehot).sum(dims)
+    dice = 1.0 - (2.0 * overlap + smooth) / (probs.sum(dims) + onehot.sum(dims) + smooth)
+    return dice.mean() + ce

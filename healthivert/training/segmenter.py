@@ -55,7 +55,14 @@ from healthivert.training.config import (
     with_tuples,
 )
 from healthivert.training.loop import SeededDraws, batches, out_of_time
-from healthivert.training.real_domain import RandFieldOfViewd, RandThickSlicesd, pick_subjects, tree_studies
+from healthivert.training.real_domain import (
+    RandFieldOfViewd,
+    RandThickSlicesd,
+    masked_dice_ce,
+    pick_subjects,
+    tree_studies,
+    unlabelled_bone,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -84,7 +91,10 @@ class SegmenterTrainConfig:
     out of training and validation (a leave-one-subject-out run). ``augmentation`` "real"
     adds thick slices along a random axis, a field of view that ends in the patch and wider
     intensity scale and offset (``healthivert.training.real_domain``) to "standard".
-    ``threads``: torch CPU threads (0: torch's default).
+    ``threads``: torch CPU threads (0: torch's default). ``ignore_unlabelled_bone`` (verse or
+    mixed): in a VerSe study, bone outside the experts' mask (the sacrum, vertebrae above and
+    below the annotation: ``real_domain.unlabelled_bone``) is left out of the loss instead of
+    taught as background; phantom patches are scored whole.
     """
 
     source: str = "phantom"
@@ -97,6 +107,7 @@ class SegmenterTrainConfig:
     phantom_fraction: float = 0.5
     augmentation: str = "standard"
     threads: int = 0
+    ignore_unlabelled_bone: bool = False
     train_studies: int = 24
     train_seed: int = 2000
     val_studies: int = 3
@@ -132,8 +143,9 @@ class SegmenterTrainConfig:
         if self.source == "mixed" and not 0.0 < self.phantom_fraction < 1.0:
             raise ValueError(f"phantom_fraction must lie strictly between 0 and 1 for source mixed; "
                              f"got {self.phantom_fraction}")
-        if self.source == "phantom" and (self.subjects or self.exclude_subjects):
-            raise ValueError("subjects and exclude_subjects choose VerSe subjects: source must be verse or mixed")
+        if self.source == "phantom" and (self.subjects or self.exclude_subjects or self.ignore_unlabelled_bone):
+            raise ValueError("subjects, exclude_subjects and ignore_unlabelled_bone concern VerSe subjects: "
+                             "source must be verse or mixed")
         if self.augmentation not in AUGMENTATIONS:
             raise ValueError(f"augmentation must be one of {list(AUGMENTATIONS)}; got {self.augmentation!r}")
 
@@ -226,13 +238,18 @@ def verse_studies(cfg: SegmenterTrainConfig, splits: tuple[str, ...], named: boo
 
 def verse_cohort(cfg: SegmenterTrainConfig, studies: list[VerseStudy], progress: Progress | None = None
                  ) -> list[dict]:
-    """Preprocessed VerSe studies (CT and mask), cached."""
+    """Preprocessed VerSe studies (CT and mask), cached; with ``ignore_unlabelled_bone``, each
+    with its loss mask (``ignore``: 1 on bone outside the experts' mask)."""
     cache = Path(cfg.workdir) / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     out = []
     for i, study in enumerate(studies):
         name = f"verse_{study.subject}_{cfg.network.spacing_mm:g}mm.npz"
         out.append(_cached_arrays(cache / name, lambda s=study: _arrays(load_ct(s.ct), load_mask(s.mask), cfg.network)))
+        if cfg.ignore_unlabelled_bone:
+            item = out[-1]
+            item["ignore"] = unlabelled_bone(item["image"], item["label"], cfg.network.hu_window,
+                                             cfg.network.spacing_mm)
         if progress:
             progress(i + 1, len(studies), study.subject)
     return out
@@ -250,23 +267,26 @@ def cached_cohort(seeds: range, cfg: SegmenterTrainConfig, progress: Progress | 
     return out
 
 
-def _augment(cfg: SegmenterConfig, seed: int, kind: str = "standard") -> Compose:
+def _augment(cfg: SegmenterConfig, seed: int, kind: str = "standard", masked: bool = False) -> Compose:
     """Patch sampling and domain randomisation. Phantom tissue contrasts are fixed per tissue;
     real scans differ (osteoporotic trabecular bone near disc HU, dimmer cortex and endplates at
     thick slices, other kernels), so the intensity mapping is bent non-linearly
     (histogram shift, gamma), and shape by small rotations and scalings. ``kind`` "real" also
     thickens the slices along a random axis (real VerSe crops include 3 mm sagittal
     reconstructions), ends the field of view inside the patch (tight crops) and widens the
-    intensity scale (25 %) and offset (0.1 of the window, 150 HU)."""
+    intensity scale (25 %) and offset (0.1 of the window, 150 HU). ``masked``: the studies
+    carry a loss mask (``ignore``), moved with the label (zeroed where the field of view
+    zeroes the label: the cut is taught as background)."""
     real = kind == "real"
+    maps = ["label", "ignore"] if masked else ["label"]
     aug = Compose([
-        SpatialPadd(keys=["image", "label"], spatial_size=cfg.patch),
-        RandCropByPosNegLabeld(keys=["image", "label"], label_key="label", spatial_size=cfg.patch,
+        SpatialPadd(keys=["image", *maps], spatial_size=cfg.patch),
+        RandCropByPosNegLabeld(keys=["image", *maps], label_key="label", spatial_size=cfg.patch,
                                pos=3, neg=1, num_samples=1),
-        RandAffined(keys=["image", "label"], prob=0.4, rotate_range=(0.2, 0.2, 0.2), scale_range=0.1,
-                    mode=("bilinear", "nearest"), padding_mode=("border", "zeros")),
+        RandAffined(keys=["image", *maps], prob=0.4, rotate_range=(0.2, 0.2, 0.2), scale_range=0.1,
+                    mode=("bilinear", *["nearest"] * len(maps)), padding_mode=("border", *["zeros"] * len(maps))),
         *([RandThickSlicesd(keys="image", prob=0.5, factor=(1.5, 3.0)),
-           RandFieldOfViewd(keys=["image", "label"], prob=0.3)] if real else []),
+           RandFieldOfViewd(keys=["image", *maps], prob=0.3)] if real else []),
         RandScaleIntensityd(keys="image", factors=0.25 if real else 0.15, prob=0.8),
         RandShiftIntensityd(keys="image", offsets=0.1 if real else 0.08, prob=0.8),
         RandHistogramShiftd(keys="image", num_control_points=(5, 10), prob=0.4),
@@ -281,20 +301,29 @@ def _augment(cfg: SegmenterConfig, seed: int, kind: str = "standard") -> Compose
 class PatchSampler(SeededDraws):
     """Augmented training patches, item ``i`` drawn from its own seed (``seed``, ``i``); with
     ``weights``, study ``k`` is drawn with probability ``weights[k]`` (they sum to 1), else
-    every study alike."""
+    every study alike. When any study carries a loss mask (``ignore``), items are (image,
+    label, ignore), studies without one ignoring nothing; else (image, label)."""
 
     def __init__(self, studies: list[dict], net: SegmenterConfig, seed: int, weights: list[float] | None = None,
                  augmentation: str = "standard") -> None:
         super().__init__(seed)
-        self.studies, self.weights = studies, weights
-        self.aug = _augment(net, seed, augmentation)
+        self.masked = any("ignore" in s for s in studies)
+        self.studies = [_with_ignore(s) for s in studies] if self.masked else studies
+        self.weights = weights
+        self.aug = _augment(net, seed, augmentation, self.masked)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         rng = self.rng(i)
         self.aug.set_random_state(seed=int(rng.integers(2**31)))
         k = int(rng.choice(len(self.studies), p=self.weights)) if self.weights else int(rng.integers(len(self.studies)))
         sample = self.aug(self.studies[k])[0]
-        return sample["image"].as_tensor(), sample["label"].as_tensor()
+        keys = ("image", "label", "ignore") if self.masked else ("image", "label")
+        return tuple(sample[key].as_tensor() for key in keys)
+
+
+def _with_ignore(study: dict) -> dict:
+    """A study with a loss mask: its own, or one ignoring nothing (phantoms: every voxel taught)."""
+    return study if "ignore" in study else {**study, "ignore": np.zeros_like(study["label"])}
 
 
 def _cohorts(cfg: SegmenterTrainConfig, progress: Progress | None = None
@@ -377,7 +406,7 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
     train, val, weights, subjects = _cohorts(cfg, progress)
     model = build_network(cfg.network).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-5)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
     step, history = 0, []
     ckpt = work / "checkpoint.pt"
     if ckpt.is_file():  # our own file, and loaded tensors-only (weights_only) all the same
@@ -394,9 +423,9 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
     t0, running = time.time(), []
     while step < cfg.steps:
         model.train()
-        x, y = (t.to(device, non_blocking=True) for t in next(patches))
+        x, y, *ignore = (t.to(device, non_blocking=True) for t in next(patches))
         optimiser.zero_grad()
-        loss = loss_fn(model(x), y)
+        loss = masked_dice_ce(model(x), y, ignore[0]) if ignore else dice_ce(model(x), y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimiser.step()
@@ -420,6 +449,8 @@ def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None)
             break
     final = history[-1] if history else {}
     data, validation = _data_card(cfg, subjects, len(val), final)
+    if cfg.ignore_unlabelled_bone:
+        data += "; bone outside the VerSe experts' masks left out of the loss"
     card = {"trained_on": f"{data}; augmentation: {AUGMENTATIONS[cfg.augmentation]}", "steps": step,
             "batch": cfg.batch, "validation": validation, "history": history}
     save_weights(model.cpu(), cfg.network, cfg.output, card)

@@ -1,5 +1,6 @@
-"""Real-domain segmenter training: recipe fields, VerSe subjects by name, mixed cohorts and the
-real-domain augmentations (``healthivert.training.real_domain``)."""
+"""Real-domain segmenter training: recipe fields, VerSe subjects by name, mixed cohorts, the
+real-domain augmentations and the loss mask on unannotated bone
+(``healthivert.training.real_domain``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from monai.losses import DiceCELoss
 
 from healthivert.errors import InputError
 from healthivert.segmentation.config import SegmenterConfig
-from healthivert.training.real_domain import RandFieldOfViewd, RandThickSlicesd, pick_subjects
+from healthivert.training.real_domain import (
+    RandFieldOfViewd,
+    RandThickSlicesd,
+    masked_dice_ce,
+    pick_subjects,
+    unlabelled_bone,
+)
 from healthivert.training.segmenter import (
     PatchSampler,
     SegmenterTrainConfig,
@@ -48,6 +56,7 @@ def test_pick_subjects_includes_excludes_and_names_what_is_wrong():
     ("exclude_subjects: [sub-verse007]\n", "source must be verse or mixed"),
     ("augmentation: heavy\n", "augmentation must be one of"),
     ("threads: -1\n", "threads"),
+    ("ignore_unlabelled_bone: true\n", "source must be verse or mixed"),
 ])
 def test_bad_real_domain_recipe_fields_are_clear_errors(tmp_path, text, message):
     recipe = tmp_path / "r.yaml"
@@ -60,6 +69,7 @@ def test_the_real_recipe_reads_with_its_fields_as_tuples():
     cfg = load_segmenter_config(ROOT / "pipelines" / "segmenter_real.yaml")
     assert cfg.source == "mixed" and cfg.augmentation == "real" and cfg.threads == 1
     assert cfg.subjects == () and cfg.exclude_subjects == () and 0 < cfg.phantom_fraction < 1
+    assert cfg.ignore_unlabelled_bone is False  # tried, worse (docs/experiments.md)
 
 
 def test_verse_subjects_by_name_or_split_less_the_excluded(tmp_path):
@@ -132,3 +142,64 @@ def test_field_of_view_zeroes_across_the_spine_and_mirrors_along_it():
                 s[12:], torch.tensor([12.0, 11, 10, 9]))
             assert bool((lab == 1).all())
     assert len(seen) == 6  # every axis and side is drawn
+
+
+def _two_vertebrae(hu_window=(-250.0, 1250.0)) -> tuple[np.ndarray, np.ndarray]:
+    """A windowed image (2 mm grid) of two bone blocks along the last axis, each a 400 HU
+    cortex around a dim 100 HU core, in 0 HU tissue; only the lower one annotated (class 1)."""
+    hu = np.zeros((40, 40, 60), np.float32)
+    label = np.zeros(hu.shape, np.uint8)
+    for z0, annotated in ((8, True), (34, False)):
+        hu[10:30, 10:30, z0:z0 + 16] = 400.0
+        hu[13:27, 13:27, z0 + 3:z0 + 13] = 100.0  # trabecular core, below the bone threshold
+        if annotated:
+            label[10:30, 10:30, z0:z0 + 16] = 1
+    lo, hi = hu_window
+    return ((hu - lo) / (hi - lo))[None], label[None]
+
+
+def test_unlabelled_bone_is_ignored_there_and_only_there():
+    image, label = _two_vertebrae()
+    ignore = unlabelled_bone(image, label, (-250.0, 1250.0), 2.0)[0].astype(bool)
+    assert ignore[10:30, 10:30, 34:50].all()  # the unannotated block, its dim core included
+    assert ignore[8, 20, 40] and ignore[20, 20, 51]  # its blurred edge (dilated by 4 mm)
+    annotated = label[0] > 0
+    assert not ignore[annotated].any()  # the expert mask is taught
+    shell = np.zeros_like(annotated)
+    shell[9:31, 9:31, 7:25] = True  # and so is a 2 mm shell around it
+    assert not ignore[shell].any()
+    assert not ignore[:, :, :5].any() and not ignore[:4].any()  # soft tissue away from bone is taught
+    assert not ignore[:, :, 25:30].any()  # the gap between them: 6 mm from the unannotated block
+
+
+def test_masked_dice_ce_is_dice_ce_and_ignores_the_masked_voxels():
+    rng = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8, 8, generator=rng)
+    target = torch.randint(0, 3, (2, 1, 8, 8, 8), generator=rng)
+    none = torch.zeros_like(target)
+    reference = DiceCELoss(to_onehot_y=True, softmax=True)(logits, target)
+    assert torch.allclose(masked_dice_ce(logits, target, none), reference, atol=1e-6)
+    ignore = torch.zeros_like(target)
+    ignore[:, :, :4] = 1
+    changed_logits, changed_target = logits.clone(), target.clone()
+    changed_logits[:, :, :4] = torch.randn(2, 3, 4, 8, 8, generator=rng) * 5
+    changed_target[:, :, :4] = 2
+    base = masked_dice_ce(logits, target, ignore)
+    assert torch.allclose(masked_dice_ce(changed_logits, changed_target, ignore), base, atol=1e-6)
+    assert not torch.allclose(base, reference)
+    leaf = logits.clone().requires_grad_(True)
+    masked_dice_ce(leaf, target, ignore).backward()
+    assert float(leaf.grad[:, :, :4].abs().max()) == 0.0 and float(leaf.grad[:, :, 4:].abs().max()) > 0
+
+
+def test_patch_sampler_carries_the_loss_mask_and_phantoms_ignore_nothing():
+    image, label = _two_vertebrae()
+    real = {"image": image, "label": label, "ignore": unlabelled_bone(image, label, (-250.0, 1250.0), 2.0)}
+    phantom = {"image": image.copy(), "label": label.copy()}
+    sampler = PatchSampler([phantom, real], SMALL, seed=1, weights=[0.5, 0.5], augmentation="real")
+    assert sampler.studies[0]["ignore"].shape == label.shape and not sampler.studies[0]["ignore"].any()
+    items = [sampler[i] for i in range(12)]
+    assert all(len(item) == 3 and item[2].shape == item[1].shape for item in items)
+    assert any(bool(item[2].any()) for item in items)
+    plain = PatchSampler([phantom], SMALL, seed=1)
+    assert len(plain[0]) == 2  # no loss mask: (image, label) as before

@@ -124,7 +124,7 @@ def shoot(url: str, out: Path, max_kb: int, tmp: Path) -> None:
                 page.get_by_role("button", name="HTML report").click()
             report = tmp / "report.html"
             download.value.save_as(report)
-            page.set_viewport_size({"width": 1100, "height": 1000})
+            page.set_viewport_size({"width": 1250, "height": 1000})
             page.goto(report.as_uri())
             page.wait_for_load_state("load")
             small_png(page.screenshot(full_page=True), out / "viewer_report.png", max_kb)

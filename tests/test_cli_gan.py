@@ -71,8 +71,8 @@ def test_run_on_the_real_ct_calls_its_unfractured_lumbar_spine_normal(totalseg_c
                                                                         tmp_path, synthesizer):
     """The real 3 mm CT with TotalSegmentator's labels: T11 and T12 are cut by the field of view,
     L1-L5 show no fracture. Both synthesizers grade them 0 and restore each section within 25 %
-    of its real height (benchmarks/real_ct.py measures how close: the GAN's bodies come out
-    1.7 mm short on average, the prior's 0.2 mm)."""
+    of its real height (benchmarks/real_verse.py measures how close). The GAN restores L5 short
+    enough that its guard takes the prior's body there, and the status says so."""
     out = tmp_path / synthesizer
     rc, stdout, stderr = run_cli("run", "--ct", totalseg_ct_path, "--mask", totalseg_mask_path,
                                  "--synthesizer", synthesizer, "--out", out)
@@ -81,6 +81,8 @@ def test_run_on_the_real_ct_calls_its_unfractured_lumbar_spine_normal(totalseg_c
     assert {n for n, v in result.items() if v["status"].startswith("not graded: cut")} == {"T11", "T12"}
     for name in ("L1", "L2", "L3", "L4", "L5"):
         v = result[name]
-        assert v["genant_grade"] == 0 and v["status"] == "graded", v
+        assert v["genant_grade"] == 0, v
+        assert v["status"] == "graded" or (synthesizer == "gan" and v["synthesizer"] == "prior"
+                                           and v["status"].startswith("graded (pseudo-healthy body from the prior")), v
         h = v["heights_mm"]
         assert all(abs(h["pseudo_healthy"][s] / h["original"][s] - 1) < 0.25 for s in h["original"]), (name, h)

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,6 +42,53 @@ SHOWN_JS = """(name) => {
     return imgs.length >= 6 && imgs.every(i => i.complete && i.naturalWidth > 0);
 }"""
 ROW_PX = 35  # the vertebra table's header and row height (Streamlit's dataframe)
+
+
+@contextmanager
+def study_page(url: str, study: str, viewport: tuple[int, int] = (1500, 1100), timeout_ms: int = 30_000):
+    """A headless Chromium page (Debian's, through Playwright) on ``study`` in the viewer at ``url``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.set_default_timeout(timeout_ms)
+            page.goto(f"{url}/?study={study}")
+            yield page
+        finally:
+            browser.close()
+
+
+def idle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the app's script run has finished."""
+    page.wait_for_function("""() => document.querySelector('[data-testid="stApp"]')
+        ?.getAttribute('data-test-script-state') === 'notRunning'""", timeout=timeout_ms)
+
+
+def vertebra_shown(page, name: str, timeout_ms: int = 120_000) -> None:
+    """Wait until vertebra ``name``'s page is drawn (``SHOWN_JS``)."""
+    page.wait_for_function(SHOWN_JS, arg=name, timeout=timeout_ms)
+
+
+def choose(page, label: str, option: str, timeout_ms: int = 120_000) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``. Its list closes when the app's pane
+    scrolls, and a click on a widget the running script redraws can be lost: open it again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator("div[data-testid='stSelectbox']").filter(has=page.get_by_text(label, exact=True))
+    choice = page.get_by_role("option", name=option, exact=True)
+    for attempt in range(6):
+        idle(page, timeout_ms)
+        box.scroll_into_view_if_needed()
+        box.get_by_role("button", name="Open").click()
+        try:
+            choice.wait_for(state="visible", timeout=3000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 5:
+                raise
+    choice.click()
 
 
 def free_port() -> int:
@@ -92,33 +140,25 @@ def vertebra_names(results: Path, study: str) -> list[str]:
 
 def time_switches(url: str, study: str, names: list[str], switches: int) -> list[tuple[str, bool, float]]:
     """(vertebra, first visit, seconds) per switch: click its table row, wait until it is drawn."""
-    from playwright.sync_api import sync_playwright
-
     timings = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.goto(f"{url}/?study={study}")
-            page.get_by_role("heading", name=f"Study {study}").wait_for(timeout=120_000)
-            shown = page.locator("h3", has_text="Review ").first
-            shown.wait_for(timeout=120_000)
-            current = shown.inner_text().strip().removeprefix("Review ").split()[0]
-            page.wait_for_function(SHOWN_JS, arg=current, timeout=120_000)
-            seen = {current}
-            table = page.locator("[data-testid='stDataFrame']").first
-            for k in range(switches):
-                target = names[(names.index(current) + 1) % len(names)]
-                table.scroll_into_view_if_needed()
-                start = time.perf_counter()
-                table.click(position={"x": 18, "y": ROW_PX * (names.index(target) + 1) + ROW_PX // 2})
-                page.wait_for_function(SHOWN_JS, arg=target, timeout=60_000, polling="raf")
-                timings.append((target, target not in seen, time.perf_counter() - start))
-                print(f"switch {k + 1}: {current} -> {target} {timings[-1][2]:.2f} s", file=sys.stderr)
-                seen.add(target)
-                current = target
-        finally:
-            browser.close()
+    with study_page(url, study, (1500, 1100)) as page:
+        page.get_by_role("heading", name=f"Study {study}").wait_for(timeout=120_000)
+        shown = page.locator("h3", has_text="Review ").first
+        shown.wait_for(timeout=120_000)
+        current = shown.inner_text().strip().removeprefix("Review ").split()[0]
+        page.wait_for_function(SHOWN_JS, arg=current, timeout=120_000)
+        seen = {current}
+        table = page.locator("[data-testid='stDataFrame']").first
+        for k in range(switches):
+            target = names[(names.index(current) + 1) % len(names)]
+            table.scroll_into_view_if_needed()
+            start = time.perf_counter()
+            table.click(position={"x": 18, "y": ROW_PX * (names.index(target) + 1) + ROW_PX // 2})
+            page.wait_for_function(SHOWN_JS, arg=target, timeout=60_000, polling="raf")
+            timings.append((target, target not in seen, time.perf_counter() - start))
+            print(f"switch {k + 1}: {current} -> {target} {timings[-1][2]:.2f} s", file=sys.stderr)
+            seen.add(target)
+            current = target
     return timings
 
 

@@ -23,7 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from viewer import CHROMIUM, CHROMIUM_ARGS, SHOWN_JS, demo_results, start_viewer, stop_viewer  # noqa: E402
+from viewer import (  # noqa: E402
+    SHOWN_JS,
+    choose,
+    demo_results,
+    start_viewer,
+    stop_viewer,
+    study_page,
+)
 
 STUDY = "sub-demo"
 
@@ -46,90 +53,60 @@ def small_png(png: bytes, path: Path, max_kb: int) -> None:
         scale *= 0.9
 
 
-def choose(page, label: str, option: str) -> None:
-    """Pick an option of a selectbox (its list closes when the app's pane scrolls: open it again)."""
-    box = page.locator("div[data-testid='stSelectbox']").filter(has=page.get_by_text(label, exact=True))
-    choice = page.get_by_role("option", name=option, exact=True)
-    for _ in range(6):
-        idle(page)
-        box.scroll_into_view_if_needed()
-        box.get_by_role("button", name="Open").click()
-        try:
-            choice.wait_for(state="visible", timeout=3000)
-            break
-        except Exception:  # noqa: BLE001 - Playwright's timeout: open it again
-            continue
-    choice.click()
-
-
-def idle(page) -> None:
-    page.wait_for_function("""() => document.querySelector('[data-testid="stApp"]')
-        ?.getAttribute('data-test-script-state') === 'notRunning'""", timeout=120_000)
-
-
 def open_vertebra(page, name: str) -> None:
     choose(page, "vertebra", name)
     page.wait_for_function(SHOWN_JS, arg=name, timeout=120_000)
 
 
 def shoot(url: str, out: Path, max_kb: int, tmp: Path) -> None:
-    from playwright.sync_api import sync_playwright
+    with study_page(url, STUDY, (1400, 1000), 60_000) as page:
+        page.wait_for_function(SHOWN_JS, arg="L1", timeout=180_000)  # the worst vertebra opens first
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.goto(f"{url}/?study={STUDY}")
-            page.wait_for_function(SHOWN_JS, arg="L1", timeout=180_000)  # the worst vertebra opens first
+        open_vertebra(page, "L2")
+        page.get_by_role("heading", name=f"Study {STUDY}").click()  # no field has the focus
+        page.keyboard.press("a")
+        page.get_by_text("saved: L2 grade 0 (accept)").wait_for()
+        open_vertebra(page, "L3")
+        page.get_by_role("heading", name=f"Study {STUDY}").click()
+        page.keyboard.press("o")
+        choose(page, "reviewed grade", "1 mild")
+        field = page.get_by_label("comment (required for an override)")
+        field.fill("biconcave: middle height lost, 19 % by RHLV; the SVM's 0 is not credible")
+        field.press("Tab")
+        page.get_by_role("button", name="Save review").click()
+        page.get_by_text("saved: L3 grade 1 (override)").wait_for()
+        open_vertebra(page, "L1")
 
-            open_vertebra(page, "L2")
-            page.get_by_role("heading", name=f"Study {STUDY}").click()  # no field has the focus
-            page.keyboard.press("a")
-            page.get_by_text("saved: L2 grade 0 (accept)").wait_for()
-            open_vertebra(page, "L3")
-            page.get_by_role("heading", name=f"Study {STUDY}").click()
-            page.keyboard.press("o")
-            choose(page, "reviewed grade", "1 mild")
-            field = page.get_by_label("comment (required for an override)")
-            field.fill("biconcave: middle height lost, 19 % by RHLV; the SVM's 0 is not credible")
-            field.press("Tab")
-            page.get_by_role("button", name="Save review").click()
-            page.get_by_text("saved: L3 grade 1 (override)").wait_for()
-            open_vertebra(page, "L1")
+        # the app scrolls inside its own pane: a viewport as tall as the page shows all of it
+        height = page.evaluate("""() => Math.max(...[...document.querySelectorAll('*')]
+            .map(e => e.scrollHeight))""")
+        page.set_viewport_size({"width": 1400, "height": min(int(height) + 100, 6000)})
+        page.wait_for_function(SHOWN_JS, arg="L1")
+        top = page.get_by_role("heading", name="Vertebrae").bounding_box()
+        table = page.locator("[data-testid='stDataFrame']").first.bounding_box()
+        why = page.get_by_role("heading", name="L1: why grade 3").bounding_box()
+        review_end = page.get_by_role("button", name="Save review").bounding_box()
+        assert top and table and why and review_end
+        png = page.screenshot(full_page=True)
+        from PIL import Image
 
-            # the app scrolls inside its own pane: a viewport as tall as the page shows all of it
-            height = page.evaluate("""() => Math.max(...[...document.querySelectorAll('*')]
-                .map(e => e.scrollHeight))""")
-            page.set_viewport_size({"width": 1400, "height": min(int(height) + 100, 6000)})
-            page.wait_for_function(SHOWN_JS, arg="L1")
-            top = page.get_by_role("heading", name="Vertebrae").bounding_box()
-            table = page.locator("[data-testid='stDataFrame']").first.bounding_box()
-            why = page.get_by_role("heading", name="L1: why grade 3").bounding_box()
-            review_end = page.get_by_role("button", name="Save review").bounding_box()
-            assert top and table and why and review_end
-            png = page.screenshot(full_page=True)
-            from PIL import Image
+        whole = Image.open(io.BytesIO(png))
+        parts = {"viewer_study.png": (0, table["y"] + table["height"] + 60),
+                 "viewer_vertebra.png": (why["y"] - 20, review_end["y"] + review_end["height"] + 20)}
+        for name, (y0, y1) in parts.items():
+            buf = io.BytesIO()
+            whole.crop((0, int(y0), whole.width, int(y1))).save(buf, "PNG")
+            small_png(buf.getvalue(), out / name, max_kb)
 
-            whole = Image.open(io.BytesIO(png))
-            parts = {"viewer_study.png": (0, table["y"] + table["height"] + 60),
-                     "viewer_vertebra.png": (why["y"] - 20, review_end["y"] + review_end["height"] + 20)}
-            for name, (y0, y1) in parts.items():
-                buf = io.BytesIO()
-                whole.crop((0, int(y0), whole.width, int(y1))).save(buf, "PNG")
-                small_png(buf.getvalue(), out / name, max_kb)
-
-            page.get_by_text("prepare HTML report").click()
-            with page.expect_download() as download:
-                page.get_by_role("button", name="HTML report").click()
-            report = tmp / "report.html"
-            download.value.save_as(report)
-            page.set_viewport_size({"width": 1250, "height": 1000})
-            page.goto(report.as_uri())
-            page.wait_for_load_state("load")
-            small_png(page.screenshot(full_page=True), out / "viewer_report.png", max_kb)
-        finally:
-            browser.close()
+        page.get_by_text("prepare HTML report").click()
+        with page.expect_download() as download:
+            page.get_by_role("button", name="HTML report").click()
+        report = tmp / "report.html"
+        download.value.save_as(report)
+        page.set_viewport_size({"width": 1250, "height": 1000})
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
+        small_png(page.screenshot(full_page=True), out / "viewer_report.png", max_kb)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,15 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.viewer import CHROMIUM, choose, idle, study_page, vertebra_shown
 from healthivert.review import ReviewStore
 from tests.review.results_fixture import CT_STUDY, algorithm_grades
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("HEALTHIVERT_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
 pytestmark = pytest.mark.slow
 
 
@@ -95,48 +92,41 @@ def viewer(results):
 
 
 def test_override_in_the_browser(browser_deps, viewer: str, results) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     grades = algorithm_grades(results.root, CT_STUDY)
     new = (grades["L1"] + 1) % 4
     names = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(30_000)
-            page.goto(f"{viewer}/?study={CT_STUDY}")
-            # the first run of a fresh server imports the library (scikit-learn with the graders): seconds
-            expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("Review L1")).to_be_visible()  # the worst vertebra is selected first
-            expect(page.locator("img")).to_have_count(6, timeout=60_000)  # 3 planes, crops, map, profile
-            expect(page.get_by_text("reviewer: Dr Browser")).to_be_visible()  # from --reviewer, not typed
-            page.get_by_text("override", exact=True).click()
-            page.get_by_label("comment (required for an override)").fill("posterior wall displaced")
-            page.get_by_label("comment (required for an override)").press("Tab")
-            page.locator("div[data-testid='stSelectbox']").filter(has_text="reviewed grade").click()
-            page.get_by_role("option", name=f"{new} {names[new]}").click()
-            page.wait_for_timeout(500)
-            page.get_by_role("button", name="Save review").click()
-            expect(page.get_by_text(f"saved: L1 grade {new} (override) by Dr Browser")).to_be_visible()
+    with study_page(viewer, CT_STUDY, (1500, 1100), 30_000) as page:
+        # the first run of a fresh server imports the library (scikit-learn with the graders): seconds
+        expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Review L1")).to_be_visible()  # the worst vertebra is selected first
+        expect(page.locator("img")).to_have_count(6, timeout=60_000)  # 3 planes, crops, map, profile
+        expect(page.get_by_text("reviewer: Dr Browser")).to_be_visible()  # from --reviewer, not typed
+        page.get_by_text("override", exact=True).click()
+        page.get_by_label("comment (required for an override)").fill("posterior wall displaced")
+        page.get_by_label("comment (required for an override)").press("Tab")
+        page.locator("div[data-testid='stSelectbox']").filter(has_text="reviewed grade").click()
+        page.get_by_role("option", name=f"{new} {names[new]}").click()
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Save review").click()
+        expect(page.get_by_text(f"saved: L1 grade {new} (override) by Dr Browser")).to_be_visible()
 
-            page.reload()
-            expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible()
-            expect(page.get_by_text(f"Current review: {new} (override) by Dr Browser")).to_be_visible()
-            expect(page.get_by_text("audit trail (append-only)")).to_be_visible()
-            expect(page.locator("img")).to_have_count(6, timeout=60_000)
-            page.set_viewport_size({"width": 1500, "height": 3600})  # the app scrolls inside its own pane
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(ARTIFACTS / "viewer_study.png"), full_page=True)
+        page.reload()
+        expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible()
+        expect(page.get_by_text(f"Current review: {new} (override) by Dr Browser")).to_be_visible()
+        expect(page.get_by_text("audit trail (append-only)")).to_be_visible()
+        expect(page.locator("img")).to_have_count(6, timeout=60_000)
+        page.set_viewport_size({"width": 1500, "height": 3600})  # the app scrolls inside its own pane
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "viewer_study.png"), full_page=True)
 
-            page.get_by_role("heading", name=f"Study {CT_STUDY}").click()  # no text field has the focus
-            page.keyboard.press("n")  # the next unreviewed vertebra after L1: L2
-            expect(page.get_by_text("Review L2")).to_be_visible()
-            page.keyboard.press("a")
-            expect(page.get_by_text(f"saved: L2 grade {grades['L2']} (accept) by Dr Browser")).to_be_visible()
-        finally:
-            browser.close()
+        page.get_by_role("heading", name=f"Study {CT_STUDY}").click()  # no text field has the focus
+        page.keyboard.press("n")  # the next unreviewed vertebra after L1: L2
+        expect(page.get_by_text("Review L2")).to_be_visible()
+        page.keyboard.press("a")
+        expect(page.get_by_text(f"saved: L2 grade {grades['L2']} (accept) by Dr Browser")).to_be_visible()
     store = ReviewStore(results.db_url)
     review = store.review(CT_STUDY, 20)
     assert (review.reviewed_grade, review.reviewer, review.comment) == (new, "Dr Browser", "posterior wall displaced")
@@ -149,43 +139,17 @@ def test_override_in_the_browser(browser_deps, viewer: str, results) -> None:
 
 
 def _idle(page) -> None:
-    page.wait_for_function("""() => document.querySelector('[data-testid="stApp"]')
-        ?.getAttribute('data-test-script-state') === 'notRunning'""", timeout=60_000)
+    idle(page, timeout_ms=60_000)
 
 
 def _vertebra_shown(page, name: str) -> None:
     """Wait until the script run that opened vertebra ``name`` has finished and its page is drawn:
     its review form and explanation headings, every image loaded, the app idle."""
-    page.wait_for_function(
-        """(name) => {
-            const app = document.querySelector('[data-testid="stApp"]');
-            if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-            const heads = [...document.querySelectorAll('h3')].map(h => h.innerText.trim());
-            if (!heads.some(t => t.startsWith('Review ' + name))) return false;
-            if (!heads.some(t => t.startsWith(name + ': '))) return false;
-            const imgs = [...document.querySelectorAll('img')];
-            return imgs.length >= 6 && imgs.every(i => i.complete && i.naturalWidth > 0);
-        }""", arg=name, timeout=60_000)
+    vertebra_shown(page, name, timeout_ms=60_000)
 
 
 def _choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label``. Its list closes when the app's pane
-    scrolls, and a click on a widget the running script redraws can be lost: open it again."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    box = page.locator("div[data-testid='stSelectbox']").filter(has=page.get_by_text(label, exact=True))
-    choice = page.get_by_role("option", name=option, exact=True)
-    for attempt in range(6):
-        _idle(page)
-        box.scroll_into_view_if_needed()
-        box.get_by_role("button", name="Open").click()
-        try:
-            choice.wait_for(state="visible", timeout=3000)
-            break
-        except PlaywrightTimeout:
-            if attempt == 5:
-                raise
-    choice.click()
+    choose(page, label, option, timeout_ms=60_000)
 
 
 def _pick_vertebra(page, name: str) -> None:
@@ -196,7 +160,7 @@ def _pick_vertebra(page, name: str) -> None:
 def test_review_loop_in_the_browser(browser_deps, viewer: str, results) -> None:
     """The whole loop: open a study; accept T12 picked from the table (2 actions: the row, A);
     override L2 (grade + comment); switch vertebra and back; the database holds exactly that."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     grades = algorithm_grades(results.root, CT_STUDY)
     labels = {"T12": 19, "L1": 20, "L2": 21}
@@ -204,52 +168,45 @@ def test_review_loop_in_the_browser(browser_deps, viewer: str, results) -> None:
     names = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
     comment = "endplate depression larger than measured"
     actions: list[str] = []  # the reviewer's inputs from seeing the study to T12's accept being saved
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(30_000)
-            page.goto(f"{viewer}/?study={CT_STUDY}")
-            expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible(timeout=60_000)
-            _vertebra_shown(page, "L1")  # the worst vertebra first
+    with study_page(viewer, CT_STUDY, (1500, 1100), 30_000) as page:
+        expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible(timeout=60_000)
+        _vertebra_shown(page, "L1")  # the worst vertebra first
 
-            # accept T12: pick its row in the vertebra table (one click), press A
-            table = page.locator("[data-testid='stDataFrame']").first
-            table.scroll_into_view_if_needed()
-            row = list(labels).index("T12")
-            actions.append("click the T12 row of the table")
-            table.click(position={"x": 18, "y": 35 * (row + 1) + 17})
-            _vertebra_shown(page, "T12")
-            actions.append("press A")  # straight after the click: the table does not keep the key
-            page.keyboard.press("a")
-            expect(page.get_by_text(f"saved: T12 grade {grades['T12']} (accept) by Dr Browser")).to_be_visible()
-            assert len(actions) <= 2, actions
+        # accept T12: pick its row in the vertebra table (one click), press A
+        table = page.locator("[data-testid='stDataFrame']").first
+        table.scroll_into_view_if_needed()
+        row = list(labels).index("T12")
+        actions.append("click the T12 row of the table")
+        table.click(position={"x": 18, "y": 35 * (row + 1) + 17})
+        _vertebra_shown(page, "T12")
+        actions.append("press A")  # straight after the click: the table does not keep the key
+        page.keyboard.press("a")
+        expect(page.get_by_text(f"saved: T12 grade {grades['T12']} (accept) by Dr Browser")).to_be_visible()
+        assert len(actions) <= 2, actions
 
-            # override L2: its form starts at its own state (accept), not T12's
-            _pick_vertebra(page, "L2")
-            expect(page.get_by_text("Current review:")).to_have_count(0)
-            expect(page.get_by_role("radio", name=f"accept grade {grades['L2']}")).to_be_checked()
-            page.get_by_role("heading", name=f"Study {CT_STUDY}").click()
-            page.keyboard.press("o")
-            expect(page.get_by_role("radio", name="override")).to_be_checked()
-            _choose(page, "reviewed grade", f"{new} {names[new]}")
-            field = page.get_by_label("comment (required for an override)")
-            field.fill(comment)
-            field.press("Tab")
-            page.get_by_role("button", name="Save review").click()
-            expect(page.get_by_text(f"saved: L2 grade {new} (override) by Dr Browser")).to_be_visible()
+        # override L2: its form starts at its own state (accept), not T12's
+        _pick_vertebra(page, "L2")
+        expect(page.get_by_text("Current review:")).to_have_count(0)
+        expect(page.get_by_role("radio", name=f"accept grade {grades['L2']}")).to_be_checked()
+        page.get_by_role("heading", name=f"Study {CT_STUDY}").click()
+        page.keyboard.press("o")
+        expect(page.get_by_role("radio", name="override")).to_be_checked()
+        _choose(page, "reviewed grade", f"{new} {names[new]}")
+        field = page.get_by_label("comment (required for an override)")
+        field.fill(comment)
+        field.press("Tab")
+        page.get_by_role("button", name="Save review").click()
+        expect(page.get_by_text(f"saved: L2 grade {new} (override) by Dr Browser")).to_be_visible()
 
-            # switch away and back: each vertebra shows its own saved state
-            _pick_vertebra(page, "T12")
-            expect(page.get_by_text(f"Current review: {grades['T12']} (accept) by Dr Browser")).to_be_visible()
-            _pick_vertebra(page, "L1")
-            expect(page.get_by_text("Current review:")).to_have_count(0)
-            expect(page.get_by_text("audit trail (append-only)")).to_have_count(0)
-            _pick_vertebra(page, "L2")
-            expect(page.get_by_text(f"Current review: {new} (override) by Dr Browser")).to_be_visible()
-            expect(page.get_by_role("radio", name="override")).to_be_checked()
-        finally:
-            browser.close()
+        # switch away and back: each vertebra shows its own saved state
+        _pick_vertebra(page, "T12")
+        expect(page.get_by_text(f"Current review: {grades['T12']} (accept) by Dr Browser")).to_be_visible()
+        _pick_vertebra(page, "L1")
+        expect(page.get_by_text("Current review:")).to_have_count(0)
+        expect(page.get_by_text("audit trail (append-only)")).to_have_count(0)
+        _pick_vertebra(page, "L2")
+        expect(page.get_by_text(f"Current review: {new} (override) by Dr Browser")).to_be_visible()
+        expect(page.get_by_role("radio", name="override")).to_be_checked()
     store = ReviewStore(results.db_url)
     try:
         reviews = store.reviews()

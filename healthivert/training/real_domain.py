@@ -51,7 +51,24 @@ def tree_studies(root: str, include: Sequence[str], exclude: Sequence[str]) -> l
     return [studies[s] for s in chosen]
 
 
-class RandThickSlicesd(RandomizableTransform, MapTransform):
+class _RandKeysTransform(RandomizableTransform, MapTransform):
+    """A random dictionary transform: one draw per call (``randomize``), then ``_apply`` on
+    each of its keys when the draw says so. (The two below differ only in what they apply.)"""
+
+    def _apply(self, image):
+        raise NotImplementedError
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        for key in self.key_iterator(d):
+            d[key] = self._apply(d[key])
+        return d
+
+
+class RandThickSlicesd(_RandKeysTransform):
     """Thick slices along one random axis: the image is averaged down ("area") by a factor
     drawn from ``factor`` along that axis, then resampled back (trilinear), as a scan
     reconstructed at ``factor`` x the network's spacing (2 mm: 3-6 mm slices for 1.5-3). The
@@ -69,21 +86,15 @@ class RandThickSlicesd(RandomizableTransform, MapTransform):
         self._axis = int(self.R.choice(self.axes))
         self._f = float(self.R.uniform(*self.factor))
 
-    def __call__(self, data: Mapping) -> dict:
-        d = dict(data)
-        self.randomize()
-        if not self._do_transform:
-            return d
-        for key in self.key_iterator(d):
-            shape = tuple(d[key].shape[1:])
-            coarse = list(shape)
-            coarse[self._axis] = max(1, round(shape[self._axis] / self._f))
-            down = Resize(spatial_size=coarse, mode="area")(d[key])
-            d[key] = Resize(spatial_size=shape, mode="trilinear", align_corners=False)(down)
-        return d
+    def _apply(self, image):
+        shape = tuple(image.shape[1:])
+        coarse = list(shape)
+        coarse[self._axis] = max(1, round(shape[self._axis] / self._f))
+        down = Resize(spatial_size=coarse, mode="area")(image)
+        return Resize(spatial_size=shape, mode="trilinear", align_corners=False)(down)
 
 
-class RandFieldOfViewd(RandomizableTransform, MapTransform):
+class RandFieldOfViewd(_RandKeysTransform):
     """A field of view that ends inside the patch, as tight real crops do: across the spine
     (left-right or anterior-posterior axis) the image and label beyond a random plane are
     zeroed, as inference pads a narrow scan with zeros; along it (superior-inferior, the last
@@ -102,14 +113,8 @@ class RandFieldOfViewd(RandomizableTransform, MapTransform):
         self._low_side = bool(self.R.random() < 0.5)
         self._depth = float(self.R.uniform(*self.depth))
 
-    def __call__(self, data: Mapping) -> dict:
-        d = dict(data)
-        self.randomize()
-        if not self._do_transform:
-            return d
-        for key in self.key_iterator(d):
-            d[key] = _cut(d[key], self._axis + 1, self._low_side, self._depth)
-        return d
+    def _apply(self, image):
+        return _cut(image, self._axis + 1, self._low_side, self._depth)
 
 
 def _cut(x: torch.Tensor, dim: int, low_side: bool, depth: float) -> torch.Tensor:

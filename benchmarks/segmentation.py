@@ -75,6 +75,11 @@ def phantom_table(model, cfg, n: int, seed: int, top: str = "T8", bottom: str = 
     ])
 
 
+def bone_dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Any vertebra label against any (VerSe labels below 26: the sacrum is not a vertebra)."""
+    return dice((pred > 0) & (pred < 26), (truth > 0) & (truth < 26))
+
+
 def overlap_dice(pred: np.ndarray, truth: np.ndarray) -> dict[int, tuple[float, int]]:
     """Per truth vertebra: Dice against the predicted vertebra that overlaps it most (labels
     judged apart) and that vertebra's label (0: none overlaps)."""
@@ -102,7 +107,7 @@ def verse_table(model, cfg) -> str:
         truth = load_mask(VERSE / "derivatives" / subject / f"{subject}_seg-vert_msk.nii.gz")
         seg = segment_ct(ct, model, cfg)
         pred, ref = seg.mask.array, truth.array
-        bone = dice((pred > 0) & (pred < 26), (ref > 0) & (ref < 26))
+        bone = bone_dice(pred, ref)
         per = overlap_dice(pred, ref)
         right = sum(got == label for label, (_, got) in per.items())
         hits, total = identification(seg.mask, truth)

@@ -34,36 +34,14 @@ import numpy as np
 import torch
 
 from healthivert.io.images import load_ct, load_mask
-from healthivert.labels import VERSE_NAMES, VERTEBRA_LABELS
+from healthivert.labels import VERSE_NAMES
 from healthivert.segmentation import load_weights, segment_ct
 from healthivert.training.segmenter import SegmenterTrainConfig, load_segmenter_config, train_segmenter
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: benchmarks/ beside it
+from segmentation import bone_dice, overlap_dice, phantom_table, real_table  # noqa: E402  (benchmarks/segmentation.py)
+
 ROOT = Path(__file__).resolve().parents[1]
-VERTEBRAE = sorted(VERTEBRA_LABELS)
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two boolean masks (NaN when both are empty)."""
-    denom = a.sum() + b.sum()
-    return float(2 * (a & b).sum() / denom) if denom else float("nan")
-
-
-def bone_dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Any vertebra label against any (VerSe labels; the sacrum is not a vertebra)."""
-    return dice(np.isin(pred, VERTEBRAE), np.isin(truth, VERTEBRAE))
-
-
-def per_vertebra_dice(pred: np.ndarray, truth: np.ndarray) -> dict[int, float]:
-    """Each expert vertebra's Dice against the predicted vertebra overlapping it most (0 when
-    no predicted vertebra touches it)."""
-    out = {}
-    for label in (int(x) for x in np.unique(truth) if x in VERTEBRA_LABELS):
-        region = truth == label
-        hit = pred[region]
-        hit = hit[np.isin(hit, VERTEBRAE)]
-        best = int(np.bincount(hit).argmax()) if hit.size else 0
-        out[label] = dice(pred == best, region) if best else 0.0
-    return out
 
 
 def score_subject(weights: Path, ct_path: Path, mask_path: Path) -> tuple[float, dict[int, float]]:
@@ -71,7 +49,8 @@ def score_subject(weights: Path, ct_path: Path, mask_path: Path) -> tuple[float,
     model, net, _ = load_weights(weights)
     seg = segment_ct(load_ct(ct_path), model, net)
     truth = load_mask(mask_path).array
-    return bone_dice(seg.mask.array, truth), per_vertebra_dice(seg.mask.array, truth)
+    per = overlap_dice(seg.mask.array, truth)
+    return bone_dice(seg.mask.array, truth), {label: d for label, (d, _) in per.items()}
 
 
 def subject_files(root: Path, subject: str) -> tuple[Path, Path]:
@@ -103,11 +82,8 @@ def fold_config(base: SegmenterTrainConfig, held_out: str, out: Path, minutes: f
 
 def domain_checks(weights: Path) -> str:
     """The phantom and TotalSegmentator figures of ``benchmarks/segmentation.py``."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import segmentation as bench  # benchmarks/segmentation.py
-
     model, net, _ = load_weights(weights)
-    return f"{bench.phantom_table(model, net, 4, 6000)}\n\n{bench.real_table(model, net)}"
+    return f"{phantom_table(model, net, 4, 6000)}\n\n{real_table(model, net)}"
 
 
 def table(rows: list[tuple[str, tuple, tuple]]) -> str:

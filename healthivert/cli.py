@@ -116,10 +116,15 @@ def _print_result(result: dict, out: Path) -> None:
     print(f"results in {out}: result.json, vertebrae.csv, height_loss/*.png|.nii.gz")
     labels = result.get("labels") or {}
     if labels:
-        warn = "" if labels.get("anchored", True) else " -- LABELS UNCERTAIN: check them (--first-label corrects)"
-        print(f"labels: {labels['source']}, anchor: {labels['anchor']}{warn}")
+        print(f"labels: {labels['source']}, {_anchor_text(labels)}")
     for note in result.get("notes") or []:
         print(f"note: {note}")
+
+
+def _anchor_text(labels: dict) -> str:
+    """How a study's labels were anchored, with a warning when they are a guess."""
+    warn = "" if labels.get("anchored", True) else " -- LABELS UNCERTAIN: check them (--first-label corrects)"
+    return f"anchor: {labels['anchor']}{warn}"
 
 
 def _models(args: argparse.Namespace) -> str | None:
@@ -190,8 +195,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     write_centroids(cents, ctd, mask, fmt="verse")
     print(f"mask: {out} ({', '.join(VERSE_NAMES[k] for k in sorted(cents))})")
     print(f"centroids: {ctd}")
-    warn = "" if labels["anchored"] else " -- LABELS UNCERTAIN: check them (--first-label corrects)"
-    print(f"labels anchored on: {labels['anchor']}{warn}")
+    print(f"labels: {_anchor_text(labels)}")
     for note in notes:
         print(f"note: {note}")
     return 0

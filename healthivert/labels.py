@@ -30,6 +30,11 @@ ANCHOR_NONE = "none: labels guessed"
 UNCERTAIN_ANCHORS = (ANCHOR_NONE, ANCHOR_CONFLICT)
 UNANCHORED_NOTE = "labels unanchored"  # how the note on guessed labels begins
 
+
+def is_anchored(anchor: str) -> bool:
+    """Whether labels anchored this way rest on an anchor seen (or given) and not contradicted."""
+    return anchor not in UNCERTAIN_ANCHORS
+
 # TotalSegmentator v2 "total" task: 26 = vertebrae_S1, 27 = L5 ... 31 = L1, 32 = T12 ... 43 = T1,
 # 44 = C7 ... 50 = C1.
 TOTALSEG_TO_VERSE: dict[int, int] = {26: 26, **{27 + k: 24 - k for k in range(5)}}

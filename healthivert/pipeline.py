@@ -28,6 +28,7 @@ from healthivert.report.contract import write_result
 from healthivert.report.maps import write_crop, write_loss_map_nifti, write_loss_map_png
 from healthivert.synthesis import PseudoHealthy, get_synthesizer
 from healthivert.synthesis.guard import guarded
+from healthivert.synthesis.prior import RATIO_METHOD
 
 Progress = Callable[[int, int, str], None]
 
@@ -142,6 +143,8 @@ def load_inputs(
     """
     if mask_path is None and ct_path is None:
         raise InputError("give a vertebra mask (--mask), a CT (--ct), or both")
+    if first_label and centroids_path is not None:
+        raise InputError("--first-label relabels the mask, so it cannot be used with a centroid file")
     ct = load_ct(ct_path) if ct_path is not None else None
     if mask_path is not None:
         mask = load_mask(mask_path)
@@ -159,8 +162,6 @@ def load_inputs(
         mask = relabel(mask, first_label, labels, notes)
     from_mask = centroids_from_mask(mask)
     given = read_centroids(centroids_path, mask) if centroids_path is not None else {}
-    if given and first_label:
-        raise InputError("--first-label relabels the mask, so it cannot be used with a centroid file")
     centroids = {lab: given.get(lab, c) for lab, c in from_mask.items() if lab in VERTEBRA_LABELS}
     computed = sorted(set(centroids) - set(given))
     return StudyInputs(mask, ct, centroids, computed, labels)
@@ -218,7 +219,7 @@ def analyse_study(
             ph = healthy[v.label]
             rec.update({
                 "status": "graded from intra-vertebral ratios: no neighbouring vertebra in view"
-                          if ph.method == "intra-vertebral ratios" else "graded",
+                          if ph.method == RATIO_METHOD else "graded",
                 "rhlv": m.rhlv,
                 "heights_mm": {"original": m.original_mm, "pseudo_healthy": m.pseudo_healthy_mm},
                 "ratios": m.ratios,
@@ -252,14 +253,9 @@ def grade_records(analysis: StudyAnalysis, grader: Grader | Mapping[str, Grader]
     ``grader`` may map synthesizer names to graders (:func:`graders_for`): each record is graded
     by the one of the synthesizer its body came from (its ``synthesizer`` field).
     """
-    def grader_of(record: dict) -> Grader:
-        if not isinstance(grader, Mapping):
-            return grader
-        return grader.get(record["synthesizer"]) or next(iter(grader.values()))
-
     groups: dict[int, tuple[Grader, list[dict]]] = {}
     for r in analysis.records:
-        g = grader_of(r)
+        g = grader[r["synthesizer"]] if isinstance(grader, Mapping) else grader
         r["grader"] = g.name
         if r["label"] in analysis.measured:
             groups.setdefault(id(g), (g, []))[1].append(r)

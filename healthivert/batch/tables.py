@@ -10,7 +10,7 @@ from pathlib import Path
 from healthivert.batch.spec import StudySpec
 from healthivert.io.atomic import atomic_write_text
 from healthivert.io.csv_text import csv_text
-from healthivert.labels import UNCERTAIN_ANCHORS
+from healthivert.labels import is_anchored
 from healthivert.report.contract import CSV_COLUMNS
 
 FAILED_COLUMNS = ["study_id", "reason", "mask", "ct", "centroids"]
@@ -42,7 +42,7 @@ class CohortTable:
     def uncertain_labels(self) -> list[str]:
         """Studies whose vertebra labels rest on no anchor, or on anchors that disagree."""
         return sorted(sid for sid, rows in self._rows.items()
-                      if any(row["labels_anchor"] in UNCERTAIN_ANCHORS for row in rows))
+                      if any(row["labels_anchor"] and not is_anchored(row["labels_anchor"]) for row in rows))
 
     def write(self) -> Path:
         """Rewrite the file atomically, studies sorted by id."""

@@ -59,6 +59,29 @@ class ResultsFolder:
     root: Path
     studies: dict[str, Path] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # result.json path -> ((mtime_ns, size), its checked content): the viewer reruns its script
+    # on every click and would otherwise parse and validate every study's file each time
+    _checked: dict[Path, tuple[tuple[int, int], dict]] = field(default_factory=dict, repr=False)
+
+    def read_result(self, path: Path) -> dict:
+        """A result.json inside this folder, read and checked against the contract once per
+        version of the file (keyed by its modification time and size). Callers must not change it.
+
+        Raises:
+            ResultContractError: it cannot be read or does not follow the result contract.
+        """
+        try:
+            st = path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        cached = self._checked.get(path)
+        if stamp is not None and cached is not None and cached[0] == stamp:
+            return cached[1]
+        result = read_result_file(path)
+        if stamp is not None:
+            self._checked[path] = (stamp, result)
+        return result
 
     @classmethod
     def open(cls, path: str | Path) -> ResultsFolder:
@@ -103,7 +126,7 @@ class ResultsFolder:
         if not folder.is_dir() or not result.is_file():
             return
         try:
-            study_id = read_result_file(result)["study_id"]
+            study_id = self.read_result(result)["study_id"]
         except ResultContractError as exc:
             self.problems.append(f"{candidate.name}: unreadable {exc}")
             return

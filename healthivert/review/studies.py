@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from healthivert.report.contract import RESULT_FILE, read_result_file
+from healthivert.report.contract import RESULT_FILE
 from healthivert.review.paths import ResultsFolder, UnsafePathError, is_safe_name
 
 GRADE_NAMES: dict[int, str] = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
@@ -38,7 +38,7 @@ class Study:
                 contract (a ``ValueError``).
         """
         path = folders.study_file(study_id, RESULT_FILE)
-        result = read_result_file(path)
+        result = folders.read_result(path)
         return cls(result["study_id"], path.parent, result, folders)
 
     @property

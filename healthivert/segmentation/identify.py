@@ -37,7 +37,7 @@ from healthivert.labels import (
     ANCHOR_RIB,
     ANCHOR_SACRUM,
     UNANCHORED_NOTE,
-    UNCERTAIN_ANCHORS,
+    is_anchored,
 )
 from healthivert.segmentation.ribs import lowest_rib_bearing, rib_bearing
 
@@ -59,7 +59,7 @@ class Identification:
     @property
     def anchored(self) -> bool:
         """Whether the labels rest on an anchor that was seen (or given) and not contradicted."""
-        return self.anchor not in UNCERTAIN_ANCHORS
+        return is_anchored(self.anchor)
 
 
 AXIS_SMOOTH_MM = 10.0

@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from healthivert.errors import InputError
 from healthivert.io.volume import Volume, empty_sitk_image, sitk_from_array
-from healthivert.labels import UNCERTAIN_ANCHORS
+from healthivert.labels import is_anchored
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
 from healthivert.segmentation.identify import identify
 
@@ -46,7 +46,7 @@ class Segmentation:
     @property
     def anchored(self) -> bool:
         """Whether the labels rest on an anchor that was seen (or given) and not contradicted."""
-        return self.anchor not in UNCERTAIN_ANCHORS
+        return is_anchored(self.anchor)
 
 
 def preprocess(ct: Volume, cfg: SegmenterConfig) -> MetaTensor:

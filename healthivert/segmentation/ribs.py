@@ -51,20 +51,22 @@ def rib_bearing(instances: np.ndarray, hu: np.ndarray, affine: np.ndarray,
     if sacrum is not None:
         labelled = labelled | sacrum
     free = (ndimage.median_filter(hu, size=3) > RIB_HU) & ~ndimage.binary_dilation(labelled)
-    if sacrum is not None and sacrum.any():
-        near_sacrum = ndimage.distance_transform_edt(~sacrum, sampling=spacing) <= SACRUM_CONTACT_MM
-        free_lab, _ = ndimage.label(free)
-        free &= ~np.isin(free_lab, np.unique(free_lab[near_sacrum & free]))
-    dist, nearest = ndimage.distance_transform_edt(~(instances > 0), sampling=spacing, return_indices=True)
-    owner = instances[tuple(nearest)]
     pieces, n = ndimage.label(free)
     if n == 0:
         return out
+    pelvis: set[int] = set()  # pieces touching the sacrum
+    if sacrum is not None and sacrum.any():
+        near_sacrum = ndimage.distance_transform_edt(~sacrum, sampling=spacing) <= SACRUM_CONTACT_MM
+        pelvis = {int(k) for k in np.unique(pieces[near_sacrum & free])}
+    dist, nearest = ndimage.distance_transform_edt(~(instances > 0), sampling=spacing, return_indices=True)
+    owner = instances[tuple(nearest)]
     centres = dict(zip(ids, np.array(ndimage.center_of_mass(np.ones(instances.shape), instances, ids))
                        @ affine[:3, :3].T + affine[:3, 3]))
     midline = float(np.median([c[0] for c in centres.values()]))
     reach = ndimage.maximum(dist, pieces, np.arange(1, n + 1))
     for k in np.flatnonzero(np.asarray(reach) >= RIB_REACH_MM) + 1:
+        if k in pelvis:
+            continue
         piece = pieces == k
         contact = piece & (dist <= RIB_CONTACT_MM)
         if not contact.any():

@@ -9,7 +9,7 @@ says why. The threshold is the 97th percentile of that difference on healthy pha
 vertebrae, where both are right (1200 vertebrae of seeds 1000-1119, 956 of them grade 0:
 |GAN / prior - 1| > 0.12 on 2.7 %, > 0.10 on 4.9 %).
 A vertebra whose prior has no neighbour to go on (intra-vertebral ratios) is not checked:
-there is nothing independent to check against, and its notes say so.
+there is nothing independent to check against.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import replace
 import numpy as np
 
 from healthivert.synthesis.base import PseudoHealthy, Synthesizer
+from healthivert.synthesis.prior import RATIO_METHOD
 
 MAX_DISAGREEMENT = 0.12  # |mean GAN height / mean prior height - 1|
-UNCHECKED = "intra-vertebral ratios"  # the prior's method with no neighbour: nothing to check against
 
 
 def mean_height_mm(ph: PseudoHealthy) -> float:
@@ -37,7 +37,7 @@ def disagreement(gan: PseudoHealthy, prior: PseudoHealthy) -> float:
 
 def fallback_reason(gan: PseudoHealthy, prior: PseudoHealthy) -> str | None:
     """Why the GAN's body is not used for this vertebra, or None when it is."""
-    if prior.method == UNCHECKED:
+    if prior.method == RATIO_METHOD:  # no neighbour: nothing independent to check against
         return None
     d = disagreement(gan, prior)
     if np.isfinite(d) and abs(d) <= MAX_DISAGREEMENT:

@@ -33,6 +33,7 @@ REFERENCE_HEIGHT_MM = {
     17: 21.0, 18: 22.0, 19: 23.0, 28: 23.5, 20: 24.3, 21: 25.0, 22: 25.5, 23: 25.8, 24: 26.3, 25: 26.3,
 }
 RESTORE_ABOVE = 0.15
+RATIO_METHOD = "intra-vertebral ratios"  # a body estimated with no neighbour in view
 NEIGHBOUR_WEIGHTS = {1: 1.0, 2: 0.5}
 MAX_ROUNDS = 5
 
@@ -161,7 +162,7 @@ def synthesize_prior(vertebrae: list[StraightVertebra]) -> dict[int, PseudoHealt
     for v in usable:
         est = estimates.get(v.label)
         if est is None:
-            est, method, used = _ratio_estimate(v), "intra-vertebral ratios", []
+            est, method, used = _ratio_estimate(v), RATIO_METHOD, []
         else:
             method, used = "neighbours", [n.label for n in near[v.label]]
         out[v.label] = PseudoHealthy(est.astype(np.float32), body_from_heights(est, v.body, v.grid.si_mm),

@@ -137,3 +137,27 @@ def test_results_breaking_the_contract_are_listed_as_unreadable(tmp_path: Path, 
     assert list(found.studies) == ["sub-ok"]
     assert len(found.problems) == 1 and found.problems[0].startswith("sub-x: unreadable result.json: ")
     assert reason in found.problems[0]
+
+
+def test_a_result_is_checked_once_per_version_of_its_file(tmp_path: Path) -> None:
+    """The viewer reruns on every click: an unchanged result.json is not parsed again, a
+    rewritten one is, and one that broke the contract since is refused, not served stale."""
+    from healthivert.report.contract import ResultContractError
+
+    study = tmp_path / "sub-a"
+    study.mkdir()
+    file = study / "result.json"
+
+    def write(change: dict, step: int) -> None:
+        file.write_text(json.dumps({**json.loads(minimal_result("sub-a")), **change}))
+        os.utime(file, ns=(file.stat().st_mtime_ns + step * 10**9,) * 2)  # a later version
+
+    write({}, 0)
+    folders = ResultsFolder.open(tmp_path)
+    first = Study.load(folders, "sub-a").result
+    assert Study.load(folders, "sub-a").result is first  # same version: the checked copy
+    write({"software_version": "9.9"}, 1)
+    assert Study.load(folders, "sub-a").result["software_version"] == "9.9"
+    write({"vertebrae": [{"label": 20, "name": "L1", "genant_grade": 7, "status": "graded"}]}, 2)
+    with pytest.raises(ResultContractError, match=r"vertebrae\[0\]"):
+        Study.load(folders, "sub-a")

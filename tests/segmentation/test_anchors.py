@@ -163,6 +163,10 @@ def test_run_first_label_relabels_a_given_mask_and_says_so(tmp_path, capsys):
     rc = main(["run", "--mask", str(paths["mask"]), "--out", str(tmp_path / "r2"), "--grader", "rule",
                "--first-label", "L4"])
     assert_one_line_error(rc, capsys.readouterr(), "--first-label L4", "past L5")
+    rc = main(["run", "--mask", str(paths["mask"]), "--centroids", str(paths["centroids"]), "--out",
+               str(tmp_path / "r3"), "--grader", "rule", "--first-label", "T12"])
+    assert_one_line_error(rc, capsys.readouterr(), "--first-label", "centroid file")
+    assert not (tmp_path / "r3").exists()
 
 
 @pytest.mark.realdata

@@ -11,8 +11,8 @@ from healthivert.grading import get_grader
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.pipeline import analyse_study, grade_records
 from healthivert.synthesis.base import PseudoHealthy
-from healthivert.synthesis.guard import MAX_DISAGREEMENT, UNCHECKED, combine, fallback_reason, guarded
-from healthivert.synthesis.prior import synthesize_prior
+from healthivert.synthesis.guard import MAX_DISAGREEMENT, combine, fallback_reason, guarded
+from healthivert.synthesis.prior import RATIO_METHOD, synthesize_prior
 from tests.test_pipeline import _spine
 
 
@@ -33,7 +33,7 @@ def test_fallback_when_the_gan_leaves_the_neighbours_estimate_by_more_than_the_t
 
 
 def test_no_fallback_without_a_neighbour_to_check_against_and_a_missing_body_always_falls_back():
-    assert fallback_reason(_body(15.0), _body(25.0, UNCHECKED)) is None
+    assert fallback_reason(_body(15.0), _body(25.0, RATIO_METHOD)) is None
     assert fallback_reason(_body(0.0), _body(25.0)) == "the GAN gave no body"
 
 

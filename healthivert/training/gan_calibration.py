@@ -24,7 +24,8 @@ from healthivert.sections import SECTIONS, section_heights
 from healthivert.synthesis.gan.calibration import HeightCalibration, fit_height_calibration
 from healthivert.synthesis.gan.infer import synthesize_gan
 from healthivert.synthesis.gan.model import GANModel, load_gan, save_gan
-from healthivert.training.config import load_verse_study, verse_rows
+from healthivert.training.config import load_verse_study
+from healthivert.training.real_domain import verse_subject_rows
 
 Progress = Callable[[int, int, str], None]
 Study = tuple[str, list[StraightVertebra], set[int]]  # name, straightened vertebrae, healthy labels
@@ -44,8 +45,11 @@ def phantom_studies(cfg) -> Iterator[Study]:
 
 
 def verse_studies(cfg) -> Iterator[Study]:
-    """The manifest's ``calibration_splits`` studies: healthy = graded 0 by the manifest."""
-    for subject, group in verse_rows(cfg.manifest, cfg.verse_root, cfg.calibration_splits).groupby("subject"):
+    """The manifest's ``calibration_splits`` studies less ``exclude_subjects``: healthy = graded 0
+    by the manifest."""
+    rows = verse_subject_rows(cfg.manifest, cfg.verse_root, cfg.calibration_splits,
+                              exclude=cfg.exclude_subjects, strict=False)
+    for subject, group in rows.groupby("subject"):
         mask, ct, centroids = load_verse_study(group.iloc[0])
         healthy = set(group.loc[group["genant_grade"] == 0, "vertebra_label"].astype(int))
         yield str(subject), _straighten(mask, ct, centroids), healthy
@@ -90,7 +94,9 @@ def calibrate_synthesizer(cfg, progress: Progress | None = None) -> dict:
     fitted = fit_height_calibration(est_a, real_a)
     cohort = (f"{cfg.calibration_studies} phantom studies ({cfg.top}-{cfg.bottom}, seeds {cfg.calibration_seed}.."
               f"{cfg.calibration_seed + cfg.calibration_studies - 1})" if cfg.source == "phantom"
-              else f"VerSe tree {cfg.verse_root}, splits {list(cfg.calibration_splits)} ({n_studies} studies)")
+              else f"VerSe tree {cfg.verse_root}, splits {list(cfg.calibration_splits)}"
+              + (f" less subjects {list(cfg.exclude_subjects)}" if cfg.exclude_subjects else "")
+              + f" ({n_studies} studies)")
     entry = {**fitted.to_dict(), "fitted_on": cohort, "healthy_vertebrae": len(est) // len(SECTIONS),
              "mean_section_error_mm_before": _mean_error(est_a, real_a, HeightCalibration()),
              "mean_section_error_mm_after": _mean_error(est_a, real_a, fitted)}

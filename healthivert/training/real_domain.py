@@ -1,4 +1,5 @@
-"""Real-domain pieces of segmenter training: VerSe subjects chosen by name, the MONAI
+"""Real-domain pieces of segmenter training: VerSe subjects chosen by name (the synthesizer's
+trainer chooses them here too: ``verse_subject_rows``), the MONAI
 augmentations that make a training patch look like a real scan (thick slices along any axis,
 a field of view that stops inside the spine), and the loss mask that keeps bone the experts
 did not annotate out of the loss (``unlabelled_bone``, ``masked_dice_ce``).
@@ -21,6 +22,7 @@ from scipy import ndimage
 
 from healthivert.errors import InputError
 from healthivert.io.verse_tree import VerseStudy, read_verse_tree
+from healthivert.training.config import verse_rows
 
 
 def pick_subjects(available: Sequence[str], include: Sequence[str], exclude: Sequence[str],
@@ -49,6 +51,32 @@ def tree_studies(root: str, include: Sequence[str], exclude: Sequence[str]) -> l
     studies = {s.subject: s for s in read_verse_tree(root) if s.ct is not None and s.mask is not None}
     chosen = pick_subjects(sorted(studies), include, exclude, root)
     return [studies[s] for s in chosen]
+
+
+def verse_subject_rows(manifest: str, verse_root: str, splits: tuple[str, ...], include: Sequence[str] = (),
+                       exclude: Sequence[str] = (), strict: bool = True):
+    """The manifest's rows (one per graded vertebra, joined to the tree's files: ``verse_rows``)
+    of the subjects chosen by name (``include``, from any split) or else by ``splits``, less
+    ``exclude``.
+
+    ``strict`` (a training cohort): subjects are chosen by ``pick_subjects`` (a named or excluded
+    subject absent from those rows, or none left, is an InputError). Otherwise (validation,
+    calibration) the excluded subjects are dropped where present; none left is an InputError.
+    """
+    if include:
+        from healthivert.io.manifest import read_manifest
+
+        splits = tuple(sorted(read_manifest(manifest)["split"].unique()))
+    rows = verse_rows(manifest, verse_root, splits)
+    available = sorted(rows["subject"].unique())
+    where = f"{verse_root} (manifest {manifest}, splits {list(splits)})"
+    if strict:
+        chosen = pick_subjects(available, include, exclude, where)
+    else:
+        chosen = [s for s in available if s not in set(exclude)]
+        if not chosen:
+            raise InputError(f"{where}: every study {available} is excluded (exclude_subjects)")
+    return rows[rows["subject"].isin(chosen)]
 
 
 class _RandKeysTransform(RandomizableTransform, MapTransform):

@@ -49,11 +49,11 @@ from healthivert.training.config import (
     load_verse_study,
     read_recipe,
     select_device,
-    verse_rows,
     with_tuples,
 )
 from healthivert.training.gan_calibration import calibrate_synthesizer
 from healthivert.training.loop import SeededDraws, batches, out_of_time
+from healthivert.training.real_domain import verse_subject_rows
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
@@ -86,7 +86,14 @@ class SynthesizerTrainConfig:
         adversarial_after: steps of reconstruction-only warm-up before the discriminators join.
         calibration_studies: after training, the height calibration (``gan_calibration.py``) is
             fitted on this many phantom studies (seeds ``calibration_seed``..), or for a VerSe
-            tree on every study of ``calibration_splits``; 0 leaves the identity.
+            tree on every study of ``calibration_splits`` (less ``exclude_subjects``); 0 leaves
+            the identity.
+        subjects: VerSe only: the training subjects by name (any study of the manifest with a
+            CT, mask and centroids in the tree, whatever its split; ``train_splits`` is then not
+            used for training). Validation and calibration still read their own splits.
+        exclude_subjects: VerSe only: subjects left out of training, validation and calibration
+            alike (a leave-one-subject-out run: the held-out subject is never read). A name
+            absent from the training studies, or one both named and excluded, is refused.
     """
 
     source: str = "phantom"
@@ -100,6 +107,8 @@ class SynthesizerTrainConfig:
     manifest: str = "data_manifests/verse2019.csv"
     train_splits: tuple[str, ...] = ("train",)
     val_splits: tuple[str, ...] = ("val",)
+    subjects: tuple[str, ...] = ()
+    exclude_subjects: tuple[str, ...] = ()
     max_grade: int = 1
     deformity_rate: float = 0.25
     twin_truth: bool = False
@@ -140,6 +149,8 @@ class SynthesizerTrainConfig:
             raise ValueError(f"restart_codes_every must be >= 0; got {self.restart_codes_every}")
         if self.restart_codes_every and self.network.vq_kind != "simvq":
             raise ValueError("restart_codes_every needs vq_kind simvq")
+        if self.source == "phantom" and (self.subjects or self.exclude_subjects):
+            raise ValueError("subjects and exclude_subjects concern VerSe subjects: source must be verse")
         if self.twin_truth and self.source != "phantom":
             raise ValueError("twin_truth needs phantom studies (a VerSe study has no intact twin)")
         if not 0.0 <= self.deformity_rate <= 1.0:
@@ -152,7 +163,7 @@ def load_synthesizer_config(path: str | Path) -> SynthesizerTrainConfig:
     net = {k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("network", None) or {}).items()}
     network = build_checked(GANConfig, net, f"{path}: network")
     loss = build_checked(LossWeights, data.pop("loss", None) or {}, f"{path}: loss")
-    data = with_tuples(data, "train_splits", "val_splits", "calibration_splits")
+    data = with_tuples(data, "train_splits", "val_splits", "calibration_splits", "subjects", "exclude_subjects")
     return build_checked(SynthesizerTrainConfig, {**data, "network": network, "loss": loss}, str(path))
 
 
@@ -245,10 +256,13 @@ def prepare_phantom_cohort(cfg: SynthesizerTrainConfig, jobs: int, progress: Pro
     return len(work)
 
 
-def verse_cohort(cfg: SynthesizerTrainConfig, splits: tuple[str, ...], progress: Progress | None = None
-                 ) -> list[Vertebra]:
-    """Straightened VerSe studies of the given manifest splits, graded by the manifest."""
-    rows = verse_rows(cfg.manifest, cfg.verse_root, splits)
+def verse_cohort(cfg: SynthesizerTrainConfig, splits: tuple[str, ...], progress: Progress | None = None,
+                 named: bool = False) -> list[Vertebra]:
+    """Straightened VerSe studies graded by the manifest: those of ``splits`` or, when ``named``
+    (training) and the recipe names them, its ``subjects``; less ``exclude_subjects`` (refused
+    when ``named`` and a name is unknown: ``real_domain.verse_subject_rows``)."""
+    rows = verse_subject_rows(cfg.manifest, cfg.verse_root, splits, cfg.subjects if named else (),
+                              cfg.exclude_subjects, strict=named)
     cache = Path(cfg.workdir) / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     out: list[Vertebra] = []
@@ -263,6 +277,12 @@ def verse_cohort(cfg: SynthesizerTrainConfig, splits: tuple[str, ...], progress:
         if progress:
             progress(i + 1, len(subjects), subject)
     return out
+
+
+def verse_choice(cfg: SynthesizerTrainConfig, splits: tuple[str, ...], named: bool = False) -> str:
+    """The model card's words for the VerSe subjects a cohort was drawn from."""
+    chosen = f"subjects {list(cfg.subjects)}" if named and cfg.subjects else f"splits {list(splits)}"
+    return chosen + (f" less subjects {list(cfg.exclude_subjects)}" if cfg.exclude_subjects else "")
 
 
 class SliceSampler:
@@ -390,7 +410,7 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
                                twins=cfg.twin_truth)
         val = phantom_cohort(range(cfg.val_seed, cfg.val_seed + cfg.val_studies), cfg)
     else:
-        train = verse_cohort(cfg, cfg.train_splits, progress)
+        train = verse_cohort(cfg, cfg.train_splits, progress, named=True)
         val = verse_cohort(cfg, cfg.val_splits)
     healthy = [v for v in train if v.grade <= cfg.max_grade]
     # with twin_truth the validation vertebrae have no twins: it scores the unfractured ones
@@ -476,7 +496,7 @@ def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = N
     data = (f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds {cfg.train_seed}.."
             f"{cfg.train_seed + cfg.train_studies - 1}, sub-threshold deformity rate {cfg.deformity_rate:g})"
             if cfg.source == "phantom"
-            else f"VerSe tree {cfg.verse_root}, splits {list(cfg.train_splits)}")
+            else f"VerSe tree {cfg.verse_root}, " + verse_choice(cfg, cfg.train_splits, named=True))
     if cfg.init_weights:
         data += f", starting from the weights {Path(cfg.init_weights).name}"
     if cfg.twin_truth:

@@ -258,3 +258,50 @@ def test_an_empty_recipe_is_refused(tmp_path):
     empty.write_text("# nothing but a comment\n")
     with pytest.raises(InputError, match="empty"):
         load_synthesizer_config(empty)
+
+
+def test_verse_subjects_and_exclude_subjects_choose_the_studies_read(tmp_path):
+    """subjects trains on named VerSe subjects whatever their split; exclude_subjects keeps a
+    subject out of training, validation and calibration (never read: no cache of it)."""
+    from healthivert.training.gan_calibration import verse_studies
+
+    tree, manifest, (first, second) = phantom_verse_tree(tmp_path, "T12", "L2", slice_mm=1.5)
+    both = ("train", "val")
+    cfg = SynthesizerTrainConfig(source="verse", verse_root=str(tree), manifest=str(manifest), steps=1, batch=2,
+                                 classifier_steps=1, eval_every=1, checkpoint_every=1, network=TINY,
+                                 train_splits=both, val_splits=both, calibration_splits=both,
+                                 exclude_subjects=(first,), workdir=str(tmp_path / "loso"),
+                                 output=str(tmp_path / "loso.safetensors"))
+    train_synthesizer(cfg)
+    card = load_gan(cfg.output)[1]
+    assert f"less subjects ['{first}']" in card["trained_on"] and "3 vertebrae" in card["trained_on"]
+    assert card["validation_vertebrae"] == 3
+    assert sorted(p.name for p in (tmp_path / "loso" / "cache").iterdir()) == [f"verse_{second}.npz"]
+    assert [name for name, _, _ in verse_studies(cfg)] == [second]  # calibration: the held-out one left out
+    with pytest.raises(InputError, match="excluded"):
+        next(verse_studies(replace(cfg, calibration_splits=("train",))))  # its only study is held out
+    # by name: the "val" subject trains although train_splits says "train"
+    named = replace(cfg, subjects=(second,), exclude_subjects=(), train_splits=("train",), val_splits=("train",),
+                    workdir=str(tmp_path / "named"), output=str(tmp_path / "named.safetensors"))
+    train_synthesizer(named)
+    assert f"subjects ['{second}']" in load_gan(named.output)[1]["trained_on"]
+    assert sorted(p.name for p in (tmp_path / "named" / "cache").iterdir()) == [f"verse_{first}.npz",
+                                                                                f"verse_{second}.npz"]
+    for bad, match in (({"exclude_subjects": ("sub-nobody",)}, "sub-nobody"),
+                       ({"subjects": (second,), "exclude_subjects": (second,)}, "both included"),
+                       ({"exclude_subjects": (first, second)}, "every VerSe subject is excluded")):
+        with pytest.raises(InputError, match=match):
+            train_synthesizer(replace(cfg, workdir=str(tmp_path / "bad"), **bad))
+    with pytest.raises(ValueError, match="source must be verse"):
+        SynthesizerTrainConfig(exclude_subjects=(first,))
+
+
+def test_recipe_lists_of_subjects_are_read_as_tuples(tmp_path):
+    recipe = tmp_path / "loso.yaml"
+    recipe.write_text(json.dumps({"source": "verse", "verse_root": "tree", "subjects": ["sub-a", "sub-b"],
+                                  "exclude_subjects": ["sub-c"]}))
+    cfg = load_synthesizer_config(recipe)
+    assert cfg.subjects == ("sub-a", "sub-b") and cfg.exclude_subjects == ("sub-c",)
+    recipe.write_text(json.dumps({"exclude_subjects": ["sub-c"]}))
+    with pytest.raises(InputError, match="source must be verse"):
+        load_synthesizer_config(recipe)

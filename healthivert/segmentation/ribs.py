@@ -7,10 +7,18 @@ costotransverse joints), and runs at least ``RIB_REACH_MM`` away from every vert
 vertebra; the aorta lies in front of the spine and a kidney does not touch it; the iliac wings
 touch the sacrum, and bone that does is never a rib.
 
-How it fails: a field of view cropped to the spine leaves too little of a rib to see (the
-VerSe crops of 100 mm across): such a vertebra reads rib-free, which is why the anchor needs a
-rib-bearing vertebra *above* a rib-free one at the top of the view (:func:`lowest_rib_bearing`)
-and a crop without ribs gives no anchor rather than a wrong one. A 12th rib too short to reach
+A field of view cropped to the spine (the VerSe crops, 100 mm across) cuts the ribs a few
+centimetres from their joints: bone that starts at the joints and leaves the image through a
+side face (left or right) after running ``RIB_CUT_REACH_MM`` from every vertebra is a rib too
+(a lumbar transverse process is labelled with its vertebra, and its tip lies within 10 mm of
+the labelled bone). A rib is a thin bar: a piece holding a ball wider than
+``RIB_MAX_RADIUS_MM`` is a thick bone (the ilium beside L5 when the sacrum is out of view, a
+vertebra the network missed), never a rib.
+
+How it fails: a crop narrower than the transverse processes leaves nothing of a rib to see:
+such a vertebra reads rib-free, which is why the anchor needs a rib-bearing vertebra *above* a
+rib-free one at the top of the view (:func:`lowest_rib_bearing`) and a crop without ribs gives
+no anchor rather than a wrong one. A 12th rib too short to reach
 ``RIB_REACH_MM`` (about 5 % of people) or lumbar ribs shift the anchor by one.
 Hand-written: no library finds ribs by their joints; TotalSegmentator segments them with a
 network of its own that this project does not ship.
@@ -27,10 +35,18 @@ RIB_HU = 150.0
 RIB_CONTACT_MM = 6.0  # a rib's head or tubercle lies against its vertebra (joint gap 1-3 mm, 2 mm voxels)
 # the shortest 12th ribs are ~ 30-60 mm long; a transverse-process tip the network missed is < 20 mm
 RIB_REACH_MM = 30.0
+# a rib cut by the image's side face: it left the vertebra this far before the face (the
+# VerSe crops' 12th ribs run 15-30 mm in view; an unlabelled transverse-process tip < 10 mm)
+RIB_CUT_REACH_MM = 12.0
+# largest ball inside a rib (the VerSe crops' ribs: 2-4.7 mm after the 150 HU cut; an ilium
+# beside L5, or a whole vertebral body the network left unlabelled: 7.8-8.7 mm)
+RIB_MAX_RADIUS_MM = 6.5
 RIB_LATERAL_MM = 45.0  # out past the widest thoracic transverse processes (T1: ~ 40 mm from the midline)
 CONTACT_MIN_LATERAL_MM = 10.0  # the joints sit beside the canal, not on the midline (spinous process)
 CONTACT_MAX_ANTERIOR_MM = 5.0  # ... and not in front of the vertebra's centre of mass (the aorta is)
-SACRUM_CONTACT_MM = 4.0  # bone this close to the sacrum is pelvis
+SACRUM_CONTACT_MM = 4.0
+PELVIS_BELOW_FREE = 3  # rib-free vertebrae (L1-L3 at least) above bone taken for the iliac crest
+PELVIS_LEVELS = 2  # ... which lies beside L4-L5 (L5-L6) only  # bone this close to the sacrum is pelvis
 
 
 def rib_bearing(instances: np.ndarray, hu: np.ndarray, affine: np.ndarray,
@@ -58,40 +74,61 @@ def rib_bearing(instances: np.ndarray, hu: np.ndarray, affine: np.ndarray,
     if sacrum is not None and sacrum.any():
         near_sacrum = ndimage.distance_transform_edt(~sacrum, sampling=spacing) <= SACRUM_CONTACT_MM
         pelvis = {int(k) for k in np.unique(pieces[near_sacrum & free])}
-    dist, nearest = ndimage.distance_transform_edt(~(instances > 0), sampling=spacing, return_indices=True)
-    owner = instances[tuple(nearest)]
+    dist = ndimage.distance_transform_edt(~(instances > 0), sampling=spacing)
     centres = dict(zip(ids, np.array(ndimage.center_of_mass(np.ones(instances.shape), instances, ids))
                        @ affine[:3, :3].T + affine[:3, 3]))
     midline = float(np.median([c[0] for c in centres.values()]))
-    reach = ndimage.maximum(dist, pieces, np.arange(1, n + 1))
-    for k in np.flatnonzero(np.asarray(reach) >= RIB_REACH_MM) + 1:
+    index = np.arange(1, n + 1)
+    reach = np.asarray(ndimage.maximum(dist, pieces, index))
+    radius = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(free, sampling=spacing), pieces, index))
+    side = _side_pieces(pieces, affine)
+    long = (reach >= RIB_REACH_MM) | ((reach >= RIB_CUT_REACH_MM) & np.isin(index, list(side)))
+    for k in np.flatnonzero(long & (radius <= RIB_MAX_RADIUS_MM)) + 1:
         if k in pelvis:
             continue
         piece = pieces == k
         contact = piece & (dist <= RIB_CONTACT_MM)
         if not contact.any():
             continue
-        vertebra = int(np.bincount(owner[contact]).argmax())  # the rib's head lies on its own vertebra
+        at = np.argwhere(contact) @ affine[:3, :3].T + affine[:3, 3]
+        # the rib's head and tubercle lie level with its own vertebra's body: the vertebra whose
+        # centre is nearest (the nearest labelled voxel may be the process of the one above)
+        to_centre = np.linalg.norm(at[:, None, :] - np.array([centres[i] for i in ids])[None], axis=2)
+        vertebra = ids[int(np.bincount(to_centre.argmin(axis=1)).argmax())]
         c = centres[vertebra]
-        at = np.argwhere(contact & (owner == vertebra)) @ affine[:3, :3].T + affine[:3, 3]
         beside = (np.abs(at[:, 0] - c[0]) >= CONTACT_MIN_LATERAL_MM) & (at[:, 1] <= c[1] + CONTACT_MAX_ANTERIOR_MM)
         if not beside.any():
             continue
         world_x = np.argwhere(piece) @ affine[0, :3] + affine[0, 3]
-        if np.abs(world_x - midline).max() >= RIB_LATERAL_MM:
+        if k in side or np.abs(world_x - midline).max() >= RIB_LATERAL_MM:
             out[vertebra] = True
     return out
+
+
+def _side_pieces(pieces: np.ndarray, affine: np.ndarray) -> set[int]:
+    """Pieces that reach the image's left or right face (the voxel axis closest to RAS x)."""
+    axis = int(np.argmax(np.abs(affine[0, :3])))
+    faces = np.concatenate([np.take(pieces, 0, axis=axis).ravel(), np.take(pieces, -1, axis=axis).ravel()])
+    return {int(k) for k in np.unique(faces) if k}
 
 
 def lowest_rib_bearing(order: list[int], ribs: dict[int, bool]) -> int | None:
     """The instance that is T12: the lowest of the rib-bearing run at the top of the view,
     given a rib-free vertebra right below it. ``order`` lists instances cranial first.
 
+    Bone beside the lowest one or two vertebrae in view, below at least ``PELVIS_BELOW_FREE``
+    rib-free ones, is the iliac crest beside L4-L5 (the sacrum may lie below the view), not a rib.
     None when the top vertebra bears no rib (a lumbar view, or ribs cropped away), when every
     vertebra bears one (T12 may lie below the view) or when a rib-bearing vertebra appears
     again further down (something other than ribs was taken for one: no anchor is safer).
     """
     flags = [ribs.get(i, False) for i in order]
+    lowest = len(flags)
+    while lowest > 0 and flags[lowest - 1]:
+        lowest -= 1
+    if (0 < len(flags) - lowest <= PELVIS_LEVELS and lowest >= PELVIS_BELOW_FREE
+            and not any(flags[lowest - PELVIS_BELOW_FREE:lowest])):
+        flags[lowest:] = [False] * (len(flags) - lowest)
     if not flags or not flags[0] or all(flags):
         return None
     last = flags.index(False) - 1

@@ -84,7 +84,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     _print_result(result, out)
     truth = {v["label"]: v for v in study.truth["vertebrae"]}
-    agree = sum(v["genant_grade"] == truth.get(v["label"], {}).get("genant_grade") for v in result["vertebrae"])
+    agree = sum(v.genant_grade == truth.get(v.label, {}).get("genant_grade") for v in result["vertebrae"])
     print("\nknown truth: " + ", ".join(
         f"{v['name']} grade {v['genant_grade']}" + (f" ({v['morphology']})" if v["morphology"] else "")
         for v in study.truth["vertebrae"]))
@@ -96,19 +96,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_result(result: dict, out: Path) -> None:
+    from healthivert.sections import SECTIONS
+
     rows = []
     for v in result["vertebrae"]:
-        rh = v.get("rhlv") or {}
-        h = (v.get("heights_mm") or {}).get("original") or {}
-        ph = (v.get("heights_mm") or {}).get("pseudo_healthy") or {}
-        grade = v["genant_grade"]
-        prob = (v.get("probabilities") or {}).get(str(grade)) if grade is not None else None
+        h, grade = v.heights_mm, v.genant_grade
+        prob = v.probabilities.get(grade) if grade is not None else None
         rows.append((
-            v["name"], "-" if grade is None else grade, "-" if prob is None else f"{prob:.2f}",
-            *(f"{100 * rh[s]:.0f}" if rh.get(s) is not None else "-" for s in ("anterior", "middle", "posterior")),
-            *(f"{h[s]:.1f}/{ph[s]:.1f}" if h.get(s) is not None else "-" for s in ("anterior", "middle", "posterior")),
-            "-" if v.get("trabecular_hu") is None else f"{v['trabecular_hu']:.0f}",
-            v["status"],
+            v.name, "-" if grade is None else grade, "-" if prob is None else f"{prob:.2f}",
+            *(f"{100 * v.rhlv.get(s):.0f}" if v.rhlv and v.rhlv.get(s) is not None else "-" for s in SECTIONS),
+            *(f"{h.original.get(s):.1f}/{h.pseudo_healthy.get(s):.1f}" if h and h.original.get(s) is not None else "-"
+              for s in SECTIONS),
+            "-" if v.trabecular_hu is None else f"{v.trabecular_hu:.0f}",
+            v.status,
         ))
     print(_table(rows, ("vertebra", "grade", "p", "RHLV ant %", "mid %", "post %", "H ant mm",
                         "H mid mm", "H post mm", "HU", "status")))

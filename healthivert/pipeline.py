@@ -26,6 +26,7 @@ from healthivert.measurement.heights import VertebraMeasurement, measure_vertebr
 from healthivert.models import describe_model, model_set
 from healthivert.report.contract import write_result
 from healthivert.report.maps import write_crop, write_loss_map_nifti, write_loss_map_png
+from healthivert.report.record import Heights, Rhlv, SectionValues, VertebraRecord
 from healthivert.synthesis import PseudoHealthy, get_synthesizer
 from healthivert.synthesis.guard import guarded
 from healthivert.synthesis.prior import RATIO_METHOD
@@ -174,7 +175,7 @@ class StudyAnalysis:
     vertebrae: list[StraightVertebra]
     healthy: dict[int, PseudoHealthy]
     measured: dict[int, VertebraMeasurement]
-    records: list[dict]
+    records: list[VertebraRecord]
     timings: dict[str, float]
 
 
@@ -208,40 +209,37 @@ def analyse_study(
     t = time.perf_counter()
     records, measured = [], {}
     for v in vertebrae:
-        rec = {"label": v.label, "name": VERSE_NAMES[v.label], "genant_grade": None, "synthesizer": synthesizer}
+        rec = VertebraRecord(v.label, VERSE_NAMES[v.label], status="", synthesizer=synthesizer)
         notes = []
         if v.cut_by_fov:
-            rec["status"] = fov_status_text(v)
+            rec.status = fov_status_text(v)
         elif v.label not in healthy:
-            rec["status"] = "not graded: no vertebral body found in the mask"
+            rec.status = "not graded: no vertebral body found in the mask"
         else:
             m = measure_vertebra(v, healthy[v.label])
             ph = healthy[v.label]
-            rec.update({
-                "status": "graded from intra-vertebral ratios: no neighbouring vertebra in view"
-                          if ph.method == RATIO_METHOD else "graded",
-                "rhlv": m.rhlv,
-                "heights_mm": {"original": m.original_mm, "pseudo_healthy": m.pseudo_healthy_mm},
-                "ratios": m.ratios,
-                "pseudo_healthy_from": [VERSE_NAMES[n] for n in ph.neighbours],
-                "trabecular_hu": m.trabecular_hu, "bone_density": m.density,
-            })
+            rec.status = ("graded from intra-vertebral ratios: no neighbouring vertebra in view"
+                          if ph.method == RATIO_METHOD else "graded")
+            rec.rhlv = Rhlv(**m.rhlv)
+            rec.heights_mm = Heights(SectionValues(**m.original_mm), SectionValues(**m.pseudo_healthy_mm))
+            rec.ratios = m.ratios
+            rec.pseudo_healthy_from = [VERSE_NAMES[n] for n in ph.neighbours]
+            rec.trabecular_hu, rec.bone_density = m.trabecular_hu, m.density
             if ph.fallback:
-                rec["synthesizer"] = "prior"
-                rec["status"] += f" (pseudo-healthy body from the prior: {ph.fallback})"
+                rec.synthesizer = "prior"
+                rec.status += f" (pseudo-healthy body from the prior: {ph.fallback})"
                 notes.append(f"{synthesizer} not used: {ph.fallback}")
             if np.isfinite(list(m.features().values())).all():
                 measured[v.label] = m
             else:
-                rec["status"] = "not graded: body heights could not be measured"
+                rec.status = "not graded: body heights could not be measured"
         if v.label in computed_centroids:
             notes.append("centroid computed from the mask")
         if v.touches_fov:
             notes.append(f"body touches the {', '.join(v.touches_fov)} edge of the image; its sections are whole")
         if v.tilt_deg:
             notes.append(f"measured in the body's own frame, {v.tilt_deg:.0f} degrees off the spine curve's")
-        if notes:
-            rec["notes"] = notes
+        rec.notes = notes
         records.append(rec)
     timings["measure"] = time.perf_counter() - t
     return StudyAnalysis(vertebrae, healthy, measured, records, timings)
@@ -253,18 +251,18 @@ def grade_records(analysis: StudyAnalysis, grader: Grader | Mapping[str, Grader]
     ``grader`` may map synthesizer names to graders (:func:`graders_for`): each record is graded
     by the one of the synthesizer its body came from (its ``synthesizer`` field).
     """
-    groups: dict[int, tuple[Grader, list[dict]]] = {}
+    groups: dict[int, tuple[Grader, list[VertebraRecord]]] = {}
     for r in analysis.records:
-        g = grader[r["synthesizer"]] if isinstance(grader, Mapping) else grader
-        r["grader"] = g.name
-        if r["label"] in analysis.measured:
+        g = grader[r.synthesizer] if isinstance(grader, Mapping) else grader
+        r.grader = g.name
+        if r.label in analysis.measured:
             groups.setdefault(id(g), (g, []))[1].append(r)
     for g, records in groups.values():
-        features = pd.DataFrame([analysis.measured[r["label"]].features() for r in records])
+        features = pd.DataFrame([analysis.measured[r.label].features() for r in records])
         proba, grades = g.predict_proba(features), g.predict(features)
         for r, p, k in zip(records, proba, grades):
-            r["genant_grade"] = int(k)
-            r["probabilities"] = {str(c): float(p[c]) for c in GRADES}
+            r.genant_grade = int(k)
+            r.probabilities = {c: float(p[c]) for c in GRADES}
 
 
 def write_study(
@@ -281,12 +279,12 @@ def write_study(
         maps.mkdir()
         by_label = {v.label: v for v in analysis.vertebrae}
         for r in result["vertebrae"]:
-            if r["label"] not in analysis.measured:
+            if r.label not in analysis.measured:
                 continue
-            m, v, name = analysis.measured[r["label"]], by_label[r["label"]], r["name"]
+            m, v, name = analysis.measured[r.label], by_label[r.label], r.name
             write_loss_map_nifti(m.loss_map_mm, v.grid, maps / f"{name}.nii.gz")
             write_loss_map_nifti(m.loss_map_fraction, v.grid, maps / f"{name}_fraction.nii.gz")
-            grade = r["genant_grade"]
+            grade = r.genant_grade
             write_loss_map_png(m.loss_map_mm, m.loss_map_fraction, v.grid,
                                f"{result['study_id']} {name}: Genant grade {grade if grade is not None else '-'}",
                                maps / f"{name}.png")
@@ -306,7 +304,8 @@ def run_study(
     centroids_path: str | Path | None = None, options: RunOptions = RunOptions(),
     study_id: str | None = None, progress: Progress | None = None,
 ) -> dict:
-    """Process one study and write its result folder atomically; returns the result dict."""
+    """Process one study and write its result folder atomically; returns the result dict (its
+    ``vertebrae`` as :class:`VertebraRecord`, values unrounded)."""
     t0 = time.perf_counter()
     mask_path = Path(mask_path) if mask_path else None
     ct_path = Path(ct_path) if ct_path else None

@@ -31,7 +31,7 @@ def _spine(heights: dict[int, int], gap: int = 6, top_margin: int = 7) -> object
 def _analyse(mask, computed=()):
     analysis = analyse_study(mask, centroids_from_mask(mask), computed_centroids=computed)
     grade_records(analysis, get_grader("rule"))
-    return analysis, {r["label"]: r for r in analysis.records}
+    return analysis, {r.label: r.to_json() for r in analysis.records}  # as result.json has them
 
 
 def test_box_spine_with_a_collapsed_l1():
@@ -41,7 +41,7 @@ def test_box_spine_with_a_collapsed_l1():
     few tenths of a mm around the same mean.)"""
     assert (REFERENCE_HEIGHT_MM[19], REFERENCE_HEIGHT_MM[20], REFERENCE_HEIGHT_MM[21]) == (23.0, 24.3, 25.0)
     analysis, records = _analyse(_spine({19: 23, 20: 17, 21: 25}), computed=[21])
-    assert [r["name"] for r in analysis.records] == ["T12", "L1", "L2"]
+    assert [r.name for r in analysis.records] == ["T12", "L1", "L2"]
     loss = (24.3 - 17.0) / 24.3
     expected = {19: (23.0, 0.0, 0), 20: (24.3, loss, 2), 21: (25.0, 0.0, 0)}
     for label, (healthy, rhlv, grade) in expected.items():
@@ -95,5 +95,5 @@ def test_grade_records_with_nothing_measured_only_names_the_grader():
     analysis = analyse_study(mask, centroids_from_mask(mask))
     grade_records(analysis, get_grader("rule"))
     (record,) = analysis.records
-    assert record["genant_grade"] is None and record["grader"] == "rule"
-    assert analysis.measured == {} and "probabilities" not in record
+    assert record.genant_grade is None and record.grader == "rule"
+    assert analysis.measured == {} and "probabilities" not in record.to_json()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from healthivert.grading.rule import THRESHOLDS
+from healthivert.report.record import VertebraRecord
 from healthivert.review.studies import GRADE_NAMES
 from healthivert.sections import SECTIONS, genant_grade_from_loss
 
@@ -41,9 +42,9 @@ def driving_section(rhlv: dict) -> tuple[str, float] | None:
     return max(values, key=lambda sv: sv[1]) if values else None
 
 
-def gan_refused(vertebra: dict, study_synthesizer: str | None) -> bool:
+def gan_refused(vertebra: VertebraRecord, study_synthesizer: str | None) -> bool:
     """True when the study asked for the GAN but this vertebra's body came from the prior."""
-    return study_synthesizer == "gan" and vertebra.get("synthesizer") == "prior"
+    return study_synthesizer == "gan" and vertebra.synthesizer == "prior"
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ def grader_text(grader: str | None) -> str:
     return "the Genant rule" if grader == "rule" else f"the {grader.upper()}"
 
 
-def _probabilities(vertebra: dict) -> dict[int, float]:
-    return {int(g): float(p) for g, p in (vertebra.get("probabilities") or {}).items() if p is not None}
+def _probabilities(vertebra: VertebraRecord) -> dict[int, float]:
+    return {g: float(p) for g, p in vertebra.probabilities.items() if p is not None}
 
 
 def _disagreement(name: str, grade: int, grader: str, section: str, rhlv: float, rule: int,
@@ -93,14 +94,14 @@ def _disagreement(name: str, grade: int, grader: str, section: str, rhlv: float,
             "expert grades, so it can differ from the rule's single worst section; check the images.")
 
 
-def _fallback(vertebra: dict) -> str:
-    why = [n for n in vertebra.get("notes") or [] if "not used" in n]
-    reason = why[0] if why else vertebra.get("status", "")
+def _fallback(vertebra: VertebraRecord) -> str:
+    why = [n for n in vertebra.notes if "not used" in n]
+    reason = why[0] if why else vertebra.status
     return (f"Pseudo-healthy body from the prior, not the GAN: the GAN's body disagreed with the neighbours' "
             f"estimate ({reason}). Its grade comes from the SVM trained on prior bodies.")
 
 
-def explain_vertebra(vertebra: dict, study_synthesizer: str | None = None, grader: str | None = None,
+def explain_vertebra(vertebra: VertebraRecord, study_synthesizer: str | None = None, grader: str | None = None,
                      name: str | None = None) -> Explanation:
     """The explanation of one vertebra record of result.json.
 
@@ -110,22 +111,22 @@ def explain_vertebra(vertebra: dict, study_synthesizer: str | None = None, grade
         grader: the study's grader name, used when the record names none.
         name: the name to use in sentences (a relabelled one); default the record's.
     """
-    name = name or vertebra["name"]
-    grade = vertebra.get("genant_grade")
-    grader = vertebra.get("grader") or grader
+    name = name or vertebra.name
+    grade = vertebra.genant_grade
+    grader = vertebra.grader or grader
     probs = _probabilities(vertebra)
-    drive = driving_section(vertebra.get("rhlv") or {})
+    drive = driving_section(vertebra.rhlv.to_json() if vertebra.rhlv else {})
     fallback = _fallback(vertebra) if gan_refused(vertebra, study_synthesizer) else None
     lines = [fallback] if fallback else []
     if drive is None:
-        lines.append(f"{name} was not measured: {vertebra.get('status', '')}")
+        lines.append(f"{name} was not measured: {vertebra.status}")
         return Explanation(grade, grader, None, None, None, probs, lines, None, fallback)
     section, rhlv = drive
     rule = genant_grade_from_loss(rhlv)
     lines.append(f"Largest height loss: {section}, RHLV {_pct(rhlv)} ({threshold_band(rhlv)}); "
                  f"the Genant rule grades that {rule} ({GRADE_NAMES[rule]}).")
     if grade is None:
-        lines.append(f"{name} was not graded: {vertebra.get('status', '')}")
+        lines.append(f"{name} was not graded: {vertebra.status}")
         return Explanation(None, grader, section, rhlv, rule, probs, lines, None, fallback)
     by = grader_text(grader)
     p = f" with probability {probs[int(grade)]:.2f}" if int(grade) in probs else ""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from healthivert.report.contract import RESULT_FILE
+from healthivert.report.record import VertebraRecord
 from healthivert.review.paths import ResultsFolder, UnsafePathError, is_safe_name
 
 GRADE_NAMES: dict[int, str] = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
@@ -19,7 +20,8 @@ class Study:
     Attributes:
         study_id: from result.json.
         folder: resolved result folder (inside the results folder).
-        result: the parsed result.json, checked against the result contract.
+        result: the parsed result.json, checked against the result contract (its ``vertebrae``
+            as :class:`VertebraRecord`).
         folders: the results folder it belongs to (for path checks).
     """
 
@@ -42,13 +44,13 @@ class Study:
         return cls(result["study_id"], path.parent, result, folders)
 
     @property
-    def vertebrae(self) -> list[dict]:
+    def vertebrae(self) -> list[VertebraRecord]:
         return list(self.result.get("vertebrae") or [])
 
-    def vertebra(self, label: int) -> dict:
+    def vertebra(self, label: int) -> VertebraRecord:
         """The record of a vertebra label (``KeyError`` when absent)."""
         for v in self.vertebrae:
-            if int(v["label"]) == int(label):
+            if v.label == int(label):
                 return v
         raise KeyError(f"study {self.study_id} has no vertebra label {label}")
 
@@ -69,13 +71,13 @@ class Study:
         return self.result.get("synthesizer")
 
     @property
-    def graded(self) -> list[dict]:
+    def graded(self) -> list[VertebraRecord]:
         """Vertebrae the algorithm graded."""
-        return [v for v in self.vertebrae if v.get("genant_grade") is not None]
+        return [v for v in self.vertebrae if v.graded]
 
     @property
     def worst_grade(self) -> int | None:
-        grades = [int(v["genant_grade"]) for v in self.graded]
+        grades = [v.genant_grade for v in self.graded]
         return max(grades) if grades else None
 
     def input_path(self, kind: str) -> Path | None:

@@ -29,7 +29,7 @@ EXPORT_COLUMNS: list[str] = [
 
 def display_names(study: Study, shift: int = 0) -> dict[int, str]:
     """Algorithm label -> the name shown (after a reviewer's shift)."""
-    return shifted_names([int(v["label"]) for v in study.vertebrae], shift)
+    return shifted_names([v.label for v in study.vertebrae], shift)
 
 
 def vertebra_rows(study: Study, reviews: dict[tuple[str, int], Review], shift: int = 0) -> list[dict]:
@@ -41,10 +41,10 @@ def vertebra_rows(study: Study, reviews: dict[tuple[str, int], Review], shift: i
     rows = []
     for v in study.vertebrae:
         flat = {k: (None if val == "" else val) for k, val in csv_row(study.study_id, v).items()}
-        review = reviews.get((study.study_id, int(v["label"])))
-        algorithm = v.get("genant_grade")
+        review = reviews.get((study.study_id, v.label))
+        algorithm = v.genant_grade
         row = {
-            **flat, "name": names[int(v["label"])], "algorithm_name": v["name"], "label_shift": shift,
+            **flat, "name": names[v.label], "algorithm_name": v.name, "label_shift": shift,
             "algorithm_grade": algorithm,
             "reviewed_grade": review.reviewed_grade if review else None,
             "review_action": review.action if review else None,
@@ -66,8 +66,8 @@ def study_summary(study: Study, reviews: dict[tuple[str, int], Review], shift: i
     A study is ``reviewed`` when every vertebra the algorithm graded has a review (an ungraded
     vertebra counts once a reviewer has graded it).
     """
-    labels = {int(v["label"]) for v in study.vertebrae}
-    graded = {int(v["label"]) for v in study.graded}
+    labels = {v.label for v in study.vertebrae}
+    graded = {v.label for v in study.graded}
     reviewed = {lab for (sid, lab) in reviews if sid == study.study_id and lab in labels}
     finals = [r["final_grade"] for r in vertebra_rows(study, reviews) if r["final_grade"] is not None]
     return {
@@ -85,4 +85,4 @@ def study_summary(study: Study, reviews: dict[tuple[str, int], Review], shift: i
 
 def unreviewed_labels(study: Study, reviews: dict[tuple[str, int], Review]) -> list[int]:
     """Labels of the vertebrae the algorithm graded that have no review yet, in result.json order."""
-    return [int(v["label"]) for v in study.graded if (study.study_id, int(v["label"])) not in reviews]
+    return [v.label for v in study.graded if (study.study_id, v.label) not in reviews]

@@ -19,7 +19,7 @@ VERTEBRA_KEYS: dict[int, str] = {1: "N", -1: "P"}
 def _step_vertebra(store: ReviewStore, study: Study, step: int) -> None:
     """Callback: open the next (previous) vertebra the algorithm graded that nobody has reviewed."""
     todo = set(unreviewed_labels(study, store.reviews(study.study_id)))
-    order = [int(v["label"]) for v in study.vertebrae]
+    order = [v.label for v in study.vertebrae]
     target = step_to(order, todo, st.session_state.get("vertebra"), step)
     if target is None:
         st.session_state["nav_message"] = "every graded vertebra of this study is reviewed"

@@ -57,7 +57,7 @@ def _save(store: ReviewStore, study: Study, label: int, name: str, shown_revisio
     form = {f: state.get(form_key(f, study.study_id, label)) for f in FORM_FIELDS}
     try:
         review = store.save(ReviewRequest(
-            study.study_id, int(v["label"]), v["name"], v.get("genant_grade"), action or form["action"],
+            study.study_id, v.label, v.name, v.genant_grade, action or form["action"],
             state.get("reviewer") or "", form["comment"] or "", form["grade"], shown_revision,
         ))
     except (ValueError, ReviewConflictError) as exc:
@@ -75,11 +75,11 @@ def _choose_override(study_id: str, label: int) -> None:
 
 def show_review(store: ReviewStore, study: Study, label: int, name: str) -> None:
     v = study.vertebra(label)
-    algorithm = v.get("genant_grade")
+    algorithm = v.genant_grade
     current = store.review(study.study_id, label)
     st.subheader(f"Review {name}")
     if algorithm is None:
-        st.write(f"The algorithm did not grade {name}: {v.get('status', '')}")
+        st.write(f"The algorithm did not grade {name}: {v.status}")
     else:
         st.write(f"Algorithm grade: **{algorithm}** ({GRADE_NAMES[algorithm]})")
     if current is not None:
@@ -128,7 +128,7 @@ def _show_audit(store: ReviewStore, study: Study, label: int) -> None:
 def _relabel(store: ReviewStore, study: Study, base_shift: int) -> None:
     """Button callback: record the study's shift of level names."""
     state = st.session_state
-    request_args = (study.study_id, tuple(int(v["label"]) for v in study.vertebrae),
+    request_args = (study.study_id, tuple(v.label for v in study.vertebrae),
                     int(state.get(f"relabel_shift|{study.study_id}", 0)), state.get("reviewer") or "",
                     state.get(f"relabel_comment|{study.study_id}", ""), base_shift)
     try:
@@ -152,10 +152,10 @@ def show_relabel(store: ReviewStore, study: Study, shift: int, unanchored: bool)
         if key not in st.session_state:
             st.session_state[key] = shift
         new = st.number_input("shift (levels)", -MAX_SHIFT, MAX_SHIFT, step=1, key=key)
-        labels = [int(v["label"]) for v in study.vertebrae]
+        labels = [v.label for v in study.vertebrae]
         try:
             preview = shifted_names(labels, int(new))
-            st.write(", ".join(f"{v['name']} → {preview[int(v['label'])]}" for v in study.vertebrae))
+            st.write(", ".join(f"{v.name} → {preview[v.label]}" for v in study.vertebrae))
         except ValueError as exc:
             st.error(str(exc))
         st.text_input("why (which anchor you counted from)", key=f"relabel_comment|{study.study_id}", max_chars=4000)

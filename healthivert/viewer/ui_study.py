@@ -11,6 +11,7 @@ import streamlit as st
 
 from healthivert.errors import InputError
 from healthivert.io.images import load_ct, load_mask
+from healthivert.report.record import VertebraRecord
 from healthivert.review.explain import FALLBACK_MARK, explain_vertebra, grader_text, threshold_text
 from healthivert.review.navigate import pick_from_table
 from healthivert.review.render import (
@@ -194,7 +195,7 @@ def show_table(rows: list[dict]) -> None:
                "the prior's was used.")
 
 
-def show_explanation(study: Study, vertebra: dict, name: str) -> None:
+def show_explanation(study: Study, vertebra: VertebraRecord, name: str) -> None:
     """Why the vertebra got its grade (see ``healthivert.review.explain``)."""
     e = explain_vertebra(vertebra, study.synthesizer, study.result.get("grader"), name)
     if e.fallback:
@@ -214,9 +215,8 @@ def show_vertebra(study: Study, label: int, name: str) -> None:
     """Explanation, straightened real body with the pseudo-healthy outline, height-loss maps and
     height profile (files are named by the algorithm's name)."""
     vertebra = study.vertebra(label)
-    own = vertebra["name"]
-    st.subheader(f"{name}: why grade {vertebra.get('genant_grade', '-')}" if vertebra.get("genant_grade") is not None
-                 else f"{name}: not graded")
+    own = vertebra.name
+    st.subheader(f"{name}: why grade {vertebra.genant_grade}" if vertebra.graded else f"{name}: not graded")
     show_explanation(study, vertebra, name)
     c1, c2 = st.columns([3, 2])
     key = _study_key(study)

@@ -72,7 +72,7 @@ def test_a_tight_real_crop_padded_with_background_grades_the_same():
     for m in (mask, _padded(mask, 12)):
         analysis = analyse_study(m, centroids_from_mask(m))
         grade_records(analysis, grader)
-        runs.append({r["name"]: r for r in analysis.records})
+        runs.append({r.name: r.to_json() for r in analysis.records})  # as result.json has them
     tight, padded = runs
     assert all(r["status"] == "graded" for r in tight.values()), {k: r["status"] for k, r in tight.items()}
     assert "touches the anterior edge" in " ".join(tight["L4"]["notes"])

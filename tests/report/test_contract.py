@@ -78,12 +78,14 @@ def test_read_result_reports_bad_json(tmp_path: Path) -> None:
         read_result(tmp_path)
 
 
-def test_writer_output_is_unchanged_and_checked(shared_results: Path, tmp_path: Path, written: dict) -> None:
-    write_result(written, tmp_path / "ok")
+def test_writer_output_is_unchanged_and_checked(shared_results: Path, tmp_path: Path) -> None:
     original = shared_results / CT_STUDY
+    write_result(read_result(original), tmp_path / "ok")
     for name in ("result.json", "vertebrae.csv"):
         assert (tmp_path / "ok" / name).read_bytes() == (original / name).read_bytes()
     (tmp_path / "bad").mkdir()
+    bad = read_result(original)
+    bad["vertebrae"][1].genant_grade = 7
     with pytest.raises(ResultContractError, match="genant_grade"):
-        write_result(_broken(written, _set("genant_grade", 7)), tmp_path / "bad")
+        write_result(bad, tmp_path / "bad")
     assert list((tmp_path / "bad").iterdir()) == []

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from healthivert.grading.rule import THRESHOLDS
+from healthivert.report.record import VertebraRecord
 from healthivert.review.explain import driving_section, explain_vertebra, gan_refused, threshold_band, threshold_text
 
 
-def _record(ant: float, mid: float, post: float, grade: int | None, grader: str = "svm", **extra) -> dict:
-    return {"label": 20, "name": "L1", "genant_grade": grade, "status": "graded", "grader": grader,
-            "synthesizer": "prior", "rhlv": {"anterior": ant, "middle": mid, "posterior": post, "whole": mid},
-            "probabilities": {"0": 0.1, "1": 0.2, "2": 0.6, "3": 0.1}, **extra}
+def _record(ant: float, mid: float, post: float, grade: int | None, grader: str = "svm", **extra) -> VertebraRecord:
+    heights = {"anterior": 20.0, "middle": 20.0, "posterior": 20.0}
+    return VertebraRecord.from_json({
+        "label": 20, "name": "L1", "genant_grade": grade, "status": "graded", "grader": grader,
+        "synthesizer": "prior", "rhlv": {"anterior": ant, "middle": mid, "posterior": post, "whole": mid},
+        "heights_mm": {"original": heights, "pseudo_healthy": heights},
+        "probabilities": {"0": 0.1, "1": 0.2, "2": 0.6, "3": 0.1}, **extra})
 
 
 @pytest.mark.parametrize(("loss", "band"), [(0.05, "below 20 %"), (0.2, "20-25 %"), (0.3, "25-40 %"),
@@ -52,7 +58,7 @@ def test_the_rule_grader_never_disagrees_with_itself() -> None:
 
 
 def test_ungraded_and_unmeasured() -> None:
-    e = explain_vertebra({"label": 20, "name": "L1", "genant_grade": None, "status": "not graded: cut by the FOV"})
+    e = explain_vertebra(VertebraRecord(20, "L1", "not graded: cut by the FOV"))
     assert e.section is None and "not measured: not graded: cut by the FOV" in e.lines[0]
 
 
@@ -60,7 +66,7 @@ def test_gan_fallback_is_said_plainly() -> None:
     why = "gan not used: the GAN's body (14.0 mm) was 30% shorter than the neighbours' estimate (20.0 mm)"
     rec = _record(0.30, 0.1, 0.05, 2, notes=[why])
     assert gan_refused(rec, "gan") and not gan_refused(rec, "prior")
-    assert not gan_refused({**rec, "synthesizer": "gan"}, "gan")
+    assert not gan_refused(replace(rec, synthesizer="gan"), "gan")
     e = explain_vertebra(rec, "gan")
     assert e.fallback is not None and e.lines[0] == e.fallback
     assert "from the prior, not the GAN" in e.fallback and why in e.fallback

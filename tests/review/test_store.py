@@ -87,12 +87,12 @@ def test_algorithm_grade_is_never_written(results) -> None:
     study = Study.load(folders, CT_STUDY)
     v = study.vertebra(20)
     store = ReviewStore(results.db_url)
-    store.save(ReviewRequest(CT_STUDY, 20, "L1", v["genant_grade"], "override", "Dr A", "c",
-                             (v["genant_grade"] + 1) % 4))
+    store.save(ReviewRequest(CT_STUDY, 20, "L1", v.genant_grade, "override", "Dr A", "c",
+                             (v.genant_grade + 1) % 4))
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in results.root.rglob("*") if p.is_file()}
     assert before == after  # result.json, csv, maps: untouched (the database lives elsewhere here)
-    assert Study.load(folders, CT_STUDY).vertebra(20)["genant_grade"] == v["genant_grade"]
-    assert store.review(CT_STUDY, 20).algorithm_grade == v["genant_grade"]
+    assert Study.load(folders, CT_STUDY).vertebra(20).genant_grade == v.genant_grade
+    assert store.review(CT_STUDY, 20).algorithm_grade == v.genant_grade
     store.dispose()
 
 

@@ -60,7 +60,7 @@ def test_a_short_gan_body_is_replaced_graded_by_the_priors_grader_and_said(monke
                              synthesize=guarded(short_gan, synthesize_prior))
     rule, never = get_grader("rule"), _Constant(0)
     grade_records(analysis, {"gan": never, "prior": rule})
-    records = {r["label"]: r for r in analysis.records}
+    records = {r.label: r.to_json() for r in analysis.records}  # as result.json has them
     l1 = records[20]
     assert l1["synthesizer"] == "prior" and "pseudo-healthy body from the prior" in l1["status"]
     assert any(n.startswith("gan not used: the GAN's body (19.0 mm)") for n in l1["notes"])

@@ -45,7 +45,10 @@ class SegmenterConfig:
 
     @classmethod
     def from_json(cls, text: str) -> SegmenterConfig:
-        data = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SegmenterConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     @classmethod

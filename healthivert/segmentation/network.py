@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from monai.networks.nets import UNet
-from safetensors.torch import load_file, save_file
 
-from healthivert.errors import InputError
-from healthivert.io.atomic import atomic_write
 from healthivert.segmentation.config import CLASSES, SegmenterConfig
+from healthivert.weights import read_weights, write_weights
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "segmenter_unet.safetensors"
 
@@ -24,25 +22,15 @@ def build_network(cfg: SegmenterConfig) -> UNet:
 
 def save_weights(model: torch.nn.Module, cfg: SegmenterConfig, path: str | Path, card: dict | None = None) -> Path:
     """Weights as safetensors; the config (and a card) travel in its metadata."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"config": cfg.to_json(), "card": json.dumps(card or {})}
-    return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
+    return write_weights(path, model.state_dict(), {"config": asdict(cfg), "card": card or {}})
 
 
 def load_weights(path: str | Path = DEFAULT_WEIGHTS, device: str = "cpu") -> tuple[UNet, SegmenterConfig, dict]:
     """The network, its config and card from a safetensors file (fails loudly if missing)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: segmentation weights are missing; train them with "
-                         "`healthivert train segmenter --config pipelines/segmenter.yaml`")
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-    if "config" not in meta:
-        raise InputError(f"{path}: not a HealthiVert segmenter (no config in its metadata)")
-    cfg = SegmenterConfig.from_json(meta["config"])
+    state, meta = read_weights(path, "segmentation",
+                               "healthivert train segmenter --config pipelines/segmenter.yaml", device)
+    cfg = SegmenterConfig.from_dict(meta["config"])
     model = build_network(cfg)
-    model.load_state_dict(load_file(str(path), device=device))
+    model.load_state_dict(state)
     model.eval()
-    return model.to(device), cfg, json.loads(meta.get("card", "{}"))
+    return model.to(device), cfg, meta.get("card", {})

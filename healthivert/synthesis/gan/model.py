@@ -3,22 +3,18 @@ batching of canvas samples into network inputs; safetensors storage."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from monai.visualize import GradCAMpp
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
-from healthivert.errors import InputError
-from healthivert.io.atomic import atomic_write
 from healthivert.models import sha256_file
 from healthivert.synthesis.gan.calibration import HeightCalibration
 from healthivert.synthesis.gan.canvas import CanvasSample, band_mask, repack_window, shown_rows
 from healthivert.synthesis.gan.networks import GANConfig, Generator, cam_layer, fracture_classifier
+from healthivert.weights import load_prefixed, prefixed, read_weights, write_weights
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "synthesizer_gan.safetensors"
 
@@ -44,6 +40,10 @@ class GANModel:
     @classmethod
     def create(cls, config: GANConfig, use_attention: bool = True) -> GANModel:
         return cls(config, Generator(config), fracture_classifier(config), use_attention)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The networks stored in a weights file, by the name their tensors are prefixed with."""
+        return {"generator": self.generator, "classifier": self.classifier}
 
     def to(self, device: torch.device | str) -> GANModel:
         self.generator.to(device)
@@ -103,30 +103,20 @@ class GANModel:
 def save_gan(model: GANModel, path: str | Path, card: dict | None = None) -> Path:
     """Generator + classifier weights as safetensors; config, height calibration and card in
     its metadata."""
-    state = {f"generator.{k}": v for k, v in model.generator.state_dict().items()}
-    state.update({f"classifier.{k}": v for k, v in model.classifier.state_dict().items()})
-    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    meta = {"config": json.dumps(model.config.to_dict()), "use_attention": json.dumps(model.use_attention),
-            "height_calibration": json.dumps(model.calibration.to_dict()), "card": json.dumps(card or {})}
-    return atomic_write(Path(path), lambda tmp: save_file(state, str(tmp), metadata=meta))
+    meta = {"config": model.config.to_dict(), "use_attention": model.use_attention,
+            "height_calibration": model.calibration.to_dict(), "card": card or {}}
+    return write_weights(path, prefixed(model.modules()), meta)
 
 
 def load_gan(path: str | Path = DEFAULT_WEIGHTS, device: str = "cpu") -> tuple[GANModel, dict]:
     """The GAN and its card from a safetensors file; a missing or foreign file is an InputError
     (never a silent run with random weights)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: HealthiVert-GAN weights are missing; train them with "
-                         "`healthivert train synthesizer --config pipelines/synthesizer.yaml`")
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-    if "config" not in meta:
-        raise InputError(f"{path}: not HealthiVert-GAN weights (no config in the metadata)")
-    model = GANModel.create(GANConfig.from_dict(json.loads(meta["config"])), json.loads(meta["use_attention"]))
+    state, meta = read_weights(path, "HealthiVert-GAN",
+                               "healthivert train synthesizer --config pipelines/synthesizer.yaml", device)
+    model = GANModel.create(GANConfig.from_dict(meta["config"]), meta["use_attention"])
     if "height_calibration" in meta:  # weights written before calibration existed: the identity
-        model.calibration = HeightCalibration.from_dict(json.loads(meta["height_calibration"]))
-    state = load_file(str(path), device=device)
-    for name, module in (("generator", model.generator), ("classifier", model.classifier)):
-        module.load_state_dict({k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")})
+        model.calibration = HeightCalibration.from_dict(meta["height_calibration"])
+    load_prefixed(state, model.modules())
+    for module in model.modules().values():
         module.eval()
-    return model.to(device), json.loads(meta.get("card", "{}"))
+    return model.to(device), meta.get("card", {})

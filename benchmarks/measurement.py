@@ -117,14 +117,13 @@ def verse007_table() -> str:
                                    centroids_path=VERSE007 / "sub-verse007_seg-subreg_ctd.json",
                                    options=RunOptions(grader=g, write_crops=False))
     for rv, sv in zip(results["rule"]["vertebrae"], results["svm"]["vertebrae"]):
-        rh = rv.get("rhlv")
-        rhs = "/".join(f"{100 * rh[s]:.0f}" for s in SECTIONS) if rh else "-"
-        out.append(f"| {rv['name']} | {expert.get(rv['label'], 'n/a')} | {rv['genant_grade']} | {sv['genant_grade']} "
-                   f"| {rhs} | {rv['status']} |")
+        rhs = "/".join(f"{100 * rv.rhlv.get(s):.0f}" for s in SECTIONS) if rv.rhlv else "-"
+        out.append(f"| {rv.name} | {expert.get(rv.label, 'n/a')} | {rv.genant_grade} | {sv.genant_grade} "
+                   f"| {rhs} | {rv.status} |")
     fractures = [lab for lab, g in expert.items() if g >= 1]
     healthy = [lab for lab, g in expert.items() if g == 0]
     for g in ("rule", "svm"):
-        got = {v["label"]: v["genant_grade"] for v in results[g]["vertebrae"]}
+        got = {v.label: v.genant_grade for v in results[g]["vertebrae"]}
         found = sum((got.get(lab) or 0) >= 1 for lab in fractures)
         false = sum((got.get(lab) or 0) >= 1 for lab in healthy)
         out.append(f"\n{g}: fractures graded >= 1: {found} of {len(fractures)} (target all); "

@@ -86,6 +86,7 @@ from healthivert.io.volume import Volume
 from healthivert.labels import SPINE_ORDER, VERSE_NAMES
 from healthivert.pipeline import RunOptions, StudyAnalysis, analyse_study, grade_records, graders_for, load_inputs
 from healthivert.report.contract import CSV_COLUMNS, csv_row
+from healthivert.report.record import Heights, SectionValues, VertebraRecord
 from healthivert.sections import SECTIONS
 from healthivert.synthesis.guard import combine
 
@@ -96,6 +97,7 @@ MANIFEST = ROOT / "data_manifests" / "verse2019.csv"
 SUBSET_SUBJECTS = ("sub-verse007", "sub-verse008", "sub-verse014")
 GRADERS = ("svm", "rule")
 EXPECTED_NORMAL = ("L1", "L2", "L3", "L4", "L5")  # totalseg_example
+Row = tuple[str, VertebraRecord]  # (study id, one vertebra's result)
 TS_INSTALL = "pip install --no-deps totalsegmentator imgkit && pip install scikit-image"
 TS_PIPELINES = {"totalseg-body": "TotalSegmentator 20 % rule (bodies isolated here)",
                 "totalseg-whole": "TotalSegmentator 20 % rule (whole vertebrae)"}
@@ -177,8 +179,9 @@ def bodies_on_mask_grid(mask: Volume, analysis: StudyAnalysis) -> np.ndarray:
     return out
 
 
-def totalseg_measure(tsm, mask: Volume, ct: Volume | None, body: np.ndarray | None) -> list[dict]:
-    """TotalSegmentator's heights and 20 % flag for every vertebra of ``mask`` (result rows).
+def totalseg_measure(tsm, mask: Volume, ct: Volume | None, body: np.ndarray | None) -> list[VertebraRecord]:
+    """TotalSegmentator's heights and 20 % flag for every vertebra of ``mask`` (result records, its
+    loss in ``extra["ts_height_loss_percent"]``; no pseudo-healthy heights).
 
     ``body``: a binary vertebral-body mask on the mask's grid, or None for whole vertebrae.
     """
@@ -204,18 +207,18 @@ def totalseg_measure(tsm, mask: Volume, ct: Volume | None, body: np.ndarray | No
     rows = []
     for lab in labels:
         name = VERSE_NAMES[lab]
-        row = {"label": lab, "name": name, "genant_grade": None}
+        row = VertebraRecord(lab, name, status="")
         measured = info.get(label_map[lab], {}).get("height_measurements")
         if measured:
             fracture = tsm.detect_potential_fracture(measured)
             by_section = {tsm.POSITION_MAPPING[p]: float(measured[p]["height_mm"]) for p in tsm.POSITION_NAMES}
-            row.update(genant_grade=int(bool(fracture["is_fracture"])), status="graded",
-                       ts_height_loss_percent=fracture["height_difference_percent"],
-                       heights_mm={"original": by_section})
+            row.genant_grade, row.status = int(bool(fracture["is_fracture"])), "graded"
+            row.extra["ts_height_loss_percent"] = fracture["height_difference_percent"]
+            row.heights_mm = Heights(SectionValues(**by_section), SectionValues(None, None, None))
         else:
             b = (canon_mask == lab) & canon_body
             edge = any(b.take(i, axis=a).any() for a in range(3) for i in (0, -1))
-            row["status"] = ("not graded: S1, not measured by TotalSegmentator" if name == "S1" else
+            row.status = ("not graded: S1, not measured by TotalSegmentator" if name == "S1" else
                              "not graded: TotalSegmentator skips a body that touches the image border" if edge
                              else "not graded: not measured by TotalSegmentator")
         rows.append(row)
@@ -225,12 +228,12 @@ def totalseg_measure(tsm, mask: Volume, ct: Volume | None, body: np.ndarray | No
 # ---------------------------------------------------------------- running
 
 
-def run_case(case: Case, synthesizers: list[str], tsm) -> dict[str, list[dict]]:
-    """Pipeline name -> result rows (vertebra records with grades) of one study."""
+def run_case(case: Case, synthesizers: list[str], tsm) -> dict[str, list[VertebraRecord]]:
+    """Pipeline name -> the vertebra records (with grades) of one study."""
     t0 = time.perf_counter()
     mask, ct, centroids, computed, _ = load_inputs(case.mask, case.ct, None)
     case.timings["load"] = time.perf_counter() - t0
-    out: dict[str, list[dict]] = {}
+    out: dict[str, list[VertebraRecord]] = {}
     first: StudyAnalysis | None = None
     analyses: dict[str, StudyAnalysis] = {}
     for synth in synthesizers:
@@ -273,10 +276,10 @@ def totalseg_body(path: Path, mask: Volume) -> np.ndarray:
     return body.array == 1
 
 
-def write_rows(out: Path, name: str, rows: list[dict]) -> Path:
+def write_rows(out: Path, name: str, rows: list[Row]) -> Path:
     """One pipeline's rows as a vertebrae.csv-format file that healthivert.evaluation reads."""
     file = out / f"{name.replace(' + ', '_')}.csv"
-    atomic_write_text(file, csv_text(CSV_COLUMNS, (csv_row(r["study_id"], r) for r in rows)))
+    atomic_write_text(file, csv_text(CSV_COLUMNS, (csv_row(study_id, r) for study_id, r in rows)))
     return file
 
 
@@ -318,16 +321,16 @@ def ci_table(reports: dict[str, EvaluationReport | None], labels: dict[str, str]
     return out
 
 
-def loss_text(r: dict) -> str:
-    """A row's measured loss: RHLV (whole body) or TotalSegmentator's 1 - min / max."""
-    if "ts_height_loss_percent" in r:
-        return f"loss {r['ts_height_loss_percent']} %"
-    whole = (r.get("rhlv") or {}).get("whole")
+def loss_text(r: VertebraRecord) -> str:
+    """A record's measured loss: RHLV (whole body) or TotalSegmentator's 1 - min / max."""
+    if "ts_height_loss_percent" in r.extra:
+        return f"loss {r.extra['ts_height_loss_percent']} %"
+    whole = r.rhlv.whole if r.rhlv else None
     return "" if whole is None else f"RHLV {100 * whole:.0f} %"
 
 
 def failure_lines(reports: dict[str, EvaluationReport | None], labels: dict[str, str],
-                  studies: list[str], rows: dict[str, list[dict]]) -> list[str]:
+                  studies: list[str], rows: dict[str, list[Row]]) -> list[str]:
     """Per pipeline and study: the vertebrae it got wrong (with their measured loss) or did not grade."""
     out = []
     for n, rep in reports.items():
@@ -338,7 +341,7 @@ def failure_lines(reports: dict[str, EvaluationReport | None], labels: dict[str,
                 out.append(f"  - {s}: n/a (no CT)")
                 continue
             found = pv[pv["study_id"] == s]
-            loss = {r["name"]: loss_text(r) for r in rows[n] if r["study_id"] == s}
+            loss = {r.name: loss_text(r) for study_id, r in rows[n] if study_id == s}
             wrong, binary = [], n.startswith("totalseg")
             for r in found.itertuples():
                 if pd.isna(r.predicted_grade):
@@ -351,7 +354,7 @@ def failure_lines(reports: dict[str, EvaluationReport | None], labels: dict[str,
     return out
 
 
-def bias_lines(rows: dict[str, list[dict]], truth: pd.DataFrame, studies: list[str], synths: list[str]) -> list[str]:
+def bias_lines(rows: dict[str, list[Row]], truth: pd.DataFrame, studies: list[str], synths: list[str]) -> list[str]:
     """Per synthesizer: mean signed and mean absolute (pseudo-healthy - measured) section height
     over the expert-normal graded vertebrae of ``studies`` (mm), and how many fell back to the prior."""
     normal = {(r.study_id, int(r.label)) for r in truth.itertuples() if r.truth_grade == 0 and r.study_id in studies}
@@ -359,44 +362,48 @@ def bias_lines(rows: dict[str, list[dict]], truth: pd.DataFrame, studies: list[s
            "|---|---|---|---|---|"]
     for synth in synths:
         errs, fell = [], 0
-        for r in rows.get(f"{synth} + svm", []):
-            h = r.get("heights_mm")
-            if (r["study_id"], int(r["label"])) not in normal or not h:
+        for study_id, r in rows.get(f"{synth} + svm", []):
+            h = r.heights_mm
+            if (study_id, r.label) not in normal or not h:
                 continue
-            errs += [h["pseudo_healthy"][s] - h["original"][s] for s in SECTIONS]
-            fell += r.get("synthesizer") == "prior" and synth != "prior"
+            errs += [h.pseudo_healthy.get(s) - h.original.get(s) for s in SECTIONS]
+            fell += r.synthesizer == "prior" and synth != "prior"
         if errs:
             out.append(f"| {synth} | {len(errs) // 3} | {np.mean(errs):+.2f} | {np.mean(np.abs(errs)):.2f} | {fell} |")
     return out
 
 
-def example_lines(rows: dict[str, list[dict]]) -> list[str]:
+def _grade_is(r: VertebraRecord | None, grade: int) -> bool:
+    return r is not None and r.genant_grade == grade
+
+
+def example_lines(rows: dict[str, list[VertebraRecord]]) -> list[str]:
     """totalseg_example: grades of L1-L5 per pipeline, pseudo-healthy minus measured heights."""
     synths = sorted({n.split(" + ")[0] for n in rows if " + " in n}, key=["prior", "gan", "gan-raw"].index)
     head = ["| synthesizer | vertebra | svm | rule | pseudo-healthy minus measured a / m / p (mm) |",
             "|---|---|---|---|---|"]
     out, summary = head, []
     for synth in synths:
-        by = {g: {r["name"]: r for r in rows[f"{synth} + {g}"]} for g in GRADERS}
+        by = {g: {r.name: r for r in rows[f"{synth} + {g}"]} for g in GRADERS}
         errs = []
         for name in EXPECTED_NORMAL:
             r = by["svm"].get(name)
-            if r is None or "heights_mm" not in r:
-                out.append(f"| {synth} | {name} | - | - | {r['status'] if r else 'absent'} |")
+            if r is None or r.heights_mm is None:
+                out.append(f"| {synth} | {name} | - | - | {r.status if r else 'absent'} |")
                 continue
-            h = r["heights_mm"]
-            e = [h["pseudo_healthy"][s] - h["original"][s] for s in SECTIONS]
+            h = r.heights_mm
+            e = [h.pseudo_healthy.get(s) - h.original.get(s) for s in SECTIONS]
             errs.append(e)
-            out.append(f"| {synth} | {name} | {by['svm'][name]['genant_grade']} | {by['rule'][name]['genant_grade']} "
+            out.append(f"| {synth} | {name} | {by['svm'][name].genant_grade} | {by['rule'][name].genant_grade} "
                        f"| {' / '.join(f'{x:+.1f}' for x in e)} |")
-        kept = {g: sum(by[g].get(n, {}).get("genant_grade") == 0 for n in EXPECTED_NORMAL) for g in GRADERS}
+        kept = {g: sum(_grade_is(by[g].get(n), 0) for n in EXPECTED_NORMAL) for g in GRADERS}
         mean = np.mean(errs, axis=0) if errs else [np.nan] * 3
         summary.append(f"| {synth} | {kept['svm']}/5 | {kept['rule']}/5 | {' / '.join(f'{x:+.2f}' for x in mean)} | "
                        f"{np.mean(np.abs(errs)):.2f} |" if errs else f"| {synth} | - | - | - | - |")
-    others = [r for r in rows[next(iter(rows))] if r["name"] not in EXPECTED_NORMAL]
+    others = [r for r in rows[next(iter(rows))] if r.name not in EXPECTED_NORMAL]
     out += ["", "| synthesizer | L1-L5 graded 0, svm | L1-L5 graded 0, rule | mean pseudo-healthy minus measured "
             "a / m / p (mm) | mean absolute (mm) |", "|---|---|---|---|---|", *summary]
-    out += ["", "Other vertebrae: " + "; ".join(f"{r['name']} {r['status']}" for r in others)]
+    out += ["", "Other vertebrae: " + "; ".join(f"{r.name} {r.status}" for r in others)]
     ts = [n for n in ("totalseg-own-body", "totalseg-body", "totalseg-whole") if n in rows]
     if ts:
         names = {"totalseg-own-body": "its own body mask", "totalseg-body": "bodies isolated here",
@@ -406,17 +413,17 @@ def example_lines(rows: dict[str, list[dict]]) -> list[str]:
                 "| mask | " + " | ".join(EXPECTED_NORMAL) + " | flagged |",
                 "|---|" + "---|" * (len(EXPECTED_NORMAL) + 1)]
         for n in ts:
-            by = {r["name"]: r for r in rows[n]}
+            by = {r.name: r for r in rows[n]}
             cells = []
             for name in EXPECTED_NORMAL:
                 r = by.get(name)
-                if r is None or r["genant_grade"] is None:
+                if r is None or r.genant_grade is None:
                     cells.append("not measured")
                     continue
-                h = r["heights_mm"]["original"]
-                cells.append(f"{'/'.join(f'{h[s]:.1f}' for s in ('posterior', 'middle', 'anterior'))} "
-                             f"({r['ts_height_loss_percent']} %)")
-            flagged = sum(by.get(nm, {}).get("genant_grade") == 1 for nm in EXPECTED_NORMAL)
+                h = r.heights_mm.original
+                cells.append(f"{'/'.join(f'{h.get(s):.1f}' for s in ('posterior', 'middle', 'anterior'))} "
+                             f"({r.extra['ts_height_loss_percent']} %)")
+            flagged = sum(_grade_is(by.get(nm), 1) for nm in EXPECTED_NORMAL)
             out.append(f"| {names[n]} | " + " | ".join(cells) + f" | {flagged}/5 |")
     return out
 
@@ -444,16 +451,15 @@ def main() -> int:
         print(f"real_verse: {e}", file=sys.stderr)
         return 2
     tsm, ts_note = import_totalseg()
-    rows: dict[str, list[dict]] = {}
-    example: dict[str, list[dict]] = {}
+    rows: dict[str, list[Row]] = {}
+    example: dict[str, list[VertebraRecord]] = {}
     for case in cases:
         print(f"  {case.study_id} ...", file=sys.stderr, flush=True)
         for name, recs in run_case(case, args.synthesizers, tsm).items():
-            recs = [{**r, "study_id": case.study_id} for r in recs]
             if case.truth is None:
                 example[name] = recs
             else:
-                rows.setdefault(name, []).extend(recs)
+                rows.setdefault(name, []).extend((case.study_id, r) for r in recs)
 
     args.out.mkdir(parents=True, exist_ok=True)
     truth = truth_table(cases)

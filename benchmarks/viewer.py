@@ -132,10 +132,9 @@ def demo_results(out: Path) -> Path:
 
 
 def vertebra_names(results: Path, study: str) -> list[str]:
-    import json
+    from healthivert.report.contract import read_result
 
-    result = json.loads((results / study / "result.json").read_text(encoding="utf-8"))
-    return [v["name"] for v in result["vertebrae"]]
+    return [v.name for v in read_result(results / study)["vertebrae"]]
 
 
 def time_switches(url: str, study: str, names: list[str], switches: int) -> list[tuple[str, bool, float]]:

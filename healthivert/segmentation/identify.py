@@ -150,7 +150,11 @@ def _one_column(bodies: np.ndarray, affine: np.ndarray) -> np.ndarray:
     idx = np.argwhere(bodies)
     piece = lab[tuple(idx.T)] - 1
     world = idx @ affine[:3, :3].T + affine[:3, 3]
-    zs, z_of = np.unique(np.round(world[:, 2], 1), return_inverse=True)
+    # slices are the grid's planes across its axis closest to S-I: an oblique CT (gantry tilt,
+    # the VerSe crops: 4-8 degrees) spreads one plane over several mm of world z, and binning by
+    # rounded world z left a few voxels per 'slice', whose centre is no column's centre
+    _, z_of = np.unique(idx[:, int(np.argmax(np.abs(affine[2, :3])))], return_inverse=True)
+    zs = np.bincount(z_of, weights=world[:, 2]) / np.bincount(z_of)  # each plane's mean world z (mm)
     # per piece and slice: voxel count and in-plane coordinate sums (mm)
     count = np.zeros((n, len(zs)))
     np.add.at(count, (piece, z_of), 1.0)

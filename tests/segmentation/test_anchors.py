@@ -227,8 +227,9 @@ def test_real_ct_labels_anchor_on_both_the_sacrum_and_the_ribs():
 def test_real_tight_crop_anchors_on_ribs_cut_by_its_side_faces():
     """sub-verse007 (T9-L3, cropped 100 mm across, no sacrum): the ribs of T9-T12 leave the
     crop through its sides a few centimetres from their joints. They anchor T12, and every
-    vertebra the network separates gets the experts' label (VerSe rule: the nearest predicted
-    centroid, within 20 mm, has the right label); before, the labels were a guess, 3 levels low."""
+    vertebra gets the experts' label (VerSe rule: the nearest predicted centroid, within 20 mm,
+    has the right label); before, the labels were a guess, 3 levels low, and T10 was lost to
+    the grid's 6-degree tilt."""
     from healthivert.io.centroids import centroids_from_mask
     from healthivert.segmentation import DEFAULT_WEIGHTS, load_weights, segment_ct
 
@@ -241,4 +242,4 @@ def test_real_tight_crop_anchors_on_ribs_cut_by_its_side_faces():
     right = [label for label, c in truth.items()
              if min(predicted, key=lambda k: np.linalg.norm(predicted[k] - c)) == label
              and min(np.linalg.norm(p - c) for p in predicted.values()) <= 20.0]
-    assert set(right) >= {18, 19, 20, 21, 22}  # T11-L3 (T9 and T10 come out as one piece)
+    assert sorted(right) == list(range(16, 23))  # T9-L3

@@ -122,6 +122,32 @@ def test_identify_splits_two_vertebrae_whose_disc_the_network_filled():
     assert 0.6 < size20 / size21 < 1.6
 
 
+def _curved_column(n: int) -> np.ndarray:
+    """n lumbar-sized box bodies (50 x 32 x 22 mm, 2 mm voxels, 8 mm discs) stepping 8 mm
+    forward per level (a curved spine), and a sacrum below."""
+    classes = np.zeros((55, 16 + 4 * n + 20, 20 + 15 * (n + 1)), np.uint8)
+    z = classes.shape[2] - 5
+    for k in range(n):
+        classes[15:40, 10 + 4 * k:26 + 4 * k, z - 11:z] = 1
+        z -= 15
+    classes[12:43, 10 + 4 * n:26 + 4 * n, z - 11:z] = 2
+    return classes
+
+
+@pytest.mark.parametrize("tilt_deg", [0.0, 6.0, 8.0])
+def test_identify_keeps_every_body_of_an_oblique_grid(tilt_deg):
+    """A CT whose grid is tilted a few degrees to the patient's axes (gantry tilt; the VerSe
+    crops: 4-8 degrees) spreads each plane of voxels over several mm of world S-I. The column's
+    bodies were matched slice by slice in rounded world S-I, a strip of a few voxels per
+    'slice', whose centre lies off the body's: here every body but L5 was dropped (on
+    sub-verse007, T10)."""
+    t = np.radians(tilt_deg)
+    affine = np.eye(4)
+    affine[:3, :3] = 2.0 * np.array([[np.cos(t), 0.0, -np.sin(t)], [0.0, 1.0, 0.0], [np.sin(t), 0.0, np.cos(t)]])
+    ident = identify(_curved_column(6), affine)
+    assert sorted(int(x) for x in np.unique(ident.labels) if x) == [19, 20, 21, 22, 23, 24, 26]
+
+
 @pytest.mark.parametrize("offset_vox", [12, 20])
 def test_identify_ignores_bone_in_front_of_the_column(offset_vox):
     """A body-sized bright piece above the top vertebra but 24-40 mm in front of the column (bowel

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 
@@ -71,6 +72,94 @@ class GraderConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TrainRecipe:
+    """The fields every network-training recipe shares (``SegmenterTrainConfig``,
+    ``SynthesizerTrainConfig`` add their own and may restate a default); documented here once.
+
+    Attributes:
+        source: the training data: "phantom" (cohorts generated from seeds), "verse" (the
+            studies of a VerSe download tree) or, where the trainer offers it, "mixed" (both).
+        verse_root: the VerSe download tree (source "verse" or "mixed").
+        manifest: the grades and splits of the VerSe subjects (data_manifests/verse2019.csv).
+        train_splits, val_splits: the manifest splits trained and validated on.
+        subjects: VerSe only: the training subjects by name, whatever their split
+            (``train_splits`` is then not used for training; validation reads its own splits).
+        exclude_subjects: VerSe only: subjects left out of training and validation (and the
+            GAN's calibration) alike: a leave-one-subject-out run never reads the held-out one.
+            A name absent from the training studies, or one both named and excluded, is refused.
+        train_studies, train_seed: the phantom training cohort: that many studies from that seed.
+        val_studies, val_seed: the phantom validation cohort.
+        top, bottom: the vertebrae each phantom study spans.
+        steps: optimiser steps in all (a rerun resumes from the checkpoint up to this).
+        batch: samples per step; ``workers``: loader processes drawing them (sample i comes from
+            its own seed, so a run is the same with any number of workers, and resumes).
+        lr: the learning rate.
+        init_weights: a weights file of the same network to start from (fine-tuning).
+        time_limit_min: stop after that many minutes of training, with a checkpoint and weights
+            whose card gives the steps done (0: no limit; resume by running again).
+        eval_every, checkpoint_every: validation, and a checkpoint, every that many steps (and
+            at the last step).
+        seed: seeds torch, NumPy and the draws (MONAI ``set_determinism``).
+        device: "auto" (CUDA when present, else the CPU), "cpu", "cuda", "cuda:1" ...
+        threads: torch CPU threads (0: torch's default).
+        workdir: caches, ``config.json`` and ``checkpoint.pt`` of the run.
+        output: the weights file written at the end (its card in its metadata).
+    """
+
+    SOURCES: ClassVar[tuple[str, ...]] = ("phantom", "verse")
+
+    source: str = "phantom"
+    verse_root: str | None = None
+    manifest: str = "data_manifests/verse2019.csv"
+    train_splits: tuple[str, ...] = ("train",)
+    val_splits: tuple[str, ...] = ("val",)
+    subjects: tuple[str, ...] = ()
+    exclude_subjects: tuple[str, ...] = ()
+    train_studies: int = 24
+    train_seed: int = 2000
+    val_studies: int = 3
+    val_seed: int = 3000
+    top: str = "T8"
+    bottom: str = "L5"
+    steps: int = 800
+    batch: int = 1
+    workers: int = 0
+    lr: float = 1e-3
+    init_weights: str | None = None
+    time_limit_min: float = 0.0
+    eval_every: int = 100
+    checkpoint_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    workdir: str = "build/train"
+    output: str = "build/train/weights.safetensors"
+
+    def __post_init__(self) -> None:
+        check_data_source(self.source, self.verse_root, self.SOURCES)
+        if min(self.steps, self.batch, self.eval_every, self.checkpoint_every) < 1 or min(
+                self.workers, self.threads, self.time_limit_min) < 0:
+            raise ValueError("steps, batch, eval_every and checkpoint_every must be >= 1; workers, threads and "
+                             "time_limit_min >= 0")
+        if self.source == "phantom" and (self.subjects or self.exclude_subjects):
+            raise ValueError("subjects and exclude_subjects concern VerSe subjects: source must be "
+                             + " or ".join(s for s in self.SOURCES if s != "phantom"))
+
+
+def load_train_recipe(cls: type, path: str | Path, **sections: type):
+    """Read and check a training recipe of class ``cls``: each of ``sections`` (e.g.
+    ``network=SegmenterConfig``) a nested mapping built as that class; YAML lists as tuples."""
+    data = read_recipe(path)
+    parts = {}
+    for name, kind in sections.items():
+        part = data.pop(name, None) or {}
+        if not isinstance(part, dict):
+            raise InputError(f"{path}: {name} is a mapping of keys")
+        parts[name] = build_checked(kind, with_tuples(part), f"{path}: {name}")
+    return build_checked(cls, {**with_tuples(data), **parts}, str(path))
+
+
 def select_device(name: str):
     """A torch device from a recipe's ``device``: "auto" is CUDA when present, else the CPU."""
     import torch
@@ -117,9 +206,9 @@ def check_data_source(source: str, verse_root: str | None, sources: tuple[str, .
         raise ValueError(f"source {source!r} needs verse_root (a VerSe download tree)")
 
 
-def with_tuples(data: dict, *keys: str) -> dict:
-    """``data`` with the YAML lists under ``keys`` as tuples (frozen recipes hold tuples)."""
-    return {k: tuple(v) if k in keys and isinstance(v, list) else v for k, v in data.items()}
+def with_tuples(data: dict) -> dict:
+    """``data`` with its YAML lists as tuples (frozen recipes hold tuples)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
 
 
 def verse_rows(manifest: str | Path, verse_root: str | Path, splits: tuple[str, ...]):

@@ -12,7 +12,7 @@ go into the weights' card.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,8 @@ from healthivert.synthesis.gan.infer import synthesize_gan
 from healthivert.synthesis.gan.model import GANModel, load_gan, save_gan
 from healthivert.training.config import load_verse_study
 from healthivert.training.real_domain import verse_subject_rows
+from healthivert.training.trainer import Progress
 
-Progress = Callable[[int, int, str], None]
 Study = tuple[str, list[StraightVertebra], set[int]]  # name, straightened vertebrae, healthy labels
 
 

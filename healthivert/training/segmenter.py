@@ -11,11 +11,9 @@ and picked up on the next run.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +31,9 @@ from monai.transforms import (
     RandShiftIntensityd,
     SpatialPadd,
 )
-from monai.utils import set_determinism
 
 from healthivert.errors import InputError
-from healthivert.io.atomic import atomic_write, atomic_write_npz
+from healthivert.io.atomic import atomic_write_npz
 from healthivert.io.images import load_ct, load_mask
 from healthivert.io.verse_tree import VerseStudy
 from healthivert.io.volume import Volume
@@ -46,15 +43,7 @@ from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, Segmen
 from healthivert.segmentation.identify import SACRUM_LABEL
 from healthivert.segmentation.infer import predict_classes, preprocess, resample_labels
 from healthivert.segmentation.network import build_network, load_weights, save_weights
-from healthivert.training.config import (
-    build_checked,
-    check_data_source,
-    read_recipe,
-    select_device,
-    verse_rows,
-    with_tuples,
-)
-from healthivert.training.loop import SeededDraws, batches, out_of_time
+from healthivert.training.config import TrainRecipe, load_train_recipe, verse_rows
 from healthivert.training.real_domain import (
     RandFieldOfViewd,
     RandThickSlicesd,
@@ -63,9 +52,9 @@ from healthivert.training.real_domain import (
     tree_studies,
     unlabelled_bone,
 )
+from healthivert.training.trainer import Progress, SeededDraws, Trainer
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int, str], None]
 
 #: the recipe's ``augmentation`` choices, as the model card words them
 AUGMENTATIONS = {
@@ -76,87 +65,55 @@ AUGMENTATIONS = {
 
 
 @dataclass(frozen=True)
-class SegmenterTrainConfig:
-    """``pipelines/segmenter.yaml``: data, schedule and output of a segmenter training run.
+class SegmenterTrainConfig(TrainRecipe):
+    """``pipelines/segmenter.yaml``: data, schedule and output of a segmenter training run; the
+    fields every training recipe shares are documented in ``config.TrainRecipe``.
 
-    ``source`` "phantom" generates cohorts from seeds; "verse" reads the CTs and masks of a
-    VerSe download tree (``verse_root``), the subjects of ``train_splits`` / ``val_splits`` in
-    ``manifest`` (the HealthiVert-GAN paper's split); "mixed" trains on both, the phantoms of
-    ``train_studies`` and the VerSe subjects, ``phantom_fraction`` of the patches drawn from
-    phantoms, and validates on the phantoms of ``val_studies`` only (no real subject is
-    scored during a run, so a held-out one stays unseen).
+    ``source`` "mixed" trains on both the phantoms of ``train_studies`` and the VerSe
+    subjects, ``phantom_fraction`` of the patches drawn from phantoms, and validates on the
+    phantoms of ``val_studies`` only (no real subject is scored during a run, so a held-out one
+    stays unseen). ``subjects`` may name any subject in the tree with a CT and a mask.
 
-    ``subjects`` names the VerSe training subjects (any in the tree with a CT and a mask; the
-    manifest's splits are then not used for training); ``exclude_subjects`` leaves subjects
-    out of training and validation (a leave-one-subject-out run). ``augmentation`` "real"
-    adds thick slices along a random axis, a field of view that ends in the patch and wider
-    intensity scale and offset (``healthivert.training.real_domain``) to "standard".
-    ``threads``: torch CPU threads (0: torch's default). ``ignore_unlabelled_bone`` (verse or
-    mixed): in a VerSe study, bone outside the experts' mask (the sacrum, vertebrae above and
-    below the annotation: ``real_domain.unlabelled_bone``) is left out of the loss instead of
-    taught as background; phantom patches are scored whole.
+    ``augmentation`` "real" adds thick slices along a random axis, a field of view that ends in
+    the patch and wider intensity scale and offset (``healthivert.training.real_domain``) to
+    "standard". ``ignore_unlabelled_bone`` (verse or mixed): in a VerSe study, bone outside the
+    experts' mask (the sacrum, vertebrae above and below the annotation:
+    ``real_domain.unlabelled_bone``) is left out of the loss instead of taught as background;
+    phantom patches are scored whole. ``pelvis``, ``pelvis_fraction``, ``dim_bone_fraction``,
+    ``margin_below_mm`` and ``margin_above_mm`` shape the phantom studies (``_phantom_config``).
     """
 
-    source: str = "phantom"
-    verse_root: str | None = None
-    manifest: str = "data_manifests/verse2019.csv"
-    train_splits: tuple[str, ...] = ("train",)
-    val_splits: tuple[str, ...] = ("val",)
-    subjects: tuple[str, ...] = ()
-    exclude_subjects: tuple[str, ...] = ()
+    SOURCES = ("phantom", "verse", "mixed")
+
     phantom_fraction: float = 0.5
     augmentation: str = "standard"
-    threads: int = 0
     ignore_unlabelled_bone: bool = False
-    train_studies: int = 24
-    train_seed: int = 2000
-    val_studies: int = 3
-    val_seed: int = 3000
-    top: str = "T8"
-    bottom: str = "L5"
     pelvis: bool = False
     pelvis_fraction: float = 1.0
     dim_bone_fraction: float = 0.0
     margin_below_mm: tuple[float, float] | None = None
     margin_above_mm: tuple[float, float] | None = None
-    steps: int = 800
-    batch: int = 1
-    workers: int = 0
-    lr: float = 1e-3
-    init_weights: str | None = None
-    time_limit_min: float = 0.0
-    eval_every: int = 100
-    checkpoint_every: int = 50
-    seed: int = 0
-    device: str = "auto"
     workdir: str = "build/segmenter"
     output: str = "healthivert/models/segmenter_unet.safetensors"
     network: SegmenterConfig = field(default_factory=SegmenterConfig)
 
     def __post_init__(self) -> None:
-        check_data_source(self.source, self.verse_root, ("phantom", "verse", "mixed"))
-        if self.steps < 1 or self.batch < 1 or self.workers < 0 or self.time_limit_min < 0 or self.threads < 0:
-            raise ValueError("steps and batch must be >= 1, workers, threads and time_limit_min >= 0")
+        super().__post_init__()
         for name in ("pelvis_fraction", "dim_bone_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1]; got {getattr(self, name)}")
         if self.source == "mixed" and not 0.0 < self.phantom_fraction < 1.0:
             raise ValueError(f"phantom_fraction must lie strictly between 0 and 1 for source mixed; "
                              f"got {self.phantom_fraction}")
-        if self.source == "phantom" and (self.subjects or self.exclude_subjects or self.ignore_unlabelled_bone):
-            raise ValueError("subjects, exclude_subjects and ignore_unlabelled_bone concern VerSe subjects: "
-                             "source must be verse or mixed")
+        if self.source == "phantom" and self.ignore_unlabelled_bone:
+            raise ValueError("ignore_unlabelled_bone concerns VerSe subjects: source must be verse or mixed")
         if self.augmentation not in AUGMENTATIONS:
             raise ValueError(f"augmentation must be one of {list(AUGMENTATIONS)}; got {self.augmentation!r}")
 
 
 def load_segmenter_config(path: str | Path) -> SegmenterTrainConfig:
     """Read and check a segmenter recipe."""
-    data = read_recipe(path)
-    net = {k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("network", None) or {}).items()}
-    network = build_checked(SegmenterConfig, net, f"{path}: network")
-    data = with_tuples(data, "train_splits", "val_splits", "subjects", "exclude_subjects")
-    return build_checked(SegmenterTrainConfig, {**data, "network": network}, str(path))
+    return load_train_recipe(SegmenterTrainConfig, path, network=SegmenterConfig)
 
 
 def class_map(labels: np.ndarray) -> np.ndarray:
@@ -376,11 +333,12 @@ def _data_card(cfg: SegmenterTrainConfig, subjects: list[str], n_val: int, final
     return data, validation
 
 
-def _initial_weights(cfg: SegmenterTrainConfig) -> torch.nn.Module:
-    """The recipe's ``init_weights`` (fine-tuning), refused if its network differs."""
-    model, net, _ = load_weights(cfg.init_weights)
-    if net != cfg.network:
-        raise InputError(f"{cfg.init_weights}: its network {net} differs from the recipe's {cfg.network}")
+def _initial_weights(path: str, network: SegmenterConfig) -> torch.nn.Module:
+    """The weights at ``path`` (a recipe's ``init_weights``: fine-tuning), refused if their
+    network differs from ``network``."""
+    model, net, _ = load_weights(path)
+    if net != network:
+        raise InputError(f"{path}: its network {net} differs from the recipe's {network}")
     return model
 
 
@@ -394,67 +352,67 @@ def dice_per_class(pred: np.ndarray, truth: np.ndarray, classes=(VERTEBRA_CLASS,
     return out
 
 
+class SegmenterTrainer(Trainer):
+    """The segmenter's steps in the shared loop: Dice + cross-entropy (masked where VerSe bone
+    is unlabelled) on augmented patches, AdamW, gradients clipped at 5; validation is the mean
+    Dice per class over whole volumes."""
+
+    cfg: SegmenterTrainConfig
+
+    def data(self) -> None:
+        self.train, self.val, self.weights, self.subjects = _cohorts(self.cfg, self.progress)
+
+    def build(self) -> None:
+        self.model = build_network(self.cfg.network).to(self.device)
+        self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=1e-5)
+        self.dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimiser": self.optimiser.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+
+    def start_from(self, path: str) -> None:
+        self.model.load_state_dict(_initial_weights(path, self.cfg.network).state_dict())
+        log.info("starting from %s", path)
+
+    def draws(self) -> PatchSampler:
+        return PatchSampler(self.train, self.cfg.network, self.cfg.seed, self.weights, self.cfg.augmentation)
+
+    def train_step(self, batch, step: int) -> dict[str, float]:
+        self.model.train()
+        x, y, *ignore = (t.to(self.device, non_blocking=True) for t in batch)
+        self.optimiser.zero_grad()
+        loss = masked_dice_ce(self.model(x), y, ignore[0]) if ignore else self.dice_ce(self.model(x), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.optimiser.step()
+        return {"loss": loss.item()}
+
+    def evaluate(self) -> dict[str, float]:
+        return evaluate(self.model, self.val, self.cfg.network)
+
+    def note(self, terms: dict[str, float]) -> str:
+        loss = np.mean(self.running["loss"]) if self.running else self.history[-1]["loss"]
+        return f"loss {loss:.4f}"
+
+    def card(self, final: dict) -> dict:
+        cfg = self.cfg
+        data, validation = _data_card(cfg, self.subjects, len(self.val), final)
+        if cfg.ignore_unlabelled_bone:
+            data += "; bone outside the VerSe experts' masks left out of the loss"
+        return {"trained_on": f"{data}; augmentation: {AUGMENTATIONS[cfg.augmentation]}", "steps": self.step,
+                "batch": cfg.batch, "validation": validation, "history": self.history}
+
+    def save(self, card: dict) -> None:
+        save_weights(self.model.cpu(), self.cfg.network, self.cfg.output, card)
+
+
 def train_segmenter(cfg: SegmenterTrainConfig, progress: Progress | None = None) -> dict:
     """Train (or resume) and write the weights; returns the final metrics."""
-    set_determinism(seed=cfg.seed)
-    device = select_device(cfg.device)
-    work = Path(cfg.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    train, val, weights, subjects = _cohorts(cfg, progress)
-    model = build_network(cfg.network).to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-5)
-    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
-    step, history = 0, []
-    ckpt = work / "checkpoint.pt"
-    if ckpt.is_file():  # our own file, and loaded tensors-only (weights_only) all the same
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        step, history = int(state["step"]), json.loads(state["history"])
-        log.info("resumed at step %d", step)
-    if step == 0 and cfg.init_weights:
-        model.load_state_dict(_initial_weights(cfg).state_dict())
-        log.info("starting from %s", cfg.init_weights)
-    sampler = PatchSampler(train, cfg.network, cfg.seed, weights, cfg.augmentation)
-    patches = batches(sampler, cfg.batch, cfg.workers, step, cfg.steps, device)
-    t0, running = time.time(), []
-    while step < cfg.steps:
-        model.train()
-        x, y, *ignore = (t.to(device, non_blocking=True) for t in next(patches))
-        optimiser.zero_grad()
-        loss = masked_dice_ce(model(x), y, ignore[0]) if ignore else dice_ce(model(x), y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimiser.step()
-        step += 1
-        running.append(loss.item())
-        stop = out_of_time(t0, cfg.time_limit_min)
-        if step % cfg.eval_every == 0 or step == cfg.steps or stop:
-            metrics = evaluate(model, val, cfg.network)
-            history.append({"step": step, "loss": float(np.mean(running)), **metrics,
-                            "seconds": round(time.time() - t0, 1)})
-            log.info("step %d loss %.4f val dice %s", step, np.mean(running), metrics)
-            running = []
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop:
-            state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
-                     "history": json.dumps(history)}
-            atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
-        if progress:
-            progress(step, cfg.steps, f"loss {np.mean(running) if running else history[-1]['loss']:.4f}")
-        if stop:
-            log.warning("time limit of %g min reached at step %d of %d", cfg.time_limit_min, step, cfg.steps)
-            break
-    final = history[-1] if history else {}
-    data, validation = _data_card(cfg, subjects, len(val), final)
-    if cfg.ignore_unlabelled_bone:
-        data += "; bone outside the VerSe experts' masks left out of the loss"
-    card = {"trained_on": f"{data}; augmentation: {AUGMENTATIONS[cfg.augmentation]}", "steps": step,
-            "batch": cfg.batch, "validation": validation, "history": history}
-    save_weights(model.cpu(), cfg.network, cfg.output, card)
-    return final
+    return SegmenterTrainer(cfg, progress).run()
 
 
 def evaluate(model: torch.nn.Module, cohort: list[dict], net: SegmenterConfig) -> dict[str, float]:

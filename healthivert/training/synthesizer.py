@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.metrics import PSNRMetric, compute_dice
-from monai.utils import set_determinism
 
 from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import straighten_vertebrae
-from healthivert.io.atomic import atomic_write, atomic_write_npz
+from healthivert.io.atomic import atomic_write_npz
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.parallel import map_in_order
 from healthivert.phantom import PhantomConfig, make_phantom
@@ -43,28 +41,20 @@ from healthivert.synthesis.gan.losses import LossWeights, discriminator_loss, ge
 from healthivert.synthesis.gan.model import GANModel, load_gan, save_gan
 from healthivert.synthesis.gan.networks import GANConfig, discriminators
 from healthivert.synthesis.vq import CodeUsage
-from healthivert.training.config import (
-    build_checked,
-    check_data_source,
-    load_verse_study,
-    read_recipe,
-    select_device,
-    with_tuples,
-)
+from healthivert.training.config import TrainRecipe, load_train_recipe, load_verse_study
 from healthivert.training.gan_calibration import calibrate_synthesizer
-from healthivert.training.loop import SeededDraws, batches, out_of_time
 from healthivert.training.real_domain import verse_subject_rows
+from healthivert.training.trainer import Progress, SeededDraws, Trainer
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
-class SynthesizerTrainConfig:
-    """``pipelines/synthesizer.yaml``: data, schedule and output of a GAN training run.
+class SynthesizerTrainConfig(TrainRecipe):
+    """``pipelines/synthesizer.yaml``: data, schedule and output of a GAN training run; the
+    fields every training recipe shares are documented in ``config.TrainRecipe``.
 
     Attributes:
-        source: "phantom" (generated cohorts) or "verse" (``verse_root`` + ``manifest``).
         max_grade: the GAN trains on vertebrae graded <= this (the paper: 1).
         deformity_rate: phantom cohorts only: chance that an unfractured vertebra carries a
             sub-threshold (< 20 %) deformity (``PhantomConfig.deformity_rate``). 0 trains on
@@ -88,27 +78,12 @@ class SynthesizerTrainConfig:
             fitted on this many phantom studies (seeds ``calibration_seed``..), or for a VerSe
             tree on every study of ``calibration_splits`` (less ``exclude_subjects``); 0 leaves
             the identity.
-        subjects: VerSe only: the training subjects by name (any study of the manifest with a
-            CT, mask and centroids in the tree, whatever its split; ``train_splits`` is then not
-            used for training). Validation and calibration still read their own splits.
-        exclude_subjects: VerSe only: subjects left out of training, validation and calibration
-            alike (a leave-one-subject-out run: the held-out subject is never read). A name
-            absent from the training studies, or one both named and excluded, is refused.
     """
 
-    source: str = "phantom"
     train_studies: int = 30
     train_seed: int = 7000
-    val_studies: int = 3
     val_seed: int = 7500
     top: str = "T6"
-    bottom: str = "L5"
-    verse_root: str | None = None
-    manifest: str = "data_manifests/verse2019.csv"
-    train_splits: tuple[str, ...] = ("train",)
-    val_splits: tuple[str, ...] = ("val",)
-    subjects: tuple[str, ...] = ()
-    exclude_subjects: tuple[str, ...] = ()
     max_grade: int = 1
     deformity_rate: float = 0.25
     twin_truth: bool = False
@@ -123,12 +98,6 @@ class SynthesizerTrainConfig:
     use_attention: bool = True
     eval_every: int = 250
     checkpoint_every: int = 100
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
-    workers: int = 0
-    init_weights: str | None = None
-    time_limit_min: float = 0.0
     calibration_studies: int = 0
     calibration_seed: int = 8000
     calibration_splits: tuple[str, ...] = ("val",)
@@ -138,9 +107,7 @@ class SynthesizerTrainConfig:
     loss: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
-        check_data_source(self.source, self.verse_root)
-        if self.steps < 1 or self.batch < 1 or self.workers < 0 or self.time_limit_min < 0:
-            raise ValueError("steps and batch must be >= 1, workers and time_limit_min >= 0")
+        super().__post_init__()
         if self.calibration_studies < 0:
             raise ValueError(f"calibration_studies must be >= 0; got {self.calibration_studies}")
         if self.disc_jitter_mm < 0:
@@ -149,8 +116,6 @@ class SynthesizerTrainConfig:
             raise ValueError(f"restart_codes_every must be >= 0; got {self.restart_codes_every}")
         if self.restart_codes_every and self.network.vq_kind != "simvq":
             raise ValueError("restart_codes_every needs vq_kind simvq")
-        if self.source == "phantom" and (self.subjects or self.exclude_subjects):
-            raise ValueError("subjects and exclude_subjects concern VerSe subjects: source must be verse")
         if self.twin_truth and self.source != "phantom":
             raise ValueError("twin_truth needs phantom studies (a VerSe study has no intact twin)")
         if not 0.0 <= self.deformity_rate <= 1.0:
@@ -159,12 +124,7 @@ class SynthesizerTrainConfig:
 
 def load_synthesizer_config(path: str | Path) -> SynthesizerTrainConfig:
     """Read and check a synthesizer recipe."""
-    data = read_recipe(path)
-    net = {k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("network", None) or {}).items()}
-    network = build_checked(GANConfig, net, f"{path}: network")
-    loss = build_checked(LossWeights, data.pop("loss", None) or {}, f"{path}: loss")
-    data = with_tuples(data, "train_splits", "val_splits", "calibration_splits", "subjects", "exclude_subjects")
-    return build_checked(SynthesizerTrainConfig, {**data, "network": network, "loss": loss}, str(path))
+    return load_train_recipe(SynthesizerTrainConfig, path, network=GANConfig, loss=LossWeights)
 
 
 @dataclass
@@ -396,121 +356,141 @@ def _start_from(model: GANModel, cfg: SynthesizerTrainConfig) -> None:
     log.info("starting from %s", cfg.init_weights)
 
 
-def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = None) -> dict:
-    """Train (or resume) and write the weights; returns the last validation metrics."""
-    set_determinism(seed=cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = select_device(cfg.device)
-    work = Path(cfg.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))
-    if cfg.source == "phantom":
-        train = phantom_cohort(range(cfg.train_seed, cfg.train_seed + cfg.train_studies), cfg, progress,
-                               twins=cfg.twin_truth)
-        val = phantom_cohort(range(cfg.val_seed, cfg.val_seed + cfg.val_studies), cfg)
-    else:
-        train = verse_cohort(cfg, cfg.train_splits, progress, named=True)
-        val = verse_cohort(cfg, cfg.val_splits)
-    healthy = [v for v in train if v.grade <= cfg.max_grade]
-    # with twin_truth the validation vertebrae have no twins: it scores the unfractured ones
-    val_healthy = [v for v in val if v.grade <= (0 if cfg.twin_truth else cfg.max_grade)] or val
-    if not healthy:
-        raise InputError(f"no training vertebra graded <= {cfg.max_grade}")
-    model = GANModel.create(cfg.network, cfg.use_attention).to(device)
-    discs = discriminators(cfg.network).to(device)
-    opt_g = torch.optim.Adam(model.generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(discs.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    step, history, clf_acc = 0, [], None
-    ckpt = work / "checkpoint.pt"
-    if ckpt.is_file():  # our own file, loaded tensors-only all the same
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        model.generator.load_state_dict(state["generator"])
-        model.classifier.load_state_dict(state["classifier"])
-        discs.load_state_dict(state["discriminators"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        step, history = int(state["step"]), json.loads(state["history"])
-        clf_acc = json.loads(state["classifier_accuracy"])
-        model.classifier.eval().requires_grad_(False)
-        log.info("resumed at step %d", step)
-    elif cfg.init_weights:
-        _start_from(model, cfg)
-        clf_acc = "from " + Path(cfg.init_weights).name
-    elif cfg.use_attention and cfg.classifier_steps:
-        clf_acc = train_classifier(model, SliceSampler(train, cfg.seed), cfg.classifier_steps)
-        log.info("HGAM classifier: training accuracy %.3f over its last steps", clf_acc)
-    else:
-        model.classifier.eval().requires_grad_(False)
-    val_samples = [s for _, s in SliceSampler(val_healthy, cfg.seed + 1).draw(96)]
-    dataset = SliceDataset(healthy, cfg.seed + 2, cfg.disc_jitter_mm)
-    canvases = batches(dataset, cfg.batch, cfg.workers, step, cfg.steps, device, collate_fn=list)
-    t0, running = time.time(), {}
-    window, draws = CodeUsage(cfg.network.codebook_size), torch.Generator().manual_seed(cfg.seed + 3)
-    while step < cfg.steps:
-        batch = model.inputs(next(canvases))
+class SynthesizerTrainer(Trainer):
+    """The GAN's steps in the shared loop. A fresh run first trains the HGAM classifier
+    (``classifier_steps``, then frozen) unless it starts from ``init_weights``; each GAN step
+    trains the discriminators (after ``adversarial_after`` steps of reconstruction-only warm-up)
+    and then the generator; with ``restart_codes_every``, unused SimVQ codes are restarted."""
+
+    cfg: SynthesizerTrainConfig
+    collate = list  # a batch is a list of canvas samples (``GANModel.inputs`` stacks them)
+
+    def data(self) -> None:
+        cfg = self.cfg
+        if cfg.source == "phantom":
+            self.train = phantom_cohort(range(cfg.train_seed, cfg.train_seed + cfg.train_studies), cfg,
+                                        self.progress, twins=cfg.twin_truth)
+            val = phantom_cohort(range(cfg.val_seed, cfg.val_seed + cfg.val_studies), cfg)
+        else:
+            self.train = verse_cohort(cfg, cfg.train_splits, self.progress, named=True)
+            val = verse_cohort(cfg, cfg.val_splits)
+        self.healthy = [v for v in self.train if v.grade <= cfg.max_grade]
+        # with twin_truth the validation vertebrae have no twins: it scores the unfractured ones
+        self.val_healthy = [v for v in val if v.grade <= (0 if cfg.twin_truth else cfg.max_grade)] or val
+        if not self.healthy:
+            raise InputError(f"no training vertebra graded <= {cfg.max_grade}")
+        self.val_samples = [s for _, s in SliceSampler(self.val_healthy, cfg.seed + 1).draw(96)]
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self.model = GANModel.create(cfg.network, cfg.use_attention).to(self.device)
+        self.discs = discriminators(cfg.network).to(self.device)
+        self.opt_g = torch.optim.Adam(self.model.generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.discs.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.classifier_accuracy: float | str | None = None
+        self.window = CodeUsage(cfg.network.codebook_size)  # codes used since the last restart
+        self.code_draws = torch.Generator().manual_seed(cfg.seed + 3)
+
+    def state(self) -> dict:
+        return {"generator": self.model.generator.state_dict(), "classifier": self.model.classifier.state_dict(),
+                "discriminators": self.discs.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(), "classifier_accuracy": json.dumps(self.classifier_accuracy)}
+
+    def load_state(self, state: dict) -> None:
+        self.model.generator.load_state_dict(state["generator"])
+        self.model.classifier.load_state_dict(state["classifier"])
+        self.discs.load_state_dict(state["discriminators"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.classifier_accuracy = json.loads(state["classifier_accuracy"])
+        self.model.classifier.eval().requires_grad_(False)
+
+    def start_from(self, path: str) -> None:
+        _start_from(self.model, self.cfg)
+        self.classifier_accuracy = "from " + Path(path).name
+
+    def start(self) -> None:
+        """Phase one: the HGAM classifier (or the weights it comes with), then frozen."""
+        cfg = self.cfg
+        if cfg.init_weights:
+            self.start_from(cfg.init_weights)
+        elif cfg.use_attention and cfg.classifier_steps:
+            self.classifier_accuracy = train_classifier(self.model, SliceSampler(self.train, cfg.seed),
+                                                        cfg.classifier_steps)
+            log.info("HGAM classifier: training accuracy %.3f over its last steps", self.classifier_accuracy)
+        else:
+            self.model.classifier.eval().requires_grad_(False)
+
+    def draws(self) -> SliceDataset:
+        return SliceDataset(self.healthy, self.cfg.seed + 2, self.cfg.disc_jitter_mm)
+
+    def train_step(self, samples: list[CanvasSample], step: int) -> dict[str, float]:
+        cfg, model, discs = self.cfg, self.model, self.discs
+        batch = model.inputs(samples)
         out = model.generator(batch["input"])
         if cfg.restart_codes_every:  # counting moves the codes to the CPU: only when restarts need it
-            window.update(out["codes"])
+            self.window.update(out["codes"])
         adversarial = step >= cfg.adversarial_after and cfg.loss.adversarial > 0
+        terms = {}
         if adversarial:
-            opt_d.zero_grad()
+            self.opt_d.zero_grad()
             d_loss = discriminator_loss(batch, out, discs)
             d_loss.backward()
-            opt_d.step()
-            running.setdefault("discriminator", []).append(d_loss.item())
-        opt_g.zero_grad()
-        for p in discs.parameters():
-            p.requires_grad_(False)
-        terms = generator_losses(batch, out, discs if adversarial else None, cfg.loss)
-        terms["total"].backward()
-        for p in discs.parameters():
-            p.requires_grad_(True)
+            self.opt_d.step()
+            terms["discriminator"] = d_loss.item()
+        self.opt_g.zero_grad()
+        discs.requires_grad_(False)
+        losses = generator_losses(batch, out, discs if adversarial else None, cfg.loss)
+        losses["total"].backward()
+        discs.requires_grad_(True)
         torch.nn.utils.clip_grad_norm_(model.generator.parameters(), 5.0)
-        opt_g.step()
-        step += 1
-        for k, v in terms.items():
-            running.setdefault(k, []).append(v.item())
-        if cfg.restart_codes_every and step % cfg.restart_codes_every == 0:
-            moved = model.generator.coarse.vq.restart_codes(window.counts == 0, draws)
-            running.setdefault("codes_restarted", []).append(moved)
-            window = CodeUsage(cfg.network.codebook_size)
-        stop = out_of_time(t0, cfg.time_limit_min)
-        if step % cfg.eval_every == 0 or step == cfg.steps or stop:
-            metrics = evaluate(model, val_samples, cfg.network.codebook_size)
-            history.append({"step": step, **{k: round(float(np.mean(v)), 5) for k, v in running.items()},
-                            **metrics, "seconds": round(time.time() - t0, 1)})
-            log.info("step %d %s", step, history[-1])
-            running = {}
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop:
-            state = {"generator": model.generator.state_dict(), "classifier": model.classifier.state_dict(),
-                     "discriminators": discs.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                     "step": step, "history": json.dumps(history), "classifier_accuracy": json.dumps(clf_acc)}
-            atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
-        if progress:
-            progress(step, cfg.steps, f"loss {terms['total'].item():.3f}")
-        if stop:
-            log.warning("time limit of %g min reached at step %d of %d", cfg.time_limit_min, step, cfg.steps)
-            break
-    final = history[-1] if history else {}
-    data = (f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds {cfg.train_seed}.."
-            f"{cfg.train_seed + cfg.train_studies - 1}, sub-threshold deformity rate {cfg.deformity_rate:g})"
-            if cfg.source == "phantom"
-            else f"VerSe tree {cfg.verse_root}, " + verse_choice(cfg, cfg.train_splits, named=True))
-    if cfg.init_weights:
-        data += f", starting from the weights {Path(cfg.init_weights).name}"
-    if cfg.twin_truth:
-        data += ", fractured vertebrae trained on their intact twins' bodies"
-    if cfg.disc_jitter_mm:
-        data += f", context moved by up to {cfg.disc_jitter_mm} mm each side"
-    if cfg.restart_codes_every:
-        data += f", unused codes restarted every {cfg.restart_codes_every} steps"
-    card = {"trained_on": f"{data}; {len(healthy)} vertebrae graded <= {cfg.max_grade}",
-            "validation_vertebrae": len(val_healthy),
-            "steps": step, "batch": cfg.batch, "classifier_training_accuracy": clf_acc,
-            "validation": final, "history": history, "loss_weights": cfg.loss.to_dict()}
-    model.generator.eval()
-    save_gan(model.to("cpu"), cfg.output, card)
-    if cfg.calibration_studies:
-        final = {**final, "height_calibration": calibrate_synthesizer(cfg, progress)}
-    return final
+        self.opt_g.step()
+        terms.update({k: v.item() for k, v in losses.items()})
+        if cfg.restart_codes_every and (step + 1) % cfg.restart_codes_every == 0:
+            terms["codes_restarted"] = model.generator.coarse.vq.restart_codes(self.window.counts == 0,
+                                                                                self.code_draws)
+            self.window = CodeUsage(cfg.network.codebook_size)
+        return terms
+
+    def evaluate(self) -> dict[str, float]:
+        return evaluate(self.model, self.val_samples, self.cfg.network.codebook_size)
+
+    def summary(self, running: dict[str, list[float]]) -> dict[str, float]:
+        return {k: round(float(np.mean(v)), 5) for k, v in running.items()}
+
+    def note(self, terms: dict[str, float]) -> str:
+        return f"loss {terms['total']:.3f}"
+
+    def card(self, final: dict) -> dict:
+        cfg = self.cfg
+        data = (f"{cfg.train_studies} phantom CT studies ({cfg.top}-{cfg.bottom}, seeds {cfg.train_seed}.."
+                f"{cfg.train_seed + cfg.train_studies - 1}, sub-threshold deformity rate {cfg.deformity_rate:g})"
+                if cfg.source == "phantom"
+                else f"VerSe tree {cfg.verse_root}, " + verse_choice(cfg, cfg.train_splits, named=True))
+        if cfg.init_weights:
+            data += f", starting from the weights {Path(cfg.init_weights).name}"
+        if cfg.twin_truth:
+            data += ", fractured vertebrae trained on their intact twins' bodies"
+        if cfg.disc_jitter_mm:
+            data += f", context moved by up to {cfg.disc_jitter_mm} mm each side"
+        if cfg.restart_codes_every:
+            data += f", unused codes restarted every {cfg.restart_codes_every} steps"
+        return {"trained_on": f"{data}; {len(self.healthy)} vertebrae graded <= {cfg.max_grade}",
+                "validation_vertebrae": len(self.val_healthy),
+                "steps": self.step, "batch": cfg.batch, "classifier_training_accuracy": self.classifier_accuracy,
+                "validation": final, "history": self.history, "loss_weights": cfg.loss.to_dict()}
+
+    def save(self, card: dict) -> None:
+        self.model.generator.eval()
+        save_gan(self.model.to("cpu"), self.cfg.output, card)
+
+    def finish(self, final: dict) -> dict:
+        """Phase two's weights written: the height calibration, when the recipe asks for it."""
+        if self.cfg.calibration_studies:
+            final = {**final, "height_calibration": calibrate_synthesizer(self.cfg, self.progress)}
+        return final
+
+
+def train_synthesizer(cfg: SynthesizerTrainConfig, progress: Progress | None = None) -> dict:
+    """Train (or resume) and write the weights; returns the last validation metrics."""
+    return SynthesizerTrainer(cfg, progress).run()

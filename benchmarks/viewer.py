@@ -9,8 +9,11 @@ by Playwright: ``scripts/install_browser_test_deps.sh``), and clicks the next ve
 the vertebra table, round the study, ``--switches`` times. Each switch is timed from the click
 until the new vertebra's page is drawn: its review form and explanation headings shown, every
 image (the three CT planes, the straightened crops, the height profile and the loss map) loaded,
-and the app idle again. The first visit of a vertebra renders its planes; a revisit finds them
-in the viewer's cache. Prints a markdown table (median, p90, max) and the machine's load.
+and the app idle again. The first visit of a vertebra draws its planes and figures (unless they
+were drawn ahead while its neighbour was shown); a revisit finds them in the viewer's cache.
+Prints a markdown table (median, p90, max) and the machine's load. ``--pause S`` waits S
+seconds after each page is shown before the next click, as a reader looking at it would: the
+viewer draws the neighbouring vertebrae ahead in that time.
 """
 
 from __future__ import annotations
@@ -137,8 +140,10 @@ def vertebra_names(results: Path, study: str) -> list[str]:
     return [v.name for v in read_result(results / study)["vertebrae"]]
 
 
-def time_switches(url: str, study: str, names: list[str], switches: int) -> list[tuple[str, bool, float]]:
-    """(vertebra, first visit, seconds) per switch: click its table row, wait until it is drawn."""
+def time_switches(url: str, study: str, names: list[str], switches: int,
+                  pause: float = 0.0) -> list[tuple[str, bool, float]]:
+    """(vertebra, first visit, seconds) per switch: click its table row, wait until it is drawn;
+    ``pause`` seconds between a page shown and the next click (a reader looking at it)."""
     timings = []
     with study_page(url, study, (1500, 1100)) as page:
         page.get_by_role("heading", name=f"Study {study}").wait_for(timeout=120_000)
@@ -151,6 +156,7 @@ def time_switches(url: str, study: str, names: list[str], switches: int) -> list
         for k in range(switches):
             target = names[(names.index(current) + 1) % len(names)]
             table.scroll_into_view_if_needed()
+            time.sleep(pause)
             start = time.perf_counter()
             table.click(position={"x": 18, "y": ROW_PX * (names.index(target) + 1) + ROW_PX // 2})
             page.wait_for_function(SHOWN_JS, arg=target, timeout=60_000, polling="raf")
@@ -182,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, help="results folder (default: a fresh healthivert demo)")
     parser.add_argument("--study", default="sub-demo")
     parser.add_argument("--switches", type=int, default=14, help="vertebra switches to time (default 14)")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="seconds between a vertebra shown and the next click (default 0: at once)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="hv_viewer_bench_") as tmp:
         tmp = Path(tmp)
@@ -190,12 +198,13 @@ def main(argv: list[str] | None = None) -> None:
         load_before = os.getloadavg()
         proc, url = start_viewer(results, f"sqlite:///{tmp / 'reviews.sqlite'}", tmp / "viewer.log")
         try:
-            timings = time_switches(url, args.study, names, args.switches)
+            timings = time_switches(url, args.study, names, args.switches, args.pause)
         finally:
             stop_viewer(proc)
         load_after = os.getloadavg()
     print(f"Vertebra switch in the browser (click on the table row until planes, crops, maps and explanation "
-          f"are drawn), study {args.study}, {len(names)} vertebrae, {os.cpu_count()} CPUs, load average "
+          f"are drawn; {args.pause:g} s between a page shown and the next click), study {args.study}, "
+          f"{len(names)} vertebrae, {os.cpu_count()} CPUs, load average "
           f"{load_before[0]:.1f} before / {load_after[0]:.1f} after:\n")
     print(table(timings))
 

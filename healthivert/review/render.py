@@ -6,6 +6,7 @@ views show anterior on the left; superior is always up. Distances are in mm.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import ndimage  # noqa: E402
@@ -38,6 +39,9 @@ GRADE_COLOURS: dict[int, str] = {0: "#2e7d32", 1: "#f9a825", 2: "#ef6c00", 3: "#
 LOSS_CMAP = "RdBu_r"
 REAL_BODY_COLOUR, HEALTHY_OUTLINE_COLOUR = (0.95, 0.3, 0.2), (0.0, 0.9, 1.0)
 LABEL_GAP_MM = 4.0  # between the spine and its level labels
+#: Fixed margins of the vertebra figures (a layout engine would cost more than the drawing).
+TITLE = {"fontsize": 9, "y": 1.01}  # placed: matplotlib need not measure the ticks to place it
+FIGURE_MARGINS = {"left": 0.09, "right": 0.98, "bottom": 0.13, "top": 0.92, "wspace": 0.08}
 
 
 def window_range(window: Window) -> tuple[float, float]:
@@ -80,7 +84,7 @@ def load_study_images(study: Study) -> StudyImages:
 def _slice(volume: Volume, plane: str, index: int) -> np.ndarray:
     axis = PLANES[plane]
     index = int(np.clip(index, 0, volume.shape[axis] - 1))
-    return np.take(volume.array, index, axis=axis)
+    return volume.array[(slice(None),) * axis + (index,)]  # a view, not a copy
 
 
 def labels_on_slice(images: StudyImages, plane: str, index: int) -> np.ndarray | None:
@@ -128,9 +132,9 @@ def label_centres(images: StudyImages) -> dict[int, np.ndarray]:
     return {lab: grid.world_to_voxel(mask.voxel_to_world(c)) for lab, c in centres.items()}
 
 
+@functools.cache
 def _label_colours() -> np.ndarray:
-    cmap = plt.get_cmap("tab20")
-    return np.array([cmap(i % 20) for i in range(256)])
+    return matplotlib.colormaps["tab20"](np.arange(256) % 20)
 
 
 @dataclass(frozen=True)
@@ -195,25 +199,97 @@ def _grid_extent(grid: Volume, plane: str) -> tuple[float, float, float, float]:
     return -0.5 * sx, (nx - 0.5) * sx, -0.5 * sy, (ny - 0.5) * sy
 
 
-def _draw_labels(ax, labels: np.ndarray, spacing: tuple[float, float], view: tuple, names: dict[int, str],
-                 grades: dict[int, int | None]) -> None:
-    for m in label_marks(labels, spacing, (view[0], view[1]), (view[2], view[3])):
-        text = names.get(m.label, VERSE_NAMES.get(m.label, str(m.label)))
-        grade = grades.get(m.label)
-        colour = GRADE_COLOURS.get(grade, "white") if grade is not None else "white"
-        if grade is not None:
-            text += f" G{grade}"
-        ax.plot([m.anchor[0], m.text[0]], [m.anchor[1], m.text[1]], color=colour, lw=0.8, alpha=0.9)
-        ax.text(m.text[0], m.text[1], text, color=colour, fontsize=8, fontweight="bold", ha=m.ha, va="center",
-                clip_on=True, bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "edgecolor": "none"})
+#: Screen letters of each plane's (left, right, top, bottom) edge.
+EDGE_LETTERS: dict[str, tuple[str, str, str, str]] = {
+    "sagittal": ("A", "P", "S", "I"), "coronal": ("R", "L", "S", "I"), "axial": ("R", "L", "A", "P")}
+MAX_ASPECT = 1.6  # a slice taller than this (height / width) is padded at the sides
 
 
-def draw_slice(
-    ax, images: StudyImages, plane: str, index: int, window: Window = "bone",
-    show_mask: bool = True, show_labels: bool = True, grades: dict[int, int | None] | None = None,
-    *, names: dict[int, str] | None = None, zoom: float = 1.0, focus_mm: tuple[float, float] | None = None,
-) -> None:
-    """Draw one CT slice (or the mask alone) with the labelled overlay on ``ax``.
+@dataclass(frozen=True)
+class PlaneView:
+    """Where a slice's mm coordinates (x, y: the slice's two axes, as in :func:`focus_on`) land
+    on its image: x runs right-to-left (radiological display), y bottom-to-top (superior up).
+
+    ``view`` (x0, x1, y0, y1) is the visible range in mm, ``scale`` pixels per mm (the same along
+    both axes: the voxel spacing gives the aspect), ``offset_px`` the padding left of the slice,
+    ``size_px`` (width, height) of the whole image.
+    """
+
+    plane: str
+    index: int
+    view: tuple[float, float, float, float]
+    scale: float
+    offset_px: float
+    size_px: tuple[int, int]
+
+    def to_px(self, x_mm, y_mm):
+        """Image pixel (column, row; 0 at the top-left edge) of a point in mm."""
+        return self.offset_px + (self.view[1] - x_mm) * self.scale, (self.view[3] - y_mm) * self.scale
+
+    def to_mm(self, px, py):
+        """The point in mm under image pixel (column, row); inverse of :meth:`to_px`."""
+        return self.view[1] - (px - self.offset_px) / self.scale, self.view[3] - py / self.scale
+
+
+def plane_view(images: StudyImages, plane: str, index: int, width_px: int = 600, zoom: float = 1.0,
+               focus_mm: tuple[float, float] | None = None) -> PlaneView:
+    """The geometry of a slice's image ``width_px`` wide, zoomed around ``focus_mm``."""
+    extent = _grid_extent(images.display, plane)
+    focus = focus_mm or (None, None)
+    view = (*zoom_limits(extent[0], extent[1], focus[0], zoom), *zoom_limits(extent[2], extent[3], focus[1], zoom))
+    width_mm, height_mm = view[1] - view[0], view[3] - view[2]
+    scale = width_px / width_mm
+    if height_mm * scale > MAX_ASPECT * width_px:  # tall: fit the height, pad the sides
+        scale = MAX_ASPECT * width_px / height_mm
+    content = width_mm * scale
+    return PlaneView(plane, index, view, scale, max(0.0, (width_px - content) / 2),
+                     (max(width_px, int(round(content))), int(round(height_mm * scale))))
+
+
+@dataclass(frozen=True)
+class SliceImage:
+    """A rendered slice: ``png``, its geometry ``view``, ``title``, and the level labels written on it."""
+
+    png: bytes
+    view: PlaneView
+    title: str
+    labels: tuple[str, ...]
+
+
+_FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+@functools.cache
+def _font(size: int, bold: bool = False):
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(_FONT_DIR / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")), size)
+
+
+def _resample(values: np.ndarray, spacing: tuple[float, float], pv: PlaneView, resample: int):
+    """A slice (nx, ny) as a Pillow image of ``pv``'s visible part (8-bit values), radiological
+    (high x on the left, high y on the top), with Pillow's ``resample`` filter."""
+    from PIL import Image
+
+    nx, ny = values.shape
+    shown = Image.fromarray(np.ascontiguousarray(values.T[::-1, ::-1]))
+    x0, x1, y0, y1 = pv.view
+    box = (nx - 0.5 - x1 / spacing[0], ny - 0.5 - y1 / spacing[1], nx - 0.5 - x0 / spacing[0],
+           ny - 0.5 - y0 / spacing[1])
+    return shown.resize((int(round((x1 - x0) * pv.scale)), pv.size_px[1]), resample, box=box)
+
+
+def render_slice(
+    images: StudyImages, plane: str, index: int, window: Window = "bone", show_mask: bool = True,
+    show_labels: bool = True, grades: dict[int, int | None] | None = None, *, names: dict[int, str] | None = None,
+    zoom: float = 1.0, focus_mm: tuple[float, float] | None = None, width_px: int = 600,
+) -> SliceImage:
+    """One CT slice (or the mask alone) with the labelled overlay, windowed with NumPy and drawn
+    with Pillow (no plotting library: tens of ms).
+
+    Radiological display (patient right / anterior on the left, superior up), square pixels in mm
+    (the voxel spacing gives the aspect), level names in a column beside the spine with leader
+    lines (:func:`label_marks`) coloured by grade, the edges' orientation letters in yellow.
 
     Args:
         window: a preset name (``WINDOWS``) or (width, level) in HU.
@@ -221,66 +297,67 @@ def draw_slice(
         names: label -> the name to show (a reviewer's relabelling); default VerSe's.
         zoom: 1 shows the whole slice; 2 half of each axis, around ``focus_mm``.
         focus_mm: the point (mm along the slice's two axes) to zoom to; default the middle.
+        width_px: the image's width.
     """
+    from PIL import Image, ImageDraw
+
     grid = images.display
     if grid is None:
-        ax.text(0.5, 0.5, "no image", ha="center", va="center")
-        ax.set_axis_off()
-        return
+        raise ValueError("no image to draw: neither a CT nor a mask")
     axis = PLANES[plane]
+    index = int(np.clip(index, 0, grid.shape[axis] - 1))
     other = [a for a in range(3) if a != axis]
     spacing = (float(grid.spacing_mm[other[0]]), float(grid.spacing_mm[other[1]]))
-    extent = _grid_extent(grid, plane)
-    focus = focus_mm or (None, None)
-    view = (*zoom_limits(extent[0], extent[1], focus[0], zoom), *zoom_limits(extent[2], extent[3], focus[1], zoom))
-    labels = labels_on_slice(images, plane, index)
+    pv = plane_view(images, plane, index, width_px, zoom, focus_mm)
+    w, h = pv.size_px
     if images.ct is not None:
         vmin, vmax = window_range(window)
-        ax.imshow(_slice(images.ct, plane, index).T, cmap="gray", origin="lower", extent=extent,
-                  vmin=vmin, vmax=vmax, interpolation="bilinear")
+        grey = np.clip((_slice(images.ct, plane, index) - vmin) * (255.0 / (vmax - vmin)), 0, 255).astype(np.uint8)
     else:
-        ax.imshow(np.zeros((grid.shape[other[1]], grid.shape[other[0]])), cmap="gray", origin="lower",
-                  extent=extent, vmin=0, vmax=1)
+        grey = np.zeros((grid.shape[other[0]], grid.shape[other[1]]), np.uint8)
+    rgb = np.asarray(_resample(grey, spacing, pv, Image.Resampling.BILINEAR).convert("RGB"), dtype=np.float32)
+    labels = labels_on_slice(images, plane, index)
     if labels is not None and show_mask:
-        rgba = _label_colours()[labels]
-        rgba[..., 3] = np.where(labels > 0, 0.35 if images.ct is not None else 0.9, 0.0)
-        ax.imshow(np.transpose(rgba, (1, 0, 2)), origin="lower", extent=extent, interpolation="nearest")
+        on = np.asarray(_resample(labels.astype(np.uint8), spacing, pv, Image.Resampling.NEAREST)).astype(np.intp)
+        alpha = np.where(on > 0, 0.35 if images.ct is not None else 0.9, 0.0)[..., None].astype(np.float32)
+        rgb = rgb * (1 - alpha) + 255 * _label_colours()[on][..., :3].astype(np.float32) * alpha
+    image = Image.new("RGBA", (w, h), (0, 0, 0, 255))
+    image.paste(Image.fromarray(rgb.astype(np.uint8), "RGB"), (int(round(pv.offset_px)), 0))
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    shown: list[str] = []
     if labels is not None and show_labels:
-        _draw_labels(ax, labels, spacing, view, names or {}, grades or {})
-    ax.set_xlim(view[1], view[0])  # radiological: patient right (or anterior) on the left
-    ax.set_ylim(view[2], view[3])
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    left, right = {"sagittal": ("A", "P"), "coronal": ("R", "L"), "axial": ("R", "L")}[plane]
-    top, bottom = ("A", "P") if plane == "axial" else ("S", "I")
-    for (x, y, s) in ((0.02, 0.5, left), (0.98, 0.5, right), (0.5, 0.97, top), (0.5, 0.03, bottom)):
-        ax.text(x, y, s, transform=ax.transAxes, color="yellow", fontsize=8, ha="center", va="center")
+        font, names, grades = _font(max(11, w // 46), bold=True), names or {}, grades or {}
+        for m in label_marks(labels, spacing, pv.view[:2], pv.view[2:]):
+            text = names.get(m.label, VERSE_NAMES.get(m.label, str(m.label)))
+            grade = grades.get(m.label)
+            colour = GRADE_COLOURS.get(grade, "#ffffff") if grade is not None else "#ffffff"
+            if grade is not None:
+                text += f" G{grade}"
+            shown.append(text)
+            at, align = pv.to_px(*m.text), "lm" if m.ha == "left" else "rm"  # "left": the text starts at x
+            draw.line([pv.to_px(*m.anchor), at], fill=colour, width=1)
+            box = draw.textbbox(at, text, font=font, anchor=align)
+            draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0, 153))
+            draw.text(at, text, fill=colour, font=font, anchor=align)
+    small = _font(max(10, w // 50))
+    left, right, top, bottom = EDGE_LETTERS[plane]
+    for xy, s in (((0.02 * w, h / 2), left), ((0.98 * w, h / 2), right), ((w / 2, 0.03 * h), top),
+                  ((w / 2, 0.97 * h), bottom)):
+        draw.text(xy, s, fill="yellow", font=small, anchor="mm")
+    buf = io.BytesIO()
+    Image.alpha_composite(image, layer).convert("RGB").save(buf, format="PNG", compress_level=1)
     zoomed = f" · zoom {zoom:g}x" if zoom > 1 else ""
-    ax.set_title(f"{plane} {index + 1}/{grid.shape[axis]}{zoomed}", fontsize=9)
+    return SliceImage(buf.getvalue(), pv, f"{plane} {index + 1}/{grid.shape[axis]}{zoomed}", tuple(shown))
 
 
 def focus_on(images: StudyImages, plane: str, voxel: np.ndarray | None) -> tuple[float, float] | None:
-    """A display-grid voxel as the (x, y) mm of ``plane``'s slices (for ``draw_slice``'s focus)."""
+    """A display-grid voxel as the (x, y) mm of ``plane``'s slices (for ``render_slice``'s focus)."""
     grid = images.display
     if grid is None or voxel is None:
         return None
     other = [a for a in range(3) if a != PLANES[plane]]
     return (float(voxel[other[0]] * grid.spacing_mm[other[0]]), float(voxel[other[1]] * grid.spacing_mm[other[1]]))
-
-
-def slice_figure(images: StudyImages, plane: str, index: int, window: Window = "bone", show_mask: bool = True,
-                 show_labels: bool = True, grades: dict[int, int | None] | None = None,
-                 size_in: float = 4.0, **view) -> Figure:
-    """A figure of one slice, ``size_in`` wide and as tall as the slice's shape asks (within 0.45-1.6
-    of its width); see :func:`draw_slice` (``view``: its names, zoom, focus_mm)."""
-    height = size_in
-    if images.display is not None:
-        x0, x1, y0, y1 = _grid_extent(images.display, plane)
-        height = size_in * float(np.clip((y1 - y0) / (x1 - x0), 0.45, 1.6))
-    fig, ax = plt.subplots(figsize=(size_in, height + 0.3), constrained_layout=True)
-    draw_slice(ax, images, plane, index, window, show_mask, show_labels, grades, **view)
-    return fig
 
 
 @dataclass(frozen=True)
@@ -357,7 +434,8 @@ def straightened_panels(sections: dict[str, np.ndarray], spacing_mm: tuple[float
     sa, ss = spacing_mm
     ref = sections["original"]
     extent = (-0.5 * sa, (ref.shape[0] - 0.5) * sa, -0.5 * ss, (ref.shape[1] - 0.5) * ss)
-    fig, axes = plt.subplots(1, 2, figsize=(7.6, 4.2), constrained_layout=True, sharey=True)
+    fig = Figure(figsize=(7.6, 4.2))
+    axes = fig.subplots(1, 2, sharey=True, gridspec_kw=FIGURE_MARGINS)
     vmin, vmax = window_range("bone")
     for ax in axes:
         if "ct" in sections:
@@ -366,8 +444,8 @@ def straightened_panels(sections: dict[str, np.ndarray], spacing_mm: tuple[float
         ax.set_aspect("equal")
         ax.set_xlabel("A  <-  AP (mm)  ->  P", fontsize=8)
     draw_body_overlay(axes[1], ref, sections.get("pseudo_healthy"), extent, on_ct="ct" in sections)
-    axes[0].set_title(f"{name} straightened CT", fontsize=9)
-    axes[1].set_title(f"{name}: real body (fill), pseudo-healthy (dashed outline)", fontsize=9)
+    axes[0].set_title(f"{name} straightened CT", **TITLE)
+    axes[1].set_title(f"{name}: real body (fill), pseudo-healthy (dashed outline)", **TITLE)
     axes[0].set_ylabel("SI (mm), straightened", fontsize=8)
     return fig
 
@@ -388,7 +466,8 @@ def height_profile_figure(study: Study, name: str) -> Figure | None:
     if orig is None:
         return None
     prof = height_profile(read_crop(orig), read_crop(healthy) if healthy else None)
-    fig, ax = plt.subplots(figsize=(5.0, 2.8), constrained_layout=True)
+    fig = Figure(figsize=(5.0, 2.8))
+    ax = fig.subplots(gridspec_kw={**FIGURE_MARGINS, "left": 0.12, "bottom": 0.17})
     ax.plot(prof["ap_mm"], prof["original"], color="#d84315", label="original")
     ax.plot(prof["ap_mm"], prof["pseudo_healthy"], color="#1e88e5", ls="--", label="pseudo-healthy")
     ax.fill_between(prof["ap_mm"], prof["original"], prof["pseudo_healthy"],
@@ -397,8 +476,8 @@ def height_profile_figure(study: Study, name: str) -> Figure | None:
     ax.invert_xaxis()  # anterior on the left, as in the sagittal views
     ax.set_xlabel("anterior  <-  AP position (mm)  ->  posterior")
     ax.set_ylabel("body height (mm)")
-    ax.set_title(f"{name}: height profile (central {CENTRAL_LR_FRACTION:.0%} of LR)", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title(f"{name}: height profile (central {CENTRAL_LR_FRACTION:.0%} of LR)", **TITLE)
+    ax.legend(fontsize=8, loc="lower center")  # a fixed place: "best" costs a search
     ax.grid(alpha=0.3)
     return fig
 
@@ -427,7 +506,7 @@ def _map_panel(fig, ax, values: np.ndarray, extent: tuple, norm: Normalize, labe
     ax.set_xlim(extent[1], extent[0])  # patient right on the left
     ax.set_aspect("equal")
     ax.set_xlabel("R  <-  LR (mm)  ->  L", fontsize=8)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, **TITLE)
     return fig.colorbar(im, ax=ax, label=label, shrink=0.9, extend="both")
 
 
@@ -450,7 +529,8 @@ def loss_map_panels(loss: LossMap, name: str) -> Figure:
     x0, y0 = box[0].start or 0, box[1].start or 0
     extent = ((x0 - 0.5) * sx, (x0 + mm.shape[0] - 0.5) * sx, (y0 - 0.5) * sy, (y0 + mm.shape[1] - 0.5) * sy)
     panels = 2 if loss.fraction is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.0), constrained_layout=True, squeeze=False)
+    fig = Figure(figsize=(4.6 * panels, 4.0))
+    axes = fig.subplots(1, panels, squeeze=False, gridspec_kw={**FIGURE_MARGINS, "wspace": 0.45})
     _map_panel(fig, axes[0, 0], mm, extent, diverging_norm(mm, 5.0), "height loss (mm)",
                f"{name}: height loss (mm)")
     axes[0, 0].set_ylabel("posterior  <-  AP (mm)  ->  anterior", fontsize=8)
@@ -499,10 +579,8 @@ def loss_map_figure(study: Study, name: str) -> Figure | None:
 
 
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
-    """PNG bytes of a figure (closed afterwards)."""
+    """PNG bytes of a figure, drawn on its own Agg canvas (pyplot keeps no reference to it)."""
     buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=dpi)
-    finally:
-        plt.close(fig)
+    FigureCanvasAgg(fig)
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
     return buf.getvalue()

@@ -16,7 +16,7 @@ from healthivert.review.render import (
     default_slices,
     figure_png,
     loss_map_figure,
-    slice_figure,
+    render_slice,
 )
 from healthivert.review.studies import GRADE_NAMES, Study
 
@@ -159,9 +159,9 @@ def study_report_html(study: Study, rows: list[dict], images: StudyImages | None
     parts = []
     if images is not None and images.display is not None:
         grades = {int(r["label"]): r["final_grade"] for r in rows}
-        fig = slice_figure(images, "sagittal", default_slices(images)["sagittal"], "bone", grades=grades,
-                           size_in=3.2, names=names)
-        parts.append(_img(figure_png(fig, dpi=110), f"{study.study_id} mid-sagittal with labels"))
+        plane = render_slice(images, "sagittal", default_slices(images)["sagittal"], "bone", grades=grades,
+                             names=names, width_px=360)
+        parts.append(_img(plane.png, f"{study.study_id} mid-sagittal with labels"))
     maps = _maps(study, rows, max_maps)
     res = study.result
     esc = {k: html.escape(str(res.get(k, "?"))) for k in ("software_version", "grader", "synthesizer")}

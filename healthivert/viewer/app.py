@@ -24,7 +24,15 @@ from healthivert.viewer.ui_config import ViewerConfig, open_store, read_config, 
 from healthivert.viewer.ui_list import show_study_list
 from healthivert.viewer.ui_nav import show_nav_message, study_buttons, vertebra_buttons
 from healthivert.viewer.ui_review import show_downloads, show_relabel, show_review
-from healthivert.viewer.ui_study import show_planes, show_table, show_vertebra, study_images, table_pick
+from healthivert.viewer.ui_study import (
+    draw_ahead,
+    show_planes,
+    show_table,
+    show_vertebra,
+    start_figures,
+    study_images,
+    table_pick,
+)
 
 LIST = "(study list)"
 #: per-study widgets, started afresh when another study is opened
@@ -153,8 +161,9 @@ def show_study(folders, store: ReviewStore, study: Study) -> None:
         st.stop()
 
     label = choose_vertebra(rows, names)
+    start_figures(study, label)
     images = study_images(study)
-    show_planes(study, images, {int(r["label"]): r["final_grade"] for r in rows}, names, label)
+    settings = show_planes(study, images, {int(r["label"]): r["final_grade"] for r in rows}, names, label)
     st.subheader("Vertebrae")
     show_table(rows)
     if "models" in study.result:  # results written before models were recorded have none
@@ -166,6 +175,7 @@ def show_study(folders, store: ReviewStore, study: Study) -> None:
     show_review(store, study, label, names[label])
     show_relabel(store, study, shift, unanchored)
     show_downloads(store, study, rows)
+    draw_ahead(study, images, settings, list(names), label)  # the neighbours, once the page is shown
 
 
 # Streamlit runs this file as __main__; a spawned process (a Dask worker started while

@@ -3,6 +3,7 @@ a row to open that vertebra), and one vertebra in detail with why it got its gra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,12 @@ from healthivert.io.images import load_ct, load_mask
 from healthivert.report.record import VertebraRecord
 from healthivert.review.explain import FALLBACK_MARK, explain_vertebra, grader_text, threshold_text
 from healthivert.review.navigate import pick_from_table
+from healthivert.review.prefetch import RenderCache
 from healthivert.review.render import (
     GRADE_COLOURS,
     PLANES,
     WINDOWS,
+    SliceImage,
     StudyImages,
     default_slices,
     figure_png,
@@ -25,14 +28,14 @@ from healthivert.review.render import (
     height_profile_figure,
     label_centres,
     loss_map_figure,
-    slice_figure,
+    render_slice,
     straightened_figure,
 )
 from healthivert.review.studies import GRADE_NAMES, Study
 
 CUSTOM = "custom"
 ZOOMS: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
-PLANE_SIZE_IN = {"sagittal": 6.0, "coronal": 6.0, "axial": 4.5}
+PLANE_WIDTH_PX = {"sagittal": 600, "coronal": 600, "axial": 450}
 
 
 @st.cache_resource(show_spinner="reading the CT ...", max_entries=4)
@@ -64,13 +67,40 @@ def _centres(key: tuple, _images: StudyImages) -> dict[int, np.ndarray]:
     return label_centres(_images)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _slice_png(key: tuple, _images: StudyImages, plane: str, index: int, window, overlay: bool,
-               grades: tuple, names: tuple, zoom: float, focus: tuple | None) -> bytes:
-    fig = slice_figure(_images, plane, index, window, show_mask=overlay, show_labels=overlay,
-                       grades=dict(grades), size_in=PLANE_SIZE_IN[plane], names=dict(names), zoom=zoom,
-                       focus_mm=focus)
-    return figure_png(fig, dpi=100)
+@st.cache_resource(show_spinner=False)
+def _drawings() -> RenderCache:
+    """The server's drawn planes and vertebra figures (PNG), shared by its sessions; neighbours of
+    the vertebra in view are drawn ahead into it."""
+    return RenderCache(max_entries=192)
+
+
+@dataclass(frozen=True)
+class PlaneSettings:
+    """What the planes are drawn with besides the slice: the study's images (``source``: their
+    paths), window, overlay, grades and names (sorted items), zoom."""
+
+    source: tuple
+    window: str | tuple[float, float]
+    overlay: bool
+    grades: tuple
+    names: tuple
+    zoom: float
+
+
+def _slice_image(images: StudyImages, settings: PlaneSettings, plane: str, index: int,
+                 focus: tuple | None, ahead: bool = False) -> SliceImage | None:
+    """One plane, drawn once per settings (``ahead``: queued in the background, returns None)."""
+    key = ("plane", settings, plane, index, focus)
+
+    def draw() -> SliceImage:
+        return render_slice(images, plane, index, settings.window, show_mask=settings.overlay,
+                            show_labels=settings.overlay, grades=dict(settings.grades), names=dict(settings.names),
+                            zoom=settings.zoom, focus_mm=focus, width_px=PLANE_WIDTH_PX[plane])
+
+    if ahead:
+        _drawings().ahead(key, draw)
+        return None
+    return _drawings().get(key, draw)
 
 
 FIGURES = {"straightened": straightened_figure, "profile": height_profile_figure, "loss_map": loss_map_figure}
@@ -82,12 +112,55 @@ def _study_key(study: Study) -> tuple:
     return (str(study.folder), study.study_id, result.stat().st_mtime_ns if result.exists() else 0)
 
 
-@st.cache_data(show_spinner=False, max_entries=96)
-def _figure_png(kind: str, key: tuple, _study: Study, name: str) -> bytes | None:
+def _figure_png(kind: str, key: tuple, study: Study, name: str, ahead: bool = False) -> bytes | None:
     """A vertebra's straightened crops, height profile or loss map as PNG (None: nothing to draw),
-    drawn once per study version: switching back to a vertebra does not redraw it."""
-    fig = FIGURES[kind](_study, name)
-    return None if fig is None else figure_png(fig)
+    drawn once per study version: switching back to a vertebra does not redraw it (``ahead``:
+    queued in the background, returns None)."""
+
+    def draw() -> bytes | None:
+        fig = FIGURES[kind](study, name)
+        return None if fig is None else figure_png(fig)
+
+    if ahead:
+        _drawings().ahead(("figure", kind, key, name), draw)
+        return None
+    return _drawings().get(("figure", kind, key, name), draw)
+
+
+def _slice_indices(images: StudyImages, centre: np.ndarray | None) -> dict[str, int]:
+    """The slices through a vertebra's centre (the image's middle without one)."""
+    grid = images.display
+    return default_slices(images) if centre is None else {
+        p: int(np.clip(round(float(centre[a])), 0, grid.shape[a] - 1)) for p, a in PLANES.items()}
+
+
+def start_figures(study: Study, label: int) -> None:
+    """Call off the previous page's drawings ahead that have not started, and start this
+    vertebra's figures in the background, drawn while the planes and the table are."""
+    _drawings().cancel_pending()
+    key, own = _study_key(study), study.vertebra(label).name
+    for kind in FIGURES:
+        _figure_png(kind, key, study, own, ahead=True)
+
+
+def draw_ahead(study: Study, images: StudyImages, settings: PlaneSettings | None, labels: list[int],
+               label: int) -> None:
+    """Queue the planes and figures of the vertebrae before and after ``label`` (in ``labels``
+    order) for drawing in the background, after the page is shown."""
+    at = labels.index(label)
+    centres = _centres(settings.source, images) if settings is not None else {}
+    key = _study_key(study)
+    for other in (labels[at + 1] if at + 1 < len(labels) else None, labels[at - 1] if at > 0 else None):
+        if other is None:
+            continue
+        own = study.vertebra(other).name
+        for kind in FIGURES:  # first: the slowest to draw
+            _figure_png(kind, key, study, own, ahead=True)
+        if settings is not None:
+            centre = centres.get(other)
+            for plane, index in _slice_indices(images, centre).items():
+                focus = focus_on(images, plane, centre) if settings.zoom > 1 else None
+                _slice_image(images, settings, plane, index, focus, ahead=True)
 
 
 def _window_controls(enabled: bool):
@@ -104,24 +177,22 @@ def _window_controls(enabled: bool):
 
 def _follow(study: Study, images: StudyImages, label: int, centre: np.ndarray | None) -> None:
     """Move the slice sliders through a newly chosen vertebra (once per choice, so scrolling stays free)."""
-    grid = images.display
     followed = st.session_state.get("slices_follow")
     if followed == (study.study_id, label):
         return
     st.session_state["slices_follow"] = (study.study_id, label)
-    target = default_slices(images) if centre is None else {
-        p: int(np.clip(round(float(centre[a])), 0, grid.shape[a] - 1)) for p, a in PLANES.items()}
-    for plane, index in target.items():
+    for plane, index in _slice_indices(images, centre).items():
         st.session_state[f"slice_{plane}"] = index + 1
 
 
 def show_planes(study: Study, images: StudyImages, grades: dict[int, int | None], names: dict[int, str],
-                label: int) -> None:
-    """The three planes, large, through the chosen vertebra; zoom centres on it."""
+                label: int) -> PlaneSettings | None:
+    """The three planes, large, through the chosen vertebra; zoom centres on it. Returns what they
+    were drawn with (None: no image)."""
     grid = images.display
     if grid is None:
         st.info("Neither the CT nor the mask recorded in result.json can be read; images are not shown.")
-        return
+        return None
     if images.ct is None:
         st.caption("mask-only study: the labelled mask is shown without a CT")
     window = _window_controls(images.ct is not None)
@@ -129,8 +200,9 @@ def show_planes(study: Study, images: StudyImages, grades: dict[int, int | None]
     zoom = c1.select_slider("zoom (centred on the chosen vertebra)", ZOOMS, value=1.0, key="zoom",
                             format_func=lambda z: f"{z:g}x")
     overlay = c2.checkbox("vertebra mask and labels", value=True, key="overlay", disabled=images.mask is None)
-    src = f"{study.input_path('ct')}|{study.input_path('mask')}"
-    centre = _centres((src, study.study_id), images).get(label)
+    settings = PlaneSettings((f"{study.input_path('ct')}|{study.input_path('mask')}", study.study_id), window,
+                             overlay, tuple(sorted(grades.items())), tuple(sorted(names.items())), zoom)
+    centre = _centres(settings.source, images).get(label)
     _follow(study, images, label, centre)
     cols = st.columns([2, 2, 1.5])
     for col, plane in zip(cols, PLANES):
@@ -138,9 +210,9 @@ def show_planes(study: Study, images: StudyImages, grades: dict[int, int | None]
         index = col.slider(f"{plane} slice", 1, n, key=f"slice_{plane}",
                            help="drag, or click it and scroll slices with the arrow keys") - 1
         focus = focus_on(images, plane, centre) if zoom > 1 else None
-        png = _slice_png((src, study.study_id), images, plane, index, window, overlay,
-                         tuple(sorted(grades.items())), tuple(sorted(names.items())), zoom, focus)
-        col.image(png, width="stretch")
+        drawn = _slice_image(images, settings, plane, index, focus)
+        col.image(drawn.png, caption=drawn.title, width="stretch")
+    return settings
 
 
 def _grade_style(value) -> str:

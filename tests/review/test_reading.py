@@ -19,11 +19,12 @@ from healthivert.review.render import (  # noqa: E402
     StudyImages,
     diverging_norm,
     draw_body_overlay,
-    draw_slice,
     label_centres,
     label_marks,
     loss_map_figure,
     loss_map_panels,
+    plane_view,
+    render_slice,
     straightened_figure,
     window_range,
     zoom_limits,
@@ -90,22 +91,41 @@ def test_crowded_labels_are_spread_apart() -> None:
     assert marks[1].text[1] - marks[0].text[1] >= 4.0
 
 
-def test_draw_slice_zoom_and_custom_window() -> None:
+def _png(data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_render_slice_zoom_and_custom_window() -> None:
     ct = Volume(np.full((40, 30, 60), 300, dtype=np.float32), np.eye(4))
     mask = ct.with_array(np.zeros(ct.shape, dtype=np.uint8))
     mask.array[:, 10:20, 20:30] = 20
     images = StudyImages(ct, mask)
     centre = label_centres(images)[20]
     np.testing.assert_allclose(centre, [19.5, 14.5, 24.5])
-    fig, ax = plt.subplots()
-    draw_slice(ax, images, "sagittal", 20, (200, 300), names={20: "L2"}, zoom=2, focus_mm=(14.5, 24.5))
-    x0, x1 = ax.get_xlim()
-    y0, y1 = ax.get_ylim()
-    assert x0 - x1 == pytest.approx(15) and y1 - y0 == pytest.approx(30)  # half of 30 x 60 mm
-    assert ax.images[0].get_clim() == (200, 400)
-    assert any(t.get_text() == "L2" for t in ax.texts)  # the relabelled name, not VerSe's L1
-    assert "zoom 2x" in ax.get_title()
-    plt.close(fig)
+    drawn = render_slice(images, "sagittal", 20, (200, 300), names={20: "L2"}, zoom=2, focus_mm=(14.5, 24.5),
+                         width_px=300)
+    x0, x1, y0, y1 = drawn.view.view
+    assert x1 - x0 == pytest.approx(15) and y1 - y0 == pytest.approx(30)  # half of 30 x 60 mm
+    assert drawn.labels == ("L2",)  # the relabelled name, not VerSe's L1
+    assert "zoom 2x" in drawn.title
+    pixels = _png(drawn.png)
+    assert pixels.shape[:2] == (drawn.view.size_px[1], drawn.view.size_px[0])
+    corner = pixels[3, int(drawn.view.offset_px) + 5, 0]  # inside the (padded) slice, off the mask
+    assert abs(int(corner) - 127) <= 2  # 300 HU in W 200 L 300 (200-400): mid grey
+
+
+def test_plane_view_square_mm_pixels_and_padding() -> None:
+    ct = Volume(np.zeros((10, 20, 40), dtype=np.float32), np.diag([1.0, 0.5, 2.0, 1.0]))
+    pv = plane_view(StudyImages(ct, None), "sagittal", 5, width_px=100)  # 10 x 80 mm: tall, padded
+    assert pv.size_px == (100, 160) and pv.scale == pytest.approx(2.0)
+    assert pv.offset_px == pytest.approx(40)  # the 20 px wide slice in the middle
+    for x, y in ((0.0, 0.0), (9.5, 79.0), (3.2, 41.0)):
+        assert pv.to_mm(*pv.to_px(x, y)) == pytest.approx((x, y))
+    assert pv.to_px(9.75, 79.0)[0] < pv.to_px(-0.25, 79.0)[0]  # anterior (high y of RAS) on the left
 
 
 def test_pseudo_healthy_is_an_outline_over_the_filled_real_body() -> None:

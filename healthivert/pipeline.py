@@ -20,6 +20,7 @@ from healthivert.grading.base import GRADES, Grader
 from healthivert.io.atomic import atomic_directory
 from healthivert.io.centroids import centroids_from_mask, read_centroids
 from healthivert.io.images import check_overlap, load_ct, load_mask, write_volume
+from healthivert.io.study_info import dicom_study_info
 from healthivert.io.volume import Volume
 from healthivert.labels import ANCHOR_USER, UNANCHORED_NOTE, VERSE_NAMES, VERTEBRA_LABELS, relabel_from_top, verse_label
 from healthivert.measurement.heights import VertebraMeasurement, measure_vertebra
@@ -323,10 +324,12 @@ def run_study(
     t = time.perf_counter()
     grade_records(analysis, grader)
     timings = {"load": load_s, **analysis.timings, "grade": time.perf_counter() - t}
+    study = dicom_study_info(ct_path) if ct_path is not None else None  # None: not a DICOM series
     result = {
         "study_id": study_id or _study_id(mask_path, ct_path),
         "inputs": {"mask": str(mask_path) if mask_path else None, "ct": str(ct_path) if ct_path else None,
                    "centroids": str(centroids_path) if centroids_path else None},
+        **({"study": study} if study else {}),
         "software_version": __version__,
         "units": {"heights": "mm", "rhlv": "fraction", "trabecular_hu": "HU"},
         "conventions": {"labels": "VerSe", "rhlv": "(H_pseudo_healthy - H_original) / H_pseudo_healthy",

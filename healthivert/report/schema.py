@@ -61,6 +61,23 @@ _LABELS = {
     },
 }
 
+_TEXT = {"type": ["string", "null"]}
+#: Study metadata from a DICOM input's header (``healthivert.io.study_info``); absent otherwise.
+_STUDY: dict = {
+    "type": "object",
+    "required": ["source"],
+    "properties": {
+        "source": {"const": "DICOM"},
+        "files": {"type": "integer", "minimum": 1},
+        **dict.fromkeys(("patient_id", "patient_name", "study_date", "study_description", "series_description",
+                         "modality", "manufacturer", "series_uid", "study_uid"), _TEXT),
+        "slice_thickness_mm": {"type": ["number", "null"]},
+        "slice_spacing_mm": {"type": ["number", "null"]},
+        "pixel_spacing_mm": {"type": ["array", "null"], "items": {"type": "number"}},
+        "notes": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
 #: What result.json must hold (docs/design.md, "The result contract"); other keys are allowed.
 RESULT_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -70,6 +87,7 @@ RESULT_SCHEMA: dict = {
     "properties": {
         "study_id": {"type": "string", "minLength": 1},
         "inputs": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+        "study": _STUDY,
         "software_version": {"type": "string"},
         "models": {"type": "object"},
         "labels": _LABELS,

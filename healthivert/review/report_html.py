@@ -110,6 +110,13 @@ def _maps(study: Study, rows: list[dict], max_maps: int) -> list[str]:
     return maps
 
 
+def _study_metadata(study: Study) -> str:
+    """The study's DICOM header (or that the input was not DICOM), as HTML."""
+    fields, notes = study.metadata
+    line = " · ".join(f"{html.escape(k)}: <b>{html.escape(v)}</b>" for k, v in fields)
+    return f"<div class='meta' id='study'>{line}{''.join(f'<br>⚠ {html.escape(n)}' for n in notes)}</div>"
+
+
 def _labels_notes(study: Study, relabels: list[dict]) -> str:
     """The unanchored-labels warning and the reviewers' relabelling, as HTML."""
     out = []
@@ -174,6 +181,7 @@ def study_report_html(study: Study, rows: list[dict], images: StudyImages | None
 <style>{_CSS}</style></head><body>
 <h1>Vertebral fracture report: {html.escape(study.study_id)}</h1>
 <div class="meta">{meta}</div>
+{_study_metadata(study)}
 {_labels_notes(study, relabels)}
 <div class="top">{''.join(parts)}<div>
 <h2>Vertebrae</h2>{_table(rows)}

@@ -10,6 +10,37 @@ from healthivert.report.record import VertebraRecord
 from healthivert.review.paths import ResultsFolder, UnsafePathError, is_safe_name
 
 GRADE_NAMES: dict[int, str] = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
+#: (shown as, result.json ``study`` key): what identifies a study, in the order shown.
+STUDY_FIELDS: tuple[tuple[str, str], ...] = (
+    ("patient ID", "patient_id"), ("patient name", "patient_name"), ("study date", "study_date"),
+    ("study", "study_description"), ("series", "series_description"), ("modality", "modality"),
+    ("manufacturer", "manufacturer"), ("slice thickness (file)", "slice_thickness_mm"),
+    ("slice spacing (positions)", "slice_spacing_mm"), ("pixel spacing", "pixel_spacing_mm"),
+    ("series UID", "series_uid"),
+)
+NOT_DICOM = "not DICOM: no study metadata"
+
+
+def _shown(key: str, value) -> str:
+    if value is None:
+        return "(not in the file)"
+    if value == "":
+        return "(blank in the file)"
+    if key == "study_date" and len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    if key == "pixel_spacing_mm":
+        return " x ".join(f"{v:g}" for v in value) + " mm"
+    if key.endswith("_mm"):
+        return f"{value:g} mm"
+    return str(value)
+
+
+def study_metadata(study: dict | None) -> tuple[list[tuple[str, str]], list[str]]:
+    """result.json's ``study`` object as (field, value) pairs to show (dates as YYYY-MM-DD, blank
+    and missing tags said so) and its notes; without one, one pair: the input was not DICOM."""
+    if not study:
+        return [("source", NOT_DICOM)], []
+    return [(shown, _shown(key, study.get(key))) for shown, key in STUDY_FIELDS], list(study.get("notes") or [])
 CROP_KINDS: tuple[str, ...] = ("original", "pseudo_healthy", "ct")
 
 
@@ -53,6 +84,12 @@ class Study:
             if v.label == int(label):
                 return v
         raise KeyError(f"study {self.study_id} has no vertebra label {label}")
+
+    @property
+    def metadata(self) -> tuple[list[tuple[str, str]], list[str]]:
+        """The study's DICOM metadata as (field, value) pairs to show, and its notes; a study
+        not read from DICOM has one pair saying so."""
+        return study_metadata(self.result.get("study"))
 
     @property
     def labels(self) -> dict:

@@ -8,6 +8,7 @@ only the review database (``RESULTS_DIR/reviews.sqlite`` unless ``--db`` names a
 
 from __future__ import annotations
 
+import re
 import sys
 
 import streamlit as st
@@ -75,6 +76,19 @@ def labels_banner(study: Study, store: ReviewStore, shift: int) -> bool:
         st.info(f"Level names shifted by {shift_text(shift)} by {latest.reviewer}; result.json keeps the "
                 "algorithm's names (shown in the table beside them).")
     return study.labels_anchored is False
+
+
+def _plain(text: str) -> str:
+    """Text from a file shown literally in Streamlit's markdown."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>$])", r"\\\1", text)
+
+
+def show_study_metadata(study: Study) -> None:
+    """The study's DICOM header (patient, date, series, scanner, spacing, UID) under its title."""
+    fields, notes = study.metadata
+    st.caption(" · ".join(f"{_plain(k)}: **{_plain(v)}**" for k, v in fields))
+    for note in notes:
+        st.caption(f"⚠ {_plain(note)}")
 
 
 def choose_vertebra(rows: list[dict], names: dict[int, str]) -> int:
@@ -148,6 +162,7 @@ def show_study(folders, store: ReviewStore, study: Study) -> None:
     rows = vertebra_rows(study, reviews, shift)
     summary = study_summary(study, reviews, shift)
     st.title(f"Study {study.study_id}")
+    show_study_metadata(study)
     unanchored = labels_banner(study, store, shift)
     m = st.columns(4)
     m[0].metric("vertebrae graded", f"{summary['graded']} of {summary['vertebrae']}")

@@ -284,3 +284,22 @@ def test_a_result_broken_after_the_scan_shows_the_reason(app: AppTest, results) 
     assert not app.exception, app.exception
     assert CT_STUDY not in _studies_listed(app)
     assert any(f"{CT_STUDY}: unreadable result.json" in w.value for w in app.warning)
+
+
+def test_the_study_header_names_the_dicom_study(results, monkeypatch) -> None:
+    path = results.root / CT_STUDY / "result.json"
+    result = json.loads(path.read_text(encoding="utf-8"))
+    study = {"source": "DICOM", "patient_id": "P-0042", "patient_name": "DOE^JANE", "study_date": "20221208",
+             "modality": "CT", "manufacturer": "SIEMENS", "series_uid": "", "slice_thickness_mm": 3.0,
+             "notes": ["SliceThickness in the file (3 mm) differs from the spacing of the slice positions (2 mm)"]}
+    path.write_text(json.dumps({**result, "study": study}), encoding="utf-8")
+    monkeypatch.setenv(ENV_RESULTS, str(results.root))
+    monkeypatch.setenv(ENV_DB, results.db_url)
+    at = _open(AppTest.from_file(APP, default_timeout=TIMEOUT_S).run(), CT_STUDY)
+    header = " ".join(c.value for c in at.caption).replace("\\", "")
+    assert "patient ID: **P-0042**" in header and "patient name: **DOE^JANE**" in header
+    assert "study date: **2022-12-08**" in header and "manufacturer: **SIEMENS**" in header
+    assert "series UID: **(blank in the file)**" in header and "slice thickness (file): **3 mm**" in header
+    assert "⚠ SliceThickness in the file (3 mm)" in header
+    _open(at, MASK_STUDY)
+    assert "not DICOM" in " ".join(c.value for c in at.caption)

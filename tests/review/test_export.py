@@ -139,3 +139,39 @@ def test_report_has_the_audit_trail_relabel_and_unanchored_warning(reviewed, tmp
     data = json.loads(summary.json.read_text(encoding="utf-8"))
     assert [(r["study_id"], r["shift"], r["reviewer"]) for r in data["relabels"]] == [(CT_STUDY, 1, "Dr C")]
     assert (summary.out / CT_STUDY / "height_loss" / "L1.nii.gz").is_file()  # files keep the algorithm's names
+
+
+DICOM_STUDY = {"source": "DICOM", "files": 20, "patient_id": "", "patient_name": "DOE^JANE <b>",
+               "study_date": "20221208",
+               "study_description": "", "series_description": "CT Body 3.0", "modality": "CT",
+               "manufacturer": "SIEMENS", "slice_thickness_mm": 3.0, "slice_spacing_mm": 2.0,
+               "pixel_spacing_mm": [0.9765625, 0.9765625], "series_uid": "", "study_uid": None,
+               "notes": ["series uid is blank in the file"]}
+
+
+def test_study_metadata_as_in_the_file() -> None:
+    from healthivert.review.studies import NOT_DICOM, study_metadata
+
+    fields, notes = study_metadata(DICOM_STUDY)
+    shown = dict(fields)
+    assert shown["patient ID"] == "(blank in the file)" and shown["patient name"] == "DOE^JANE <b>"
+    assert shown["study date"] == "2022-12-08" and shown["slice thickness (file)"] == "3 mm"
+    assert shown["slice spacing (positions)"] == "2 mm" and shown["pixel spacing"] == "0.976562 x 0.976562 mm"
+    assert shown["series UID"] == "(blank in the file)" and notes == ["series uid is blank in the file"]
+    assert study_metadata(None) == ([("source", NOT_DICOM)], [])
+
+
+def test_html_report_names_the_study(results, tmp_path: Path) -> None:
+    path = results.root / CT_STUDY / "result.json"
+    result = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**result, "study": DICOM_STUDY}), encoding="utf-8")
+    store = ReviewStore(results.db_url)
+    try:
+        summary = export_results(ResultsFolder.open(results.root), store, tmp_path / "export")
+    finally:
+        store.dispose()
+    html = summary.reports[CT_STUDY].read_text(encoding="utf-8")
+    study = re.search(r"<div class='meta' id='study'>(.*?)</div>", html).group(1)
+    assert "patient name: <b>DOE^JANE &lt;b&gt;</b>" in study and "study date: <b>2022-12-08</b>" in study
+    assert "modality: <b>CT</b>" in study and "⚠ series uid is blank in the file" in study
+    assert "not DICOM" in summary.reports[MASK_STUDY].read_text(encoding="utf-8")

@@ -41,7 +41,10 @@ SHOWN_JS = """(name) => {
     const heads = [...document.querySelectorAll('h3')].map(h => h.innerText.trim());
     if (!heads.some(t => t.startsWith('Review ' + name))) return false;
     if (!heads.some(t => t.startsWith(name + ': '))) return false;
-    const imgs = [...document.querySelectorAll('img')];
+    // the clickable planes are images inside components' frames (same origin)
+    const docs = [document, ...[...document.querySelectorAll('iframe')].map(f => {
+        try { return f.contentDocument; } catch (e) { return null; } }).filter(d => d)];
+    const imgs = docs.flatMap(d => [...d.querySelectorAll('img')]);
     return imgs.length >= 6 && imgs.every(i => i.complete && i.naturalWidth > 0);
 }"""
 ROW_PX = 35  # the vertebra table's header and row height (Streamlit's dataframe)

@@ -248,12 +248,14 @@ def plane_view(images: StudyImages, plane: str, index: int, width_px: int = 600,
 
 @dataclass(frozen=True)
 class SliceImage:
-    """A rendered slice: ``png``, its geometry ``view``, ``title``, and the level labels written on it."""
+    """A rendered slice: ``png``, its geometry ``view``, ``title``, the level labels written on
+    it and ``boxes``: (label, (left, top, right, bottom) pixels) of each level name drawn."""
 
     png: bytes
     view: PlaneView
     title: str
     labels: tuple[str, ...]
+    boxes: tuple[tuple[int, tuple[float, float, float, float]], ...] = ()
 
 
 _FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -326,6 +328,7 @@ def render_slice(
     layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
     shown: list[str] = []
+    boxes: list[tuple[int, tuple[float, float, float, float]]] = []
     if labels is not None and show_labels:
         font, names, grades = _font(max(11, w // 46), bold=True), names or {}, grades or {}
         for m in label_marks(labels, spacing, pv.view[:2], pv.view[2:]):
@@ -338,7 +341,9 @@ def render_slice(
             at, align = pv.to_px(*m.text), "lm" if m.ha == "left" else "rm"  # "left": the text starts at x
             draw.line([pv.to_px(*m.anchor), at], fill=colour, width=1)
             box = draw.textbbox(at, text, font=font, anchor=align)
-            draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0, 153))
+            box = (box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2)
+            boxes.append((m.label, tuple(float(v) for v in box)))
+            draw.rectangle(box, fill=(0, 0, 0, 153))
             draw.text(at, text, fill=colour, font=font, anchor=align)
     small = _font(max(10, w // 50))
     left, right, top, bottom = EDGE_LETTERS[plane]
@@ -348,7 +353,37 @@ def render_slice(
     buf = io.BytesIO()
     Image.alpha_composite(image, layer).convert("RGB").save(buf, format="PNG", compress_level=1)
     zoomed = f" · zoom {zoom:g}x" if zoom > 1 else ""
-    return SliceImage(buf.getvalue(), pv, f"{plane} {index + 1}/{grid.shape[axis]}{zoomed}", tuple(shown))
+    return SliceImage(buf.getvalue(), pv, f"{plane} {index + 1}/{grid.shape[axis]}{zoomed}", tuple(shown),
+                      tuple(boxes))
+
+
+def label_at(images: StudyImages, drawn: SliceImage, px: float, py: float, max_mm: float = 30.0) -> int | None:
+    """The vertebra a click at image pixel (``px``, ``py``) of a drawn slice points at: the one
+    whose level name was clicked, else the one under the click, else the one whose centre is
+    nearest on the slice's plane (within ``max_mm``); None off the spine (or without a mask).
+
+    The pixel is mapped back through the slice's geometry (``drawn.view``): zoom, the
+    radiological flip and the voxel spacing are undone.
+    """
+    for label, (x0, y0, x1, y1) in drawn.boxes:
+        if x0 <= px <= x1 and y0 <= py <= y1:
+            return label
+    grid, pv = images.display, drawn.view
+    labels = labels_on_slice(images, pv.plane, pv.index)
+    if grid is None or labels is None:
+        return None
+    other = [a for a in range(3) if a != PLANES[pv.plane]]
+    spacing = np.array([grid.spacing_mm[other[0]], grid.spacing_mm[other[1]]], float)
+    at = np.array(pv.to_mm(px, py))
+    i, j = np.rint(at / spacing).astype(int)
+    if 0 <= i < labels.shape[0] and 0 <= j < labels.shape[1] and labels[i, j] > 0:
+        return int(labels[i, j])
+    centres = label_centres(images)
+    if not centres:
+        return None
+    found = {lab: float(np.hypot(*(np.array([c[other[0]], c[other[1]]]) * spacing - at))) for lab, c in centres.items()}
+    nearest = min(found, key=found.get)
+    return nearest if found[nearest] <= max_mm else None
 
 
 def focus_on(images: StudyImages, plane: str, voxel: np.ndarray | None) -> tuple[float, float] | None:

@@ -17,6 +17,7 @@ from healthivert.errors import InputError
 from healthivert.models import models_summary
 from healthivert.review.paths import UnknownStudyError
 from healthivert.review.relabel import shift_text
+from healthivert.review.render import StudyImages
 from healthivert.review.report_html import UNANCHORED_WARNING
 from healthivert.review.store import ReviewStore
 from healthivert.review.studies import Study
@@ -27,6 +28,7 @@ from healthivert.viewer.ui_nav import show_nav_message, study_buttons, vertebra_
 from healthivert.viewer.ui_review import show_downloads, show_relabel, show_review
 from healthivert.viewer.ui_study import (
     draw_ahead,
+    image_pick,
     show_planes,
     show_table,
     show_vertebra,
@@ -38,7 +40,9 @@ from healthivert.viewer.ui_study import (
 LIST = "(study list)"
 #: per-study widgets, started afresh when another study is opened
 PER_STUDY_KEYS: tuple[str, ...] = ("vertebra", "slice_sagittal", "slice_coronal", "slice_axial", "slices_follow",
-                                   "vertebra_table", "table_pick")
+                                   "vertebra_table", "table_pick",
+                                   "plane_clicked", *(f"{k}_{p}" for k in ("click", "click_seen", "plane_drawn")
+                                                      for p in ("sagittal", "coronal")))
 
 
 def reviewer_identity(config: ViewerConfig) -> str:
@@ -91,11 +95,13 @@ def show_study_metadata(study: Study) -> None:
         st.caption(f"⚠ {_plain(note)}")
 
 
-def choose_vertebra(rows: list[dict], names: dict[int, str]) -> int:
-    """The vertebra in review: a row just picked in the table, else the one kept across reruns, else
-    the worst (by final grade)."""
+def choose_vertebra(rows: list[dict], names: dict[int, str], images: StudyImages) -> int:
+    """The vertebra in review: a row just picked in the table or a vertebra just clicked on a plane,
+    else the one kept across reruns, else the worst (by final grade)."""
     labels = list(names)
     picked = table_pick(labels)
+    if picked is None:
+        picked = image_pick(images, labels)
     if picked is not None:
         st.session_state["vertebra"] = picked
     if st.session_state.get("vertebra") not in labels:
@@ -175,9 +181,9 @@ def show_study(folders, store: ReviewStore, study: Study) -> None:
         show_relabel(store, study, shift, unanchored)
         st.stop()
 
-    label = choose_vertebra(rows, names)
-    start_figures(study, label)
     images = study_images(study)
+    label = choose_vertebra(rows, names, images)
+    start_figures(study, label)
     settings = show_planes(study, images, {int(r["label"]): r["final_grade"] for r in rows}, names, label)
     st.subheader("Vertebrae")
     show_table(rows)

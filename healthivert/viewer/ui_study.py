@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
+import streamlit.components.v1 as components
+from streamlit_image_coordinates import streamlit_image_coordinates
 
 from healthivert.errors import InputError
 from healthivert.io.images import load_ct, load_mask
@@ -26,6 +28,7 @@ from healthivert.review.render import (
     figure_png,
     focus_on,
     height_profile_figure,
+    label_at,
     label_centres,
     loss_map_figure,
     render_slice,
@@ -36,6 +39,49 @@ from healthivert.review.studies import GRADE_NAMES, Study
 CUSTOM = "custom"
 ZOOMS: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
 PLANE_WIDTH_PX = {"sagittal": 600, "coronal": 600, "axial": 450}
+#: planes on which a click opens the vertebra under it (the axial plane shows one vertebra)
+CLICKABLE: tuple[str, ...] = ("sagittal", "coronal")
+
+
+class _Png:
+    """Encoded PNG bytes as streamlit-image-coordinates takes an image: an object with ``save``."""
+
+    def __init__(self, png: bytes) -> None:
+        self.png = png
+
+    def save(self, buffer, **_) -> None:
+        buffer.write(self.png)
+
+
+#: A click leaves the keyboard's focus in the plane's frame, where the page's shortcuts do not
+#: hear it; this gives it back to the page (run again on each click: its text changes).
+_REFOCUS_JS = """<script>/* click CLICK */
+const page = window.parent.document;
+if (page.activeElement && page.activeElement.tagName === "IFRAME") page.activeElement.blur();
+window.parent.focus();
+</script>"""
+
+
+def image_pick(images: StudyImages, labels: list[int]) -> int | None:
+    """The vertebra of a new click on the sagittal or coronal plane (None: no new click, or off
+    the spine). The click, in displayed pixels, is scaled to the drawn image and mapped back
+    through the plane's geometry (:func:`~healthivert.review.render.label_at`).
+
+    Read at the top of the script run, before the planes are drawn, so they show the picked one.
+    """
+    for plane in CLICKABLE:
+        click = st.session_state.get(f"click_{plane}")
+        if not click or click.get("unix_time") == st.session_state.get(f"click_seen_{plane}"):
+            continue
+        st.session_state[f"click_seen_{plane}"] = st.session_state["plane_clicked"] = click.get("unix_time")
+        drawn = st.session_state.get(f"plane_drawn_{plane}")
+        if drawn is None or not click.get("width") or not click.get("height"):
+            continue
+        width, height = drawn.view.size_px
+        label = label_at(images, drawn, click["x"] * width / click["width"], click["y"] * height / click["height"])
+        if label in labels:
+            return label
+    return None
 
 
 @st.cache_resource(show_spinner="reading the CT ...", max_entries=4)
@@ -211,7 +257,15 @@ def show_planes(study: Study, images: StudyImages, grades: dict[int, int | None]
                            help="drag, or click it and scroll slices with the arrow keys") - 1
         focus = focus_on(images, plane, centre) if zoom > 1 else None
         drawn = _slice_image(images, settings, plane, index, focus)
-        col.image(drawn.png, caption=drawn.title, width="stretch")
+        if plane in CLICKABLE and images.mask is not None:
+            st.session_state[f"plane_drawn_{plane}"] = drawn
+            with col:
+                streamlit_image_coordinates(_Png(drawn.png), width="stretch", key=f"click_{plane}", cursor="pointer")
+            col.caption(f"{drawn.title} · click a vertebra (or its name) to open it")
+        else:
+            col.image(drawn.png, caption=drawn.title, width="stretch")
+    if "plane_clicked" in st.session_state:  # give the keys (A, O, N ...) back to the page
+        components.html(_REFOCUS_JS.replace("CLICK", str(st.session_state["plane_clicked"])), height=0)
     return settings
 
 

@@ -102,7 +102,9 @@ def test_override_in_the_browser(browser_deps, viewer: str, results) -> None:
         # the first run of a fresh server imports the library (scikit-learn with the graders): seconds
         expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("Review L1")).to_be_visible()  # the worst vertebra is selected first
-        expect(page.locator("img")).to_have_count(6, timeout=60_000)  # 3 planes, crops, map, profile
+        # the axial plane, crops, map, profile; the sagittal and coronal planes in clickable frames
+        expect(page.locator("img")).to_have_count(4, timeout=60_000)
+        expect(page.frame_locator("iframe").nth(0).locator("img")).to_be_visible()
         expect(page.get_by_text("reviewer: Dr Browser")).to_be_visible()  # from --reviewer, not typed
         page.get_by_text("override", exact=True).click()
         page.get_by_label("comment (required for an override)").fill("posterior wall displaced")
@@ -117,7 +119,7 @@ def test_override_in_the_browser(browser_deps, viewer: str, results) -> None:
         expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible()
         expect(page.get_by_text(f"Current review: {new} (override) by Dr Browser")).to_be_visible()
         expect(page.get_by_text("audit trail (append-only)")).to_be_visible()
-        expect(page.locator("img")).to_have_count(6, timeout=60_000)
+        expect(page.locator("img")).to_have_count(4, timeout=60_000)
         page.set_viewport_size({"width": 1500, "height": 3600})  # the app scrolls inside its own pane
         page.wait_for_timeout(1500)
         page.screenshot(path=str(ARTIFACTS / "viewer_study.png"), full_page=True)
@@ -223,3 +225,28 @@ def test_review_loop_in_the_browser(browser_deps, viewer: str, results) -> None:
         assert store.label_shifts() == []
     finally:
         store.dispose()
+
+
+def test_pick_a_vertebra_by_clicking_the_plane_in_the_browser(browser_deps, viewer: str, results) -> None:
+    """A click on T12's body in the sagittal plane (a component's frame) opens T12; A then accepts it."""
+    from playwright.sync_api import expect
+
+    from healthivert.review import ResultsFolder
+    from healthivert.review.render import focus_on, label_centres, load_study_images, plane_view
+    from healthivert.review.studies import Study
+    from healthivert.viewer.ui_study import PLANE_WIDTH_PX
+
+    images = load_study_images(Study.load(ResultsFolder.open(results.root), CT_STUDY))
+    centres = label_centres(images)
+    view = plane_view(images, "sagittal", int(round(centres[20][0])), PLANE_WIDTH_PX["sagittal"])  # through L1
+    px, py = view.to_px(*focus_on(images, "sagittal", centres[19]))
+    with study_page(viewer, CT_STUDY, (1500, 1100), 30_000) as page:
+        expect(page.get_by_role("heading", name=f"Study {CT_STUDY}")).to_be_visible(timeout=60_000)
+        _vertebra_shown(page, "L1")
+        plane = page.frame_locator("iframe").first.locator("img")
+        box = plane.bounding_box()
+        plane.click(position={"x": px / view.size_px[0] * box["width"], "y": py / view.size_px[1] * box["height"]})
+        _vertebra_shown(page, "T12")
+        expect(page.get_by_text("Review T12")).to_be_visible()
+        page.keyboard.press("a")  # the page's keys still act after a click in the plane's frame
+        expect(page.get_by_text("saved: T12")).to_be_visible(timeout=10_000)

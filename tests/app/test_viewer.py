@@ -80,7 +80,8 @@ def test_study_view(app: AppTest) -> None:
     _open(app, CT_STUDY)
     assert app.title[0].value == f"Study {CT_STUDY}"
     assert app.query_params["study"] in (CT_STUDY, [CT_STUDY])
-    assert len(app.get("image")) >= 5  # three planes, straightened bodies, map, profile
+    assert len(app.get("image")) >= 4  # the axial plane, straightened bodies, map, profile
+    assert len(app.get("component_instance")) == 2  # the clickable sagittal and coronal planes
     assert [s.key for s in app.slider] == ["slice_sagittal", "slice_coronal", "slice_axial"]
     table = app.dataframe[0].value
     assert list(table["vertebra"]) == ["T12", "L1", "L2"]

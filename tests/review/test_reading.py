@@ -19,6 +19,7 @@ from healthivert.review.render import (  # noqa: E402
     StudyImages,
     diverging_norm,
     draw_body_overlay,
+    label_at,
     label_centres,
     label_marks,
     loss_map_figure,
@@ -116,6 +117,24 @@ def test_render_slice_zoom_and_custom_window() -> None:
     assert pixels.shape[:2] == (drawn.view.size_px[1], drawn.view.size_px[0])
     corner = pixels[3, int(drawn.view.offset_px) + 5, 0]  # inside the (padded) slice, off the mask
     assert abs(int(corner) - 127) <= 2  # 300 HU in W 200 L 300 (200-400): mid grey
+
+
+def test_a_click_on_a_plane_maps_to_the_vertebra_under_it() -> None:
+    ct = Volume(np.zeros((40, 30, 60), dtype=np.float32), np.diag([1.0, 1.0, 1.0, 1.0]))
+    mask = ct.with_array(np.zeros(ct.shape, dtype=np.uint8))
+    mask.array[:, 10:20, 20:30] = 20  # L1
+    mask.array[:, 10:20, 35:45] = 19  # T12, above it
+    images = StudyImages(ct, mask)
+    for zoom, focus in ((1, None), (2, (14.5, 24.5))):
+        drawn = render_slice(images, "sagittal", 20, zoom=zoom, focus_mm=focus, width_px=300)
+        assert label_at(images, drawn, *drawn.view.to_px(14.5, 24.5)) == 20  # on L1's body
+        assert label_at(images, drawn, *drawn.view.to_px(12.0, 37.0)) == 19  # on T12's
+        label, (x0, y0, x1, y1) = next(b for b in drawn.boxes if b[0] == 20)
+        assert label_at(images, drawn, (x0 + x1) / 2, (y0 + y1) / 2) == 20  # on its level name
+    drawn = render_slice(images, "sagittal", 20, width_px=300)
+    assert label_at(images, drawn, *drawn.view.to_px(25.0, 32.0)) == 19  # beside the spine: nearest centre
+    assert label_at(images, drawn, *drawn.view.to_px(29.0, 2.0), max_mm=10) is None  # off the spine
+    assert label_at(StudyImages(ct, None), drawn, 10, 10) is None  # no mask
 
 
 def test_plane_view_square_mm_pixels_and_padding() -> None:

@@ -80,3 +80,35 @@ def test_real_series_blank_uids_and_a_slice_thickness_the_positions_disagree_wit
     assert "series uid is blank in the file" in info["notes"]
     assert any("SliceThickness in the file (3 mm)" in n and "(2 mm)" in n for n in info["notes"])
     _valid(info)
+
+
+@pytest.mark.slow
+def test_a_study_run_on_a_dicom_ct_records_its_study(tmp_path) -> None:
+    """The pipeline on a phantom CT written as a DICOM series: result.json carries ``study``
+    (checked against the schema by the writer); the same study from NIfTI has none."""
+    from healthivert.phantom import PhantomConfig, make_phantom, write_phantom
+    from healthivert.pipeline import RunOptions, run_study
+    from healthivert.report.contract import read_result
+
+    paths = write_phantom(make_phantom(PhantomConfig(top="L1", bottom="L2", slice_mm=2.0), 3, subject="sub-dcm"),
+                          tmp_path / "phantom")
+    ct = sitk.Cast(sitk.ReadImage(str(paths["ct"])), sitk.sitkInt16)
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    direction = ct.GetDirection()
+    for k in range(ct.GetDepth()):
+        image = ct[:, :, k]
+        origin = ct.TransformIndexToPhysicalPoint((0, 0, k))
+        for tag, value in {**TAGS, "0020|0013": str(k + 1), "0020|0032": "\\".join(f"{v:.4f}" for v in origin),
+                           "0020|0037": "\\".join(f"{v:.6f}" for v in (*direction[0::3], *direction[1::3]))}.items():
+            image.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"s{k:04d}.dcm"))
+        writer.Execute(image)
+    opts = RunOptions(grader="rule")
+    result = run_study(tmp_path / "out", mask_path=paths["mask"], ct_path=folder, options=opts, study_id="sub-dcm")
+    assert result["study"]["patient_id"] == "P-0042" and result["study"]["files"] == ct.GetDepth()
+    assert read_result(tmp_path / "out")["study"]["slice_spacing_mm"] == pytest.approx(ct.GetSpacing()[2], rel=1e-3)
+    nifti = run_study(tmp_path / "out_nii", mask_path=paths["mask"], ct_path=paths["ct"], options=opts)
+    assert "study" not in nifti

@@ -15,6 +15,19 @@ import pytest
 from healthivert.phantom import FractureSpec, PhantomConfig, PhantomStudy, make_phantom, write_phantom
 from tests.helpers import shared_path
 
+#: the fixtures below that read ../shared/data: a test that uses one must be marked ``realdata``
+REAL_DATA_FIXTURES = frozenset({"dicom_dir", "verse007_mask_path", "verse007_ctd_path", "totalseg_ct_path",
+                                "totalseg_mask_path"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run a test that takes a real-data fixture without the ``realdata`` mark, so that
+    ``-m "not realdata"`` leaves out every test that reads ../shared/data."""
+    unmarked = [item.nodeid for item in items if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and not item.get_closest_marker("realdata")]
+    if unmarked:
+        raise pytest.UsageError("tests reading ../shared/data without @pytest.mark.realdata: " + ", ".join(unmarked))
+
 
 @pytest.fixture(scope="session")
 def dicom_dir() -> Path:

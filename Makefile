@@ -26,7 +26,7 @@ browser-deps: setup
 	scripts/install_browser_test_deps.sh $(BIN)/python
 
 test: setup browser-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # what a user of the wheel gets (CI's second step): scripts/check_wheel.sh says what it checks
 wheel-check: setup

@@ -109,6 +109,23 @@ def test_attention_maps_are_per_sample_unit_range(tiny):
     assert not any(p.grad is not None for p in tiny.classifier.parameters())
 
 
+def test_attention_of_a_batch_is_each_window_alone(tiny):
+    """The batched Grad-CAM++ gives every window the map MONAI's GradCAMpp gives it alone."""
+    from monai.visualize import GradCAMpp
+
+    from healthivert.synthesis.gan.networks import cam_layer
+
+    windows = torch.rand(5, 1, ROWS, COLS) * 2 - 1
+    batched = tiny.attention(windows)
+    tiny.classifier.eval()
+    cam = GradCAMpp(nn_module=tiny.classifier, target_layers=cam_layer(tiny.config))
+    with torch.enable_grad():
+        alone = torch.cat([cam(x=w[None].clone().requires_grad_(True), class_idx=1) for w in windows])
+    alone = torch.nan_to_num(alone.detach(), nan=0.0).clamp(0, 1)
+    assert batched.shape == alone.shape and float(alone.max() - alone.min()) > 0.5
+    assert torch.allclose(batched, alone, atol=2e-4)  # float32 rounding of batched convolutions
+
+
 def test_checkpoint_round_trips(tmp_path, tiny):
     path = save_gan(tiny, tmp_path / "g.safetensors", {"trained_on": "nothing"})
     loaded, card = load_gan(path)

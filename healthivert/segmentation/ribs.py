@@ -44,9 +44,9 @@ RIB_MAX_RADIUS_MM = 6.5
 RIB_LATERAL_MM = 45.0  # out past the widest thoracic transverse processes (T1: ~ 40 mm from the midline)
 CONTACT_MIN_LATERAL_MM = 10.0  # the joints sit beside the canal, not on the midline (spinous process)
 CONTACT_MAX_ANTERIOR_MM = 5.0  # ... and not in front of the vertebra's centre of mass (the aorta is)
-SACRUM_CONTACT_MM = 4.0
+SACRUM_CONTACT_MM = 4.0  # bone this close to the sacrum is pelvis
 PELVIS_BELOW_FREE = 3  # rib-free vertebrae (L1-L3 at least) above bone taken for the iliac crest
-PELVIS_LEVELS = 2  # ... which lies beside L4-L5 (L5-L6) only  # bone this close to the sacrum is pelvis
+PELVIS_LEVELS = 2  # ... which lies beside L4-L5 (L5-L6) only
 
 
 def rib_bearing(instances: np.ndarray, hu: np.ndarray, affine: np.ndarray,
@@ -70,22 +70,21 @@ def rib_bearing(instances: np.ndarray, hu: np.ndarray, affine: np.ndarray,
     pieces, n = ndimage.label(free)
     if n == 0:
         return out
-    pelvis: set[int] = set()  # pieces touching the sacrum
+    index = np.arange(1, n + 1)
+    pelvis = np.zeros(n, bool)  # pieces touching the sacrum
     if sacrum is not None and sacrum.any():
         near_sacrum = ndimage.distance_transform_edt(~sacrum, sampling=spacing) <= SACRUM_CONTACT_MM
-        pelvis = {int(k) for k in np.unique(pieces[near_sacrum & free])}
+        pelvis = np.isin(index, pieces[near_sacrum & free])
     dist = ndimage.distance_transform_edt(~(instances > 0), sampling=spacing)
     centres = dict(zip(ids, np.array(ndimage.center_of_mass(np.ones(instances.shape), instances, ids))
                        @ affine[:3, :3].T + affine[:3, 3]))
-    midline = float(np.median([c[0] for c in centres.values()]))
-    index = np.arange(1, n + 1)
+    centre_array = np.array([centres[i] for i in ids])
+    midline = float(np.median(centre_array[:, 0]))
     reach = np.asarray(ndimage.maximum(dist, pieces, index))
     radius = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(free, sampling=spacing), pieces, index))
     side = _side_pieces(pieces, affine)
     long = (reach >= RIB_REACH_MM) | ((reach >= RIB_CUT_REACH_MM) & np.isin(index, list(side)))
-    for k in np.flatnonzero(long & (radius <= RIB_MAX_RADIUS_MM)) + 1:
-        if k in pelvis:
-            continue
+    for k in np.flatnonzero(long & (radius <= RIB_MAX_RADIUS_MM) & ~pelvis) + 1:
         piece = pieces == k
         contact = piece & (dist <= RIB_CONTACT_MM)
         if not contact.any():
@@ -93,7 +92,7 @@ def rib_bearing(instances: np.ndarray, hu: np.ndarray, affine: np.ndarray,
         at = np.argwhere(contact) @ affine[:3, :3].T + affine[:3, 3]
         # the rib's head and tubercle lie level with its own vertebra's body: the vertebra whose
         # centre is nearest (the nearest labelled voxel may be the process of the one above)
-        to_centre = np.linalg.norm(at[:, None, :] - np.array([centres[i] for i in ids])[None], axis=2)
+        to_centre = np.linalg.norm(at[:, None, :] - centre_array[None], axis=2)
         vertebra = ids[int(np.bincount(to_centre.argmin(axis=1)).argmax())]
         c = centres[vertebra]
         beside = (np.abs(at[:, 0] - c[0]) >= CONTACT_MIN_LATERAL_MM) & (at[:, 1] <= c[1] + CONTACT_MAX_ANTERIOR_MM)

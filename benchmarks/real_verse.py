@@ -236,17 +236,20 @@ def run_case(case: Case, synthesizers: list[str], tsm) -> dict[str, list[Vertebr
     out: dict[str, list[VertebraRecord]] = {}
     first: StudyAnalysis | None = None
     analyses: dict[str, StudyAnalysis] = {}
-    for synth in synthesizers:
+    for synth in sorted(synthesizers, key=["prior", "gan"].index):  # the guard needs the prior's bodies
         if synth == "gan" and ct is None:
             continue
         t = time.perf_counter()
         analyses[synth] = analysis = analyse_study(mask, centroids, ct, synth, computed)
         first = first or analysis
-        if synth == "gan" and "prior" in analyses:  # as `healthivert run` has it: the prior where they disagree
-            kept = combine(analysis.healthy, analyses["prior"].healthy)
-            analyses["gan-raw"], analyses["gan"] = analysis, analyse_study(mask, centroids, ct, synth, computed,
-                                                                           synthesize=lambda _, k=kept: k)
-        for name in ("gan-raw", "gan") if synth == "gan" and "gan-raw" in analyses else (synth,):
+        names: tuple[str, ...] = (synth,)
+        if synth == "gan":  # as `healthivert run` has it: the prior where they disagree (the guard)
+            analyses["gan-raw"], names = analyses.pop("gan"), ("gan-raw",)
+            if "prior" in analyses:  # without the prior's bodies the guard cannot run: raw only
+                kept = combine(analysis.healthy, analyses["prior"].healthy)
+                analyses["gan"] = analyse_study(mask, centroids, ct, synth, computed, synthesize=lambda _, k=kept: k)
+                names = ("gan-raw", "gan")
+        for name in names:
             for g in GRADERS:
                 graded = replace(analyses[name], records=copy.deepcopy(analyses[name].records))
                 grade_records(graded, graders_for(RunOptions(synthesizer=synth, grader=g)))
@@ -434,7 +437,8 @@ def main() -> int:
                         help="the shared data folder (default ../shared/data)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="per-pipeline result CSVs and truth.csv go here")
     parser.add_argument("--csv", type=Path, help="also write every scored vertebra of every pipeline to this CSV")
-    parser.add_argument("--synthesizers", nargs="+", default=["prior", "gan"], choices=["prior", "gan"])
+    parser.add_argument("--synthesizers", nargs="+", default=["prior", "gan"], choices=["prior", "gan"],
+                        help="gan without prior: the raw GAN only (the guard needs the prior's bodies)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the GAN (default 1)")
     args = parser.parse_args()
     import torch

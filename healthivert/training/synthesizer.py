@@ -42,6 +42,7 @@ from healthivert.synthesis.gan.model import GANModel, load_gan, save_gan
 from healthivert.synthesis.gan.networks import GANConfig, discriminators
 from healthivert.synthesis.vq import CodeUsage
 from healthivert.training.config import TrainRecipe, load_train_recipe, load_verse_study
+from healthivert.training.gan_augment import AUGMENTATIONS, RealDomainAugment, make_augmenter
 from healthivert.training.gan_calibration import calibrate_synthesizer
 from healthivert.training.real_domain import verse_subject_rows
 from healthivert.training.trainer import Progress, SeededDraws, Trainer
@@ -69,6 +70,10 @@ class SynthesizerTrainConfig(TrainRecipe):
         disc_jitter_mm: GAN training canvases move the context above and below the band by up
             to this many mm each (the discs next to the body read thinner or thicker), so that
             the disc's thickness, which a fracture changes, does not tell the body's height.
+        augmentation: "none" (the cached stacks as they are) or "real": each drawn training
+            slice is made to look like a real scan first (``gan_augment.py``: bone contrast
+            dimmed towards real HU, intensity scale and offset, noise, blur, thick slices, a
+            field of view that ends in the context); validation and calibration stay unaugmented.
         restart_codes_every: every this many steps, the SimVQ codes no training batch used in
             that window move onto features of the last batch (``VQBottleneck.restart_codes``);
             0 never restarts them.
@@ -89,6 +94,7 @@ class SynthesizerTrainConfig(TrainRecipe):
     twin_truth: bool = False
     vary_proportions: bool = False
     disc_jitter_mm: int = 0
+    augmentation: str = "none"
     restart_codes_every: int = 0
     steps: int = 4000
     batch: int = 12
@@ -116,6 +122,10 @@ class SynthesizerTrainConfig(TrainRecipe):
             raise ValueError(f"restart_codes_every must be >= 0; got {self.restart_codes_every}")
         if self.restart_codes_every and self.network.vq_kind != "simvq":
             raise ValueError("restart_codes_every needs vq_kind simvq")
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {AUGMENTATIONS}; got {self.augmentation!r}")
+        if self.twin_truth and self.augmentation != "none":
+            raise ValueError("twin_truth with augmentation: the twin's band would not be augmented with its context")
         if self.twin_truth and self.source != "phantom":
             raise ValueError("twin_truth needs phantom studies (a VerSe study has no intact twin)")
         if not 0.0 <= self.deformity_rate <= 1.0:
@@ -248,12 +258,15 @@ def verse_choice(cfg: SynthesizerTrainConfig, splits: tuple[str, ...], named: bo
 class SliceSampler:
     """Random canvas samples: a vertebra, a view, a slice (triangular weight towards the centre);
     with ``disc_jitter_mm`` > 0, each side's context moved by a whole number of mm drawn from
-    [-jitter, jitter] (``make_sample``'s ``disc_shift``)."""
+    [-jitter, jitter] (``make_sample``'s ``disc_shift``); with ``augment``, the slice's stack
+    made to look like a real scan first (one more draw per sample; none without it)."""
 
-    def __init__(self, vertebrae: list[Vertebra], seed: int, disc_jitter_mm: int = 0) -> None:
+    def __init__(self, vertebrae: list[Vertebra], seed: int, disc_jitter_mm: int = 0,
+                 augment: RealDomainAugment | None = None) -> None:
         self.vertebrae = vertebrae
         self.rng = np.random.default_rng(seed)
         self.disc_jitter_mm = disc_jitter_mm
+        self.augment = augment
 
     def draw(self, n: int):
         out = []
@@ -267,7 +280,8 @@ class SliceSampler:
             index = int(self.rng.choice(idx, p=w / w.sum()))
             j = self.disc_jitter_mm
             shift = tuple(int(k) for k in self.rng.integers(-j, j + 1, size=2)) if j else (0, 0)
-            sample = make_sample(v.stack, view, index, disc_shift=shift)
+            stack = self.augment.augment(v.stack, view, index, self.rng) if self.augment else v.stack
+            sample = make_sample(stack, view, index, disc_shift=shift)
             if sample is not None and v.twin is not None:
                 sample = _twin_truth(sample, v.twin, view, float(v.stack.across_mm(view)[index]))
             if sample is not None:
@@ -285,15 +299,17 @@ def _twin_truth(sample: CanvasSample, twin: VertebraStack, view: str, mm: float)
 
 class SliceDataset(SeededDraws):
     """Training canvases for a loader: item ``i`` is :class:`SliceSampler`'s draw from its own
-    seed (``seed``, ``i``)."""
+    seed (``seed``, ``i``); ``augmentation`` as the recipe names it."""
 
-    def __init__(self, vertebrae: list[Vertebra], seed: int, disc_jitter_mm: int = 0) -> None:
+    def __init__(self, vertebrae: list[Vertebra], seed: int, disc_jitter_mm: int = 0,
+                 augmentation: str = "none") -> None:
         super().__init__(seed)
         self.vertebrae = vertebrae
         self.disc_jitter_mm = disc_jitter_mm
+        self.augment = make_augmenter(augmentation)
 
     def __getitem__(self, i: int):
-        sampler = SliceSampler(self.vertebrae, 0, self.disc_jitter_mm)
+        sampler = SliceSampler(self.vertebrae, 0, self.disc_jitter_mm, self.augment)
         sampler.rng = self.rng(i)
         return sampler.draw(1)[0][1]
 
@@ -422,7 +438,7 @@ class SynthesizerTrainer(Trainer):
             self.model.classifier.eval().requires_grad_(False)
 
     def draws(self) -> SliceDataset:
-        return SliceDataset(self.healthy, self.cfg.seed + 2, self.cfg.disc_jitter_mm)
+        return SliceDataset(self.healthy, self.cfg.seed + 2, self.cfg.disc_jitter_mm, self.cfg.augmentation)
 
     def train_step(self, samples: list[CanvasSample], step: int) -> dict[str, float]:
         cfg, model, discs = self.cfg, self.model, self.discs
@@ -473,6 +489,8 @@ class SynthesizerTrainer(Trainer):
             data += ", fractured vertebrae trained on their intact twins' bodies"
         if cfg.disc_jitter_mm:
             data += f", context moved by up to {cfg.disc_jitter_mm} mm each side"
+        if cfg.augmentation != "none":
+            data += f", {cfg.augmentation}-CT domain randomisation (training slices)"
         if cfg.restart_codes_every:
             data += f", unused codes restarted every {cfg.restart_codes_every} steps"
         return {"trained_on": f"{data}; {len(self.healthy)} vertebrae graded <= {cfg.max_grade}",

@@ -412,8 +412,13 @@ def read_crop(path: Path) -> Crop:
 
 
 def column_heights_mm(body: Crop) -> np.ndarray:
-    """Height (mm) of each (LR, AP) column of a body crop."""
-    return (body.array > 0).sum(axis=2) * body.spacing_mm[2]
+    """Height (mm) of each (LR, AP) column of a body crop, from its first to its last body voxel
+    along SI (as the measurement counts a column past a concave wall: endplate to endplate)."""
+    inside = body.array > 0
+    n_si = inside.shape[2]
+    first = np.argmax(inside, axis=2)
+    last = n_si - 1 - np.argmax(inside[..., ::-1], axis=2)
+    return np.where(inside.any(axis=2), last - first + 1, 0) * body.spacing_mm[2]
 
 
 def height_profile(original: Crop, healthy: Crop | None) -> dict[str, np.ndarray]:

@@ -75,6 +75,9 @@ def test_cut_by_fov_only_when_the_body_reaches_the_edge():
         # another label's voxels (the ends) further than two samples from the body do not count
         ([1, 0, 0, 0, 0.5, 1, 1, 0.5, 0, 0, 0, 1], [0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0], 3.0),
         ([0, 0.4, 0.4, 0.4, 0], None, 0.0),  # never reaches one half: no body, no height
+        # a column past a concave wall crosses both endplates' rims but not the waist: its
+        # height runs from endplate to endplate
+        ([0, 0.5, 1, 0, 0.2, 0, 1, 0.5, 0], None, 6.0),
     ],
 )
 @pytest.mark.parametrize("step_mm", [0.5, 1.0])

@@ -84,3 +84,14 @@ def test_height_profile_of_a_wedge() -> None:
     np.testing.assert_allclose(prof["original"], 0.5 * (10 + 2 * np.arange(10)))
     np.testing.assert_allclose(prof["pseudo_healthy"], 15.0)
     np.testing.assert_allclose(prof["ap_mm"], np.arange(10.0))
+
+
+def test_height_profile_spans_a_concave_wall() -> None:
+    """A column past the body's waist crosses only the endplates' rims: its height is the
+    distance between them, as the measurement takes it."""
+    body = np.zeros((5, 6, 30), dtype=np.uint8)
+    body[1:4, :, 5:25] = 1
+    body[1:4, 5, 9:21] = 0  # the anterior wall's waist
+    prof = height_profile(Crop(body, (1.0, 1.0, 0.5)), None)
+    np.testing.assert_allclose(prof["original"], 10.0)
+    assert np.isnan(prof["pseudo_healthy"]).all()

@@ -41,13 +41,44 @@ def get_synthesizer(name: str, **kwargs) -> Synthesizer:
     return SYNTHESIZERS.create(name, **kwargs)
 
 
-def body_from_heights(heights_mm: np.ndarray, reference_body: np.ndarray, si_mm: np.ndarray) -> np.ndarray:
-    """A body mask whose columns have ``heights_mm``, centred on the reference body's columns."""
+#: a reference column at least this fraction of the body's median column height spans the body
+#: from endplate to endplate; shorter ones (a rim or an osteophyte past the waist, a sliver at
+#: the wall) do not say where the body's middle is
+FULL_COLUMN_FRACTION = 0.8
+
+
+def column_middles(reference_body: np.ndarray, si_mm: np.ndarray) -> np.ndarray:
+    """SI position (mm) of each (LR, AP) column's middle: the midpoint of a full column's run;
+    for a short column (a rim past the concave wall), the plane fitted through the full
+    columns' midpoints, so its pseudo-healthy column stands in line with the body's.
+
+    Args:
+        reference_body: (n_lr, n_ap, n_si) bool body.
+        si_mm: SI coordinate (mm) of each sample along the last axis.
+    """
     present = reference_body.any(axis=2)
     idx = np.arange(reference_body.shape[2])
     first = np.where(present, reference_body.argmax(axis=2), 0)
     last = np.where(present, reference_body.shape[2] - 1 - reference_body[:, :, ::-1].argmax(axis=2), 0)
     mid_mm = np.interp((first + last) / 2.0, idx, si_mm)
+    extent = np.where(present, last - first + 1, 0)
+    full = present & (extent >= FULL_COLUMN_FRACTION * np.median(extent[present])) if present.any() else present
+    if full.sum() < 3:
+        return mid_mm
+    # least squares plane mid = c0 + c1 * i + c2 * j through the full columns (a few hundred
+    # points; NumPy's lstsq is all it takes)
+    i, j = np.nonzero(full)
+    design = np.column_stack([np.ones(i.size), i, j])
+    coef, *_ = np.linalg.lstsq(design, mid_mm[full], rcond=None)
+    ii, jj = np.indices(present.shape)
+    plane = coef[0] + coef[1] * ii + coef[2] * jj
+    return np.where(full, mid_mm, plane)
+
+
+def body_from_heights(heights_mm: np.ndarray, reference_body: np.ndarray, si_mm: np.ndarray) -> np.ndarray:
+    """A body mask whose columns have ``heights_mm``, centred on the reference body's column
+    middles (:func:`column_middles`)."""
+    mid_mm = column_middles(reference_body, si_mm)
     lo, hi = mid_mm - heights_mm / 2, mid_mm + heights_mm / 2
     body = (si_mm[None, None, :] >= lo[..., None]) & (si_mm[None, None, :] <= hi[..., None])
     return body & (heights_mm > 0)[..., None]

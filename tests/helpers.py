@@ -38,15 +38,40 @@ def assert_one_line_error(rc: int, captured, *fragments: str) -> str:
     return lines[0]
 
 
+#: phantom_verse_tree's cohorts, written once per (top, bottom, slice_mm) in this process and
+#: copied for each caller (the same seeds give the same studies; several tests ask for the same)
+_VERSE_TREES: dict[tuple[str, str, float], tuple[Path, list[str]]] = {}
+
+
+def _written_verse_tree(top: str, bottom: str, slice_mm: float) -> tuple[Path, list[str]]:
+    import atexit
+    import shutil
+    import tempfile
+
+    from healthivert.phantom import PhantomConfig, write_cohort
+
+    key = (top, bottom, slice_mm)
+    if key not in _VERSE_TREES:
+        folder = Path(tempfile.mkdtemp(prefix="healthivert-verse-tree-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        subjects = write_cohort(folder, 2, 40, PhantomConfig(top=top, bottom=bottom, slice_mm=slice_mm))
+        _VERSE_TREES[key] = folder, subjects
+    return _VERSE_TREES[key]
+
+
 def phantom_verse_tree(root: Path, top: str, bottom: str, slice_mm: float) -> tuple[Path, Path, list[str]]:
     """Two phantom studies written as a VerSe download tree, and a manifest that puts the
     first in the "train" split and the second in "val" (every vertebra grade 0):
-    (tree, manifest, subjects)."""
+    (tree, manifest, subjects). The tree is the caller's own copy of one written once per
+    process for these arguments."""
+    import shutil
+
     from healthivert.labels import VERSE_NAMES, verse_label
-    from healthivert.phantom import PhantomConfig, write_cohort
 
     tree = root / "verse"
-    subjects = write_cohort(tree, 2, 40, PhantomConfig(top=top, bottom=bottom, slice_mm=slice_mm))
+    written, subjects = _written_verse_tree(top, bottom, slice_mm)
+    shutil.copytree(written, tree)
+    subjects = list(subjects)
     rows = ["subject,vertebra_label,vertebra,genant_grade,split"]
     labels = range(verse_label(top), verse_label(bottom) + 1)
     for subject, split in zip(subjects, ("train", "val")):

@@ -4,6 +4,7 @@ synthesizer on the weights it writes."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +37,15 @@ def trained(tmp_path_factory) -> tuple[SynthesizerTrainConfig, Path]:
     return cfg, Path(cfg.output)
 
 
+def _with_the_cohort(cfg: SynthesizerTrainConfig, workdir: Path) -> str:
+    """A fresh work folder holding the ``trained`` run's cached phantom studies (training seed
+    11, validation 12), as a second run in one work folder finds them; for the tests that check
+    training, not the building of those caches (test_phantom_cohort_... and test_prepare_...
+    check that)."""
+    shutil.copytree(Path(cfg.workdir) / "cache", workdir / "cache")
+    return str(workdir)
+
+
 def test_two_training_steps_write_weights_with_a_card(trained):
     cfg, path = trained
     model, card = load_gan(path)
@@ -61,7 +71,7 @@ def test_fine_tuning_starts_from_weights_with_loader_workers_and_a_time_limit(tr
     cfg, path = trained
     start, _ = load_gan(path)
     tuned = replace(cfg, steps=50, workers=2, init_weights=str(path), time_limit_min=1e-4, eval_every=100,
-                    workdir=str(tmp_path / "work"), output=str(tmp_path / "t.safetensors"))
+                    workdir=_with_the_cohort(cfg, tmp_path / "work"), output=str(tmp_path / "t.safetensors"))
     train_synthesizer(tuned)
     model, card = load_gan(tuned.output)
     assert 1 <= card["steps"] < 50 and card["history"][-1]["step"] == card["steps"]
@@ -70,10 +80,11 @@ def test_fine_tuning_starts_from_weights_with_loader_workers_and_a_time_limit(tr
     for a, b in zip(start.classifier.parameters(), model.classifier.parameters()):
         assert torch.equal(a, b)  # frozen, as loaded
     with pytest.raises(InputError, match="differs from the recipe"):
-        train_synthesizer(replace(tuned, network=replace(TINY, width=4), workdir=str(tmp_path / "other")))
+        train_synthesizer(replace(tuned, network=replace(TINY, width=4),
+                                  workdir=_with_the_cohort(cfg, tmp_path / "other")))
     # what the network is shown may change: a fine-tune with less context starts from these weights
     shown = replace(tuned, network=replace(TINY, context_mm=20), steps=1, time_limit_min=0,
-                    workdir=str(tmp_path / "shown"), output=str(tmp_path / "shown.safetensors"))
+                    workdir=_with_the_cohort(cfg, tmp_path / "shown"), output=str(tmp_path / "shown.safetensors"))
     train_synthesizer(shown)
     assert load_gan(shown.output)[0].config.context_mm == 20
 
@@ -132,7 +143,7 @@ def test_unused_codes_are_restarted_during_training(trained, tmp_path):
     cfg, path = trained
     start, _ = load_gan(path)
     tuned = replace(cfg, steps=2, restart_codes_every=1, init_weights=str(path), eval_every=2,
-                    workdir=str(tmp_path / "work"), output=str(tmp_path / "r.safetensors"))
+                    workdir=_with_the_cohort(cfg, tmp_path / "work"), output=str(tmp_path / "r.safetensors"))
     train_synthesizer(tuned)
     model, card = load_gan(tuned.output)
     moved = card["history"][-1]["codes_restarted"]  # per restart, averaged over the window
@@ -147,9 +158,15 @@ def test_unused_codes_are_restarted_during_training(trained, tmp_path):
         replace(cfg, restart_codes_every=10, network=replace(TINY, vq_kind="vq"))
 
 
-def test_gan_synthesizer_restores_every_vertebra(trained):
+@pytest.fixture(scope="module")
+def study13():
+    """A phantom study (T12-L2, 1.5 mm slices) for the ``gan`` synthesizer's tests."""
+    return make_phantom(PhantomConfig(top="T12", bottom="L2", slice_mm=1.5), 13)
+
+
+def test_gan_synthesizer_restores_every_vertebra(trained, study13):
     _, path = trained
-    study = make_phantom(PhantomConfig(top="T12", bottom="L2", slice_mm=1.5), 13)
+    study = study13
     _, vertebrae = straighten_vertebrae(study.mask, centroids_from_mask(study.mask), study.ct)
     healthy = get_synthesizer("gan", weights=str(path))(vertebrae)
     assert set(healthy) == {v.label for v in vertebrae}
@@ -161,9 +178,9 @@ def test_gan_synthesizer_restores_every_vertebra(trained):
         assert ph.method.startswith("HealthiVert-GAN")
 
 
-def test_gan_synthesizer_needs_the_ct(trained):
+def test_gan_synthesizer_needs_the_ct(trained, study13):
     _, path = trained
-    study = make_phantom(PhantomConfig(top="T12", bottom="L1", slice_mm=1.5), 13)
+    study = study13
     _, vertebrae = straighten_vertebrae(study.mask, centroids_from_mask(study.mask))
     with pytest.raises(InputError, match="--ct"):
         get_synthesizer("gan", weights=str(path))(vertebrae)

@@ -8,12 +8,17 @@ from multiprocessing import get_context
 
 
 def single_threaded() -> None:
-    """A pool worker uses one core: the pool provides the parallelism."""
-    import SimpleITK as sitk
-    import torch
+    """A pool worker uses one core: the pool provides the parallelism. PyTorch, imported later
+    by the work that needs it, reads ``OMP_NUM_THREADS``; it is set only if already loaded."""
+    import os
+    import sys
 
-    torch.set_num_threads(1)
+    import SimpleITK as sitk
+
+    os.environ["OMP_NUM_THREADS"] = "1"
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 def study_pool(jobs: int) -> ProcessPoolExecutor:

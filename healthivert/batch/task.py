@@ -66,14 +66,18 @@ def limit_threads() -> None:
 
     threadpool_limits(1)
     import SimpleITK as sitk
-    import torch
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set, or parallel work already ran in this process
-        pass
+    # PyTorch (the GAN, the segmenter) is imported only when a study needs it, and then reads
+    # OMP_NUM_THREADS (set above); set it here only if it is already loaded, so a prior-only
+    # worker does not pay its import
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set, or parallel work already ran in this process
+            pass
     _threads_limited = True
 
 

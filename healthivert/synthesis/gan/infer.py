@@ -18,7 +18,7 @@ import torch
 from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import StraightVertebra
 from healthivert.sections import SECTIONS, relative_height_loss, section_heights
-from healthivert.synthesis.base import PseudoHealthy, body_from_heights, register_synthesizer
+from healthivert.synthesis.base import PseudoHealthy, body_from_heights
 from healthivert.synthesis.gan.canvas import COL_MIN_MM, COLS, VIEWS, VertebraStack, kept_band_rows, make_sample
 from healthivert.synthesis.gan.model import DEFAULT_WEIGHTS, GANModel, load_gan
 from healthivert.synthesis.prior import RESTORE_ABOVE, T13, _level_gap
@@ -26,10 +26,9 @@ from healthivert.synthesis.prior import RESTORE_ABOVE, T13, _level_gap
 BATCH = 64
 
 
-@register_synthesizer("gan")
 def gan_synthesizer(weights: str | None = None):
-    """Factory: loads the shipped (or given) weights once, on the GPU when there is one (CPU
-    otherwise); fails at once if they are missing."""
+    """Factory (registered as "gan" in ``healthivert.synthesis``): loads the shipped (or given)
+    weights once, on the GPU when there is one (CPU otherwise); fails at once if they are missing."""
     model, _ = load_gan(weights or DEFAULT_WEIGHTS, device=inference_device())
     return lambda vertebrae: synthesize_gan(vertebrae, model)
 

@@ -70,11 +70,13 @@ def test_calibration_is_stored_with_the_weights_and_old_files_read_as_identity(t
     assert load_gan(tmp_path / "old.safetensors")[0].calibration == HeightCalibration()
 
 
-def test_gan_synthesizer_applies_the_calibration_to_every_body():
+def test_gan_synthesizer_applies_the_calibration_to_every_body(tiny_weights):
+    """The calibration's mechanics on an untrained tiny network (the shipped one's heights are
+    calibrated in the CLI test below)."""
     study = make_phantom(PhantomConfig(top="T12", bottom="L2", slice_mm=1.5, n_fractures=(0, 0),
                                          deformity_rate=0.0), 13)
     _, vertebrae = straighten_vertebrae(study.mask, centroids_from_mask(study.mask), study.ct)
-    model, _ = load_gan(DEFAULT_WEIGHTS)
+    model, _ = load_gan(tiny_weights)
     model.calibration = HeightCalibration()  # the network's own heights
     plain = synthesize_gan(vertebrae, model)
     model.calibration = HeightCalibration(0.9, -0.5)  # shorter: no vertebra reads as fractured and restored

@@ -21,6 +21,7 @@ from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
+from healthivert.geometry.vertebrae import column_extent  # noqa: E402
 from healthivert.grading.rule import THRESHOLDS  # noqa: E402
 from healthivert.io.images import load_ct, load_mask  # noqa: E402
 from healthivert.io.volume import Volume  # noqa: E402
@@ -414,11 +415,8 @@ def read_crop(path: Path) -> Crop:
 def column_heights_mm(body: Crop) -> np.ndarray:
     """Height (mm) of each (LR, AP) column of a body crop, from its first to its last body voxel
     along SI (as the measurement counts a column past a concave wall: endplate to endplate)."""
-    inside = body.array > 0
-    n_si = inside.shape[2]
-    first = np.argmax(inside, axis=2)
-    last = n_si - 1 - np.argmax(inside[..., ::-1], axis=2)
-    return np.where(inside.any(axis=2), last - first + 1, 0) * body.spacing_mm[2]
+    present, first, last = column_extent(body.array > 0)
+    return np.where(present, last - first + 1, 0) * body.spacing_mm[2]
 
 
 def height_profile(original: Crop, healthy: Crop | None) -> dict[str, np.ndarray]:

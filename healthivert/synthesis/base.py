@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from healthivert.geometry.vertebrae import StraightVertebra
+from healthivert.geometry.vertebrae import StraightVertebra, column_extent
 from healthivert.registry import Registry
 
 
@@ -56,11 +56,8 @@ def column_middles(reference_body: np.ndarray, si_mm: np.ndarray) -> np.ndarray:
         reference_body: (n_lr, n_ap, n_si) bool body.
         si_mm: SI coordinate (mm) of each sample along the last axis.
     """
-    present = reference_body.any(axis=2)
-    idx = np.arange(reference_body.shape[2])
-    first = np.where(present, reference_body.argmax(axis=2), 0)
-    last = np.where(present, reference_body.shape[2] - 1 - reference_body[:, :, ::-1].argmax(axis=2), 0)
-    mid_mm = np.interp((first + last) / 2.0, idx, si_mm)
+    present, first, last = column_extent(reference_body)
+    mid_mm = np.interp((first + last) / 2.0, np.arange(reference_body.shape[2]), si_mm)
     extent = np.where(present, last - first + 1, 0)
     full = present & (extent >= FULL_COLUMN_FRACTION * np.median(extent[present])) if present.any() else present
     if full.sum() < 3:

@@ -34,8 +34,9 @@ from monai.transforms import (
     RandScaleIntensityd,
     RandShiftIntensityd,
 )
+from scipy import ndimage
 
-from healthivert.synthesis.gan.canvas import HU_WINDOW, VertebraStack, normalise_hu
+from healthivert.synthesis.gan.canvas import VertebraStack, hu_from_normalised, normalise_hu
 from healthivert.training.real_domain import RandThickSlicesd
 
 AUGMENTATIONS = ("none", "real")
@@ -90,9 +91,7 @@ class RealDomain:
 
 def to_hu(ct: np.ndarray) -> np.ndarray:
     """Normalised CT back to HU; clipped pixels at the window's floor read as air."""
-    lo, hi = HU_WINDOW
-    hu = (ct.astype(np.float32) + 1.0) / 2.0 * (hi - lo) + lo
-    return np.where(ct <= -1.0 + 1e-4, AIR_HU, hu).astype(np.float32)
+    return np.where(ct <= -1.0 + 1e-4, AIR_HU, hu_from_normalised(ct)).astype(np.float32)
 
 
 class RandBoneContrastd(RandomizableTransform, MapTransform):
@@ -125,8 +124,6 @@ class RandBoneContrastd(RandomizableTransform, MapTransform):
         return np.interp(hu, xs, ys).astype(np.float32)
 
     def __call__(self, data):
-        from scipy import ndimage
-
         d = dict(data)
         self.randomize()
         if not self._do_transform:

@@ -32,6 +32,12 @@ def normalise_hu(hu: np.ndarray) -> np.ndarray:
     return (np.clip(hu, lo, hi) - lo) / (hi - lo) * 2.0 - 1.0
 
 
+def hu_from_normalised(ct: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`normalise_hu` inside the window (HU, float32)."""
+    lo, hi = HU_WINDOW
+    return ((np.asarray(ct, np.float32) + 1.0) / 2.0 * (hi - lo) + lo).astype(np.float32)
+
+
 @dataclass
 class VertebraStack:
     """One vertebra resampled for the GAN: arrays (LR, AP, SI) at 1 mm, SI ascending.

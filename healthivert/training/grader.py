@@ -48,7 +48,7 @@ def phantom_features(cfg: GraderConfig, progress: Progress | None = None, jobs: 
 
 #: Change this when straightening, measurement, the prior or the phantom anatomy changes: the
 #: features cached under the old revision are then measured again.
-FEATURES_REVISION = "2026-12-05: body's own frame, edge rule, normative wedges"
+FEATURES_REVISION = "2026-12-05: the prior counts only a neighbour's full-height columns"
 
 
 def cache_key(cfg: GraderConfig) -> dict:

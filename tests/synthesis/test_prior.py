@@ -135,6 +135,20 @@ def test_l5_from_a_square_l4_takes_its_lordotic_wedge():
     assert ph["anterior"] > ph["posterior"] + 1.5
 
 
+def test_a_neighbours_rim_does_not_count_as_its_height():
+    """L5's midline is shallower in AP than its lateral lips: at the centre its front 6 mm hold
+    only a 3 mm rim. Laid onto L4's footprint by normalised coordinates, that rim falls in L4's
+    anterior third; it must not count as a healthy height (it read as a 24 % anterior loss of
+    a normal real L4), and L4's estimate takes L3's body there."""
+    l5 = _normal(24)
+    rim = (np.abs(LR_MM)[:, None] <= 6.0) & (AP_MM[None, :] > 9.0)
+    vertebrae = [straight_box(lab, _normal(lab)) for lab in (22, 23)] + [straight_box(24, np.where(rim, 3.0, l5))]
+    l4 = vertebrae[1]
+    estimate = _sections(l4, synthesize_prior(vertebrae)[23].heights_mm)
+    for s, healthy in _sections(l4, l4.heights_mm).items():
+        assert estimate[s] == pytest.approx(healthy, rel=0.02), s
+
+
 def test_vertebrae_cut_by_the_field_of_view_inform_no_one():
     vertebrae = [straight_box(19, 5.0, cut_by_fov=("superior",)), straight_box(20, _normal(20)),
                  straight_box(21, _normal(21))]

@@ -15,6 +15,7 @@ from healthivert.grading import FEATURES
 from healthivert.grading.svm import TrainReport, load_model
 from healthivert.training.config import GraderConfig, PhantomCohort, load_grader_config
 from healthivert.training.grader import phantom_features, train_grader
+from tests.tiny_gan import save_tiny_gan
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,11 +123,15 @@ def test_phantom_features_in_worker_processes_match_the_serial_run(prior_run):
     assert seen == [(1, 2), (2, 2)]
 
 
-@pytest.mark.slow
-def test_grader_trained_through_the_gan_measures_with_it(prior_run, tmp_path):
+def test_grader_trained_through_the_gan_measures_with_it(prior_run, tmp_path, monkeypatch):
     """synthesizer: gan renders the CT and measures through the GAN: other pseudo-healthy
     heights than the prior's on the same phantoms (the prior's training run is
-    test_phantom_training_run_writes_model_and_card)."""
+    test_phantom_training_run_writes_model_and_card). The plumbing, not the network, is under
+    test: an untrained tiny GAN stands in for the shipped one (whose heights the GAN's own
+    tests check), 40 s less."""
+    from healthivert.synthesis.gan import infer
+
+    monkeypatch.setattr(infer, "DEFAULT_WEIGHTS", save_tiny_gan(tmp_path / "tiny.safetensors"))
     cfg = GraderConfig(phantom=TWO_STUDIES, folds=2, param_grid={"svc__kernel": ["linear"], "svc__C": [1.0]},
                        synthesizer="gan", output=str(tmp_path / "g.skops"))
     _, report, gan = train_grader(cfg)

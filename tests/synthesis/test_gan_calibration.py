@@ -22,20 +22,17 @@ from healthivert.io.centroids import centroids_from_mask
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.synthesis.gan.calibration import HeightCalibration, fit_height_calibration
 from healthivert.synthesis.gan.infer import synthesize_gan
-from healthivert.synthesis.gan.model import DEFAULT_WEIGHTS, GANModel, load_gan, save_gan
-from healthivert.synthesis.gan.networks import GANConfig
+from healthivert.synthesis.gan.model import DEFAULT_WEIGHTS, load_gan, save_gan
 from healthivert.training.gan_calibration import calibrate_synthesizer
 from healthivert.training.synthesizer import SynthesizerTrainConfig
 from tests.helpers import phantom_verse_tree
-
-TINY = GANConfig(width=8, codebook_size=16, code_dim=4, disc_width=8, classifier_channels=(4, 8))
+from tests.tiny_gan import TINY, save_tiny_gan
 
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory) -> Path:
     """Untrained tiny weights: the calibration's mechanics do not need a good network."""
-    torch.manual_seed(0)
-    return save_gan(GANModel.create(TINY), tmp_path_factory.mktemp("cal") / "g.safetensors", {"trained_on": "nothing"})
+    return save_tiny_gan(tmp_path_factory.mktemp("cal") / "g.safetensors")
 
 
 def test_fit_recovers_a_known_affine_map_despite_outliers():

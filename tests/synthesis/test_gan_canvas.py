@@ -163,9 +163,7 @@ def test_attention_can_be_blanked_inside_the_band():
 
     from healthivert.synthesis.gan.canvas import band_mask
     from healthivert.synthesis.gan.model import GANModel
-    from healthivert.synthesis.gan.networks import GANConfig
-
-    tiny = GANConfig(width=8, codebook_size=16, code_dim=4, disc_width=8, classifier_channels=(4, 8))
+    from tests.tiny_gan import TINY as tiny
     s = make_sample(column_stack({19: (-26, 20), 20: (0, 20), 21: (26, 20)}), "sagittal", 30)
     torch.manual_seed(0)
     shown = GANModel.create(tiny)

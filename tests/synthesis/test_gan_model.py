@@ -14,8 +14,7 @@ from healthivert.synthesis.gan.canvas import BAND_MM, BAND_TOP, COLS, ROWS, band
 from healthivert.synthesis.gan.losses import LossWeights, discriminator_loss, edge_loss, generator_losses
 from healthivert.synthesis.gan.model import GANModel, load_gan, save_gan
 from healthivert.synthesis.gan.networks import ContextualAttention, GANConfig, discriminators
-
-TINY = GANConfig(width=8, codebook_size=16, code_dim=4, disc_width=8, classifier_channels=(4, 8))
+from tests.tiny_gan import TINY
 
 
 def fake_batch(n: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:

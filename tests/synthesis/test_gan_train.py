@@ -18,12 +18,11 @@ from healthivert.io.centroids import centroids_from_mask
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.synthesis import get_synthesizer
 from healthivert.synthesis.gan.model import load_gan
-from healthivert.synthesis.gan.networks import GANConfig
 from healthivert.training.synthesizer import SynthesizerTrainConfig, load_synthesizer_config, train_synthesizer
 from tests.helpers import phantom_verse_tree
+from tests.tiny_gan import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = GANConfig(width=8, codebook_size=16, code_dim=4, disc_width=8, classifier_channels=(4, 8))
 
 
 @pytest.fixture(scope="module")

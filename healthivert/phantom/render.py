@@ -23,6 +23,17 @@ HU = {
 
 
 @dataclass(frozen=True)
+class Texture:
+    """Real-like tissue texture (``PhantomConfig.real_contrast``): one spatially correlated
+    Gaussian field (correlation ``correlation_mm``, a Gaussian kernel's sigma in mm) of unit
+    SD, scaled to ``bone_sd_hu`` on bone and ``soft_sd_hu`` on soft tissue (-200..300 HU)."""
+
+    bone_sd_hu: float
+    soft_sd_hu: float
+    correlation_mm: float
+
+
+@dataclass(frozen=True)
 class PlacedVertebra:
     """A vertebra in the world: shape, fracture, body centre (RAS mm), local axes, HU."""
 
@@ -70,25 +81,30 @@ def _local_coords(
     )
 
 
-def paint_background(grid: Grid, curve: Centreline, diaphragm_z: float | None) -> np.ndarray:
-    """Air, torso (fat ring over muscle) and, above the diaphragm, lungs (HU)."""
+def paint_background(grid: Grid, curve: Centreline, diaphragm_z: float | None,
+                     tone: dict[str, float] | None = None) -> np.ndarray:
+    """Air, torso (fat ring over muscle) and, above the diaphragm, lungs (HU); ``tone``
+    overrides the HU of ``HU``."""
+    tone = {**HU, **(tone or {})}
     x, y, z = (grid.axis(k) for k in range(3))
     xs, ys = curve.xy_at_z(z)
     dx = x[:, None, None] - xs[None, None, :]
     dy = y[None, :, None] - ys[None, None, :]
     torso = (dx / 160.0) ** 2 + ((dy - 50.0) / 125.0) ** 2
-    hu = np.where(torso <= 1.0, HU["muscle"], HU["air"]).astype(np.float32)
-    hu[(torso <= 1.0) & (torso > 0.86)] = HU["fat"]
+    hu = np.where(torso <= 1.0, tone["muscle"], tone["air"]).astype(np.float32)
+    hu[(torso <= 1.0) & (torso > 0.86)] = tone["fat"]
     if diaphragm_z is not None:
         above = (z > diaphragm_z)[None, None, :]
         for side in (-1.0, 1.0):
             lung = ((dx - side * 72.0) / 52.0) ** 2 + ((dy - 40.0) / 62.0) ** 2 <= 1.0
-            hu[lung & above] = HU["lung"]
+            hu[lung & above] = tone["lung"]
     return hu
 
 
-def paint_vertebra_soft(hu: np.ndarray, grid: Grid, v: PlacedVertebra) -> None:
-    """Discs above and below and the canal's contents around one vertebra."""
+def paint_vertebra_soft(hu: np.ndarray, grid: Grid, v: PlacedVertebra, tone: dict[str, float] | None = None) -> None:
+    """Discs above and below and the canal's contents around one vertebra; ``tone`` overrides
+    the HU of ``HU``."""
+    tone = {**HU, **(tone or {})}
     s = v.shape
     reach = s.height / 2 + max(v.disc_above, s.disc_below) + 4
     box = _box(grid, v.centre, np.array([s.width, s.depth + 30, reach + 5]))
@@ -99,16 +115,17 @@ def paint_vertebra_soft(hu: np.ndarray, grid: Grid, v: PlacedVertebra) -> None:
         np.abs(u) <= reach
     )
     view = hu[box]
-    view[zone] = HU["disc"]
-    view[canal] = HU["csf"]
+    view[zone] = tone["disc"]
+    view[canal] = tone["csf"]
 
 
 def paint_vertebra_bone(
     hu: np.ndarray, label: np.ndarray, body: np.ndarray, grid: Grid, v: PlacedVertebra,
-    mask_label: int, ribs: bool, bone_hu: dict[str, float] | None = None,
+    mask_label: int, ribs: bool, bone_hu: dict[str, float] | None = None, bone: np.ndarray | None = None,
 ) -> None:
     """Body (cortical shell over trabecular bone), posterior elements and ribs of one vertebra;
-    ``bone_hu`` overrides the cortical / posterior / rib HU of ``HU``."""
+    ``bone_hu`` overrides the cortical / posterior / rib HU of ``HU``; ``bone`` (bool, the
+    grid's shape), when given, is set wherever bone is painted."""
     tone = {**HU, **(bone_hu or {})}
     s = v.shape
     half = np.array([s.width / 2 + (75 if ribs else 40), s.depth + 60, s.height / 2 + 30])
@@ -128,12 +145,16 @@ def paint_vertebra_bone(
     view_hu[in_body] = np.where(depth_mm[in_body] < 1.0, tone["cortical"], v.trabecular_hu)
     view_label[part | in_body] = mask_label
     view_body[in_body] = mask_label
+    if bone is not None:
+        bone[box] |= rib | part | in_body
 
 
 def _ellipsoid_bone(hu: np.ndarray, label: np.ndarray, grid: Grid, v: PlacedVertebra, centre: np.ndarray,
-                    semi: np.ndarray, mask_label: int, side: float = 1.0) -> None:
+                    semi: np.ndarray, mask_label: int, side: float = 1.0, cortical_hu: float = 0.8 * HU["cortical"],
+                    bone: np.ndarray | None = None) -> None:
     """An ellipsoid of bone in ``v``'s frame (centre and semi-axes as (l, a, u) mm; ``side``
-    mirrors l): a 1.5 mm cortical shell over trabecular bone, labelled ``mask_label``."""
+    mirrors l): a 1.5 mm cortical shell (``cortical_hu``) over trabecular bone, labelled
+    ``mask_label``; ``bone``, when given, is set where it is painted."""
     local = np.asarray(centre, float) * np.array([side, 1.0, 1.0])
     world = v.centre + v.axes @ local
     box = _box(grid, world, np.full(3, float(np.max(semi)) + 2.0))
@@ -142,33 +163,51 @@ def _ellipsoid_bone(hu: np.ndarray, label: np.ndarray, grid: Grid, v: PlacedVert
     inside = r <= 1.0
     shell = inside & (r > 1.0 - 1.5 / float(np.min(semi)))
     view_hu, view_label = hu[box], label[box]
-    view_hu[inside] = np.where(shell[inside], HU["cortical"] * 0.8, v.trabecular_hu)
+    view_hu[inside] = np.where(shell[inside], cortical_hu, v.trabecular_hu)
     view_label[inside] = mask_label
+    if bone is not None:
+        bone[box] |= inside
 
 
-def paint_pelvis(hu: np.ndarray, label: np.ndarray, grid: Grid, sacrum: PlacedVertebra, sacrum_label: int) -> None:
+def paint_pelvis(hu: np.ndarray, label: np.ndarray, grid: Grid, sacrum: PlacedVertebra, sacrum_label: int,
+                 cortical_hu: float = 0.8 * HU["cortical"], bone: np.ndarray | None = None) -> None:
     """Alae and the lower sacrum (S2-S4, curving back), labelled as the sacrum, and the iliac
     wings beside them (bone, background label): a real sacrum is no tilted lumbar body, and
-    the pelvis is bone a segmenter must leave out."""
+    the pelvis is bone a segmenter must leave out. Shells read ``cortical_hu``; ``bone``, when
+    given, is set where bone is painted."""
     s = sacrum.shape
+    kw = {"cortical_hu": cortical_hu, "bone": bone}
     for side in (-1.0, 1.0):
         _ellipsoid_bone(hu, label, grid, sacrum, np.array([s.width / 2 + 10, -4.0, 2.0]),
-                        np.array([16.0, 13.0, s.height / 2]), sacrum_label, side)
+                        np.array([16.0, 13.0, s.height / 2]), sacrum_label, side, **kw)
         _ellipsoid_bone(hu, label, grid, sacrum, np.array([s.width / 2 + 32, -8.0, 18.0]),
-                        np.array([7.0, 38.0, 42.0]), 0, side)
+                        np.array([7.0, 38.0, 42.0]), 0, side, **kw)
     for k in (1, 2, 3):
         _ellipsoid_bone(hu, label, grid, sacrum, np.array([0.0, -7.0 * k, -s.height / 2 - 14.0 * k]),
-                        np.array([s.width / 2 * (1 - 0.2 * k), 12.0 - 2 * k, 8.0]), sacrum_label)
+                        np.array([s.width / 2 * (1 - 0.2 * k), 12.0 - 2 * k, 8.0]), sacrum_label, **kw)
 
 
 def finish_ct(
     hu_fine: np.ndarray, fine: Grid, z_factor: int, blur_mm: float, noise_hu: float,
-    rng: np.random.Generator,
+    rng: np.random.Generator, bone: np.ndarray | None = None, texture: Texture | None = None,
 ) -> np.ndarray:
-    """Trabecular texture, point-spread blur, slice decimation and noise; int16 HU."""
-    bone = hu_fine > 100
-    texture = ndimage.gaussian_filter(rng.standard_normal(hu_fine.shape).astype(np.float32), 0.8)
-    hu_fine = hu_fine + bone * texture * 120.0
+    """Trabecular texture, point-spread blur, slice decimation and noise; int16 HU.
+
+    By default the texture is white noise smoothed over 0.8 voxel, times 120 HU, wherever the
+    painted HU exceed 100. With ``texture`` (real-like contrast) the field is smoothed over
+    ``texture.correlation_mm``, scaled to unit SD and then to its bone and soft-tissue SDs;
+    ``bone`` (bool, the fine grid's shape) says where bone was painted (dim real trabecular
+    bone reads below 100 HU). Either way the same random numbers are drawn."""
+    white = rng.standard_normal(hu_fine.shape).astype(np.float32)
+    if texture is None:
+        bone = hu_fine > 100
+        hu_fine = hu_fine + bone * ndimage.gaussian_filter(white, 0.8) * 120.0
+    else:
+        bone = hu_fine > 100 if bone is None else bone
+        field = ndimage.gaussian_filter(white, texture.correlation_mm / fine.spacing)
+        field /= max(float(field[::3, ::3, ::3].std()), 1e-6)
+        soft = ~bone & (hu_fine > -200) & (hu_fine < 300)
+        hu_fine = hu_fine + field * (bone * np.float32(texture.bone_sd_hu) + soft * np.float32(texture.soft_sd_hu))
     sigma = [blur_mm / fine.spacing[0], blur_mm / fine.spacing[1],
              max(blur_mm, 0.42 * fine.spacing[2] * z_factor) / fine.spacing[2]]
     blurred = ndimage.gaussian_filter(hu_fine, sigma)

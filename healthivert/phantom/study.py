@@ -26,6 +26,7 @@ from healthivert.phantom.render import (
     HU,
     Grid,
     PlacedVertebra,
+    Texture,
     finish_ct,
     paint_background,
     paint_pelvis,
@@ -77,6 +78,12 @@ class PhantomConfig:
             above the trabecular bone up to the defaults (thin laminae and cortex read dim at
             thick slices and in osteoporotic bone: 150-200 HU on real CT); for segmenter
             training, off by default (the other draws of a seed are unchanged either way).
+        real_contrast: draw the study's tissue HU and texture from what real CT reads
+            (``REAL_CONTRAST``; ``docs/experiments.md``: trabecular cores ~105-130 HU with an
+            IQR of ~115 HU, cortex rims ~290-370 HU, discs ~70-90 HU, soft tissue -10..35 HU,
+            all spread wider than the default phantom's): dim, heterogeneous bone for segmenter
+            training. Overrides ``dim_bone``. Off by default; drawn from a seeded stream of its
+            own, so the study's other draws (anatomy, fractures, spacing) are unchanged.
         intact: draw the study with its fractures, then leave every body at its healthy
             height: the fractured study's intact twin (the same anatomy, noise and other draws;
             the neighbours placed by healthy heights). A pseudo-healthy body should be the same
@@ -104,6 +111,7 @@ class PhantomConfig:
     margin_below_mm: float | None = None
     pelvis: bool = False
     dim_bone: bool = False
+    real_contrast: bool = False
     intact: bool = False
     body_proportions: tuple[float, float, float] = (1.0, 1.0, 1.0)
     vary_proportions: bool = False
@@ -163,6 +171,28 @@ def _dim_bone_hu(trabecular_hu: float, seed: int) -> dict[str, float]:
             "cortical": float(rng.uniform(max(posterior, 400.0), HU["cortical"]))}
 
 
+#: ``real_contrast``: the uniform range (lo, hi) of each drawn value, painted HU before the
+#: point-spread blur and noise (measured rims mix the painted 1 mm cortex with what lies beside
+#: it), texture SDs (HU) and correlation (mm) of ``render.Texture``, image noise SD (HU)
+REAL_CONTRAST = {
+    "trabecular": (100.0, 180.0), "cortical": (420.0, 720.0), "disc": (55.0, 100.0),
+    "muscle": (-10.0, 45.0), "fat": (-120.0, -70.0), "csf": (0.0, 25.0),
+    "bone_sd_hu": (60.0, 110.0), "soft_sd_hu": (25.0, 60.0), "correlation_mm": (1.0, 2.0),
+    "noise_hu": (15.0, 35.0),
+}
+
+
+def real_contrast_draw(seed: int) -> dict[str, float]:
+    """The tissue HU, texture and noise of study ``seed`` under ``real_contrast``, from a
+    seeded stream of their own: ``REAL_CONTRAST``'s ranges, posterior elements and ribs
+    between the trabecular and the cortical HU."""
+    rng = np.random.default_rng([seed, 31])
+    out = {k: float(rng.uniform(lo, hi)) for k, (lo, hi) in REAL_CONTRAST.items()}
+    out["posterior"] = float(rng.uniform(out["trabecular"] + 80.0, max(out["cortical"], out["trabecular"] + 80.0)))
+    out["rib"] = float(rng.uniform(out["trabecular"] + 80.0, max(out["cortical"], out["trabecular"] + 80.0)))
+    return out
+
+
 #: per-study (height, depth, width) factors of ``vary_proportions``: adult vertebral body height
 #: at a level varies between people by roughly 6-8 % (1 SD), endplate size by about as much, the
 #: two only partly together; these uniform ranges span about two SDs each side. (Not fitted to
@@ -188,6 +218,9 @@ def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> P
     shapes = {lab: vertebra_shape(lab, rng, scale, study_proportions(cfg, seed)) for lab in labels}
     fractures = _draw_fractures(cfg, labels, rng)
     trab_hu = float(rng.uniform(90.0, 230.0))  # study bone density: osteoporotic to normal
+    real = real_contrast_draw(seed) if cfg.real_contrast else None
+    if real is not None:
+        trab_hu = real["trabecular"]
     placed_fx = {}
     for lab in labels:
         sh = shapes[lab]
@@ -255,20 +288,24 @@ def make_phantom(cfg: PhantomConfig, seed: int, subject: str | None = None) -> P
     diaphragm = next((v.centre[2] for v in placed if v.shape.label == 19), None)
     if diaphragm is None and labels[-1] < 19:
         diaphragm = z_lo - 100.0
-    hu = paint_background(fine, curve, diaphragm)
+    hu = paint_background(fine, curve, diaphragm, tone=real)
     label = np.zeros(fine.shape, np.uint8)
     body = np.zeros(fine.shape, np.uint8)
+    bone = np.zeros(fine.shape, bool) if real is not None else None
     everything = placed + ([sacrum] if sacrum else [])
     for v in everything:
-        paint_vertebra_soft(hu, fine, v)
-    tone = _dim_bone_hu(trab_hu, seed) if cfg.dim_bone else None
+        paint_vertebra_soft(hu, fine, v, tone=real)
+    tone = real if real is not None else _dim_bone_hu(trab_hu, seed) if cfg.dim_bone else None
     for v in everything:
         lab = SACRUM_LABEL if v is sacrum else v.shape.label
         paint_vertebra_bone(hu, label, body, fine, v, lab, ribs=v.shape.label <= 19 and v is not sacrum,
-                            bone_hu=tone)
+                            bone_hu=tone, bone=bone)
     if sacrum is not None and cfg.pelvis:
-        paint_pelvis(hu, label, fine, sacrum, SACRUM_LABEL)
-    ct = finish_ct(hu, fine, z_factor, cfg.blur_mm, cfg.noise_hu, rng)
+        pelvis_kw = {} if real is None else {"cortical_hu": 0.8 * real["cortical"], "bone": bone}
+        paint_pelvis(hu, label, fine, sacrum, SACRUM_LABEL, **pelvis_kw)
+    texture = None if real is None else Texture(real["bone_sd_hu"], real["soft_sd_hu"], real["correlation_mm"])
+    noise = cfg.noise_hu if real is None else real["noise_hu"]
+    ct = finish_ct(hu, fine, z_factor, cfg.blur_mm, noise, rng, bone=bone, texture=texture)
     centre_slices = slice(z_factor // 2, None, z_factor)
     grid = Grid(lo, spacing, shape)
     orientation = cfg.orientation or str(rng.choice(ORIENTATIONS))

@@ -80,7 +80,9 @@ class SegmenterTrainConfig(TrainRecipe):
     experts' mask (the sacrum, vertebrae above and below the annotation:
     ``real_domain.unlabelled_bone``) is left out of the loss instead of taught as background;
     phantom patches are scored whole. ``pelvis``, ``pelvis_fraction``, ``dim_bone_fraction``,
-    ``margin_below_mm`` and ``margin_above_mm`` shape the phantom studies (``_phantom_config``).
+    ``real_contrast_fraction`` (the share of phantoms drawn with real-like tissue HU and texture,
+    ``PhantomConfig.real_contrast``), ``margin_below_mm`` and ``margin_above_mm`` shape the
+    phantom studies (``_phantom_config``).
     """
 
     SOURCES = ("phantom", "verse", "mixed")
@@ -91,6 +93,7 @@ class SegmenterTrainConfig(TrainRecipe):
     pelvis: bool = False
     pelvis_fraction: float = 1.0
     dim_bone_fraction: float = 0.0
+    real_contrast_fraction: float = 0.0
     margin_below_mm: tuple[float, float] | None = None
     margin_above_mm: tuple[float, float] | None = None
     workdir: str = "build/segmenter"
@@ -99,7 +102,7 @@ class SegmenterTrainConfig(TrainRecipe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("pelvis_fraction", "dim_bone_fraction"):
+        for name in ("pelvis_fraction", "dim_bone_fraction", "real_contrast_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1]; got {getattr(self, name)}")
         if self.source == "mixed" and not 0.0 < self.phantom_fraction < 1.0:
@@ -130,8 +133,9 @@ def _phantom_config(seed: int, cfg: SegmenterTrainConfig) -> PhantomConfig:
     seen whole or in part, as abdominal CTs do); ``margin_above_mm`` likewise above the top
     vertebra, where a negative margin cuts it at the edge of the view, as real scans cut the
     vertebra at their ends; with ``pelvis``, a seeded ``pelvis_fraction`` of the studies
-    carries a pelvis, and a seeded ``dim_bone_fraction`` has dim posterior elements, ribs and
-    cortex (``PhantomConfig.dim_bone``)."""
+    carries a pelvis, a seeded ``dim_bone_fraction`` has dim posterior elements, ribs and
+    cortex (``PhantomConfig.dim_bone``) and a seeded ``real_contrast_fraction`` real-like tissue
+    HU and texture (``PhantomConfig.real_contrast``)."""
     below, above = None, PhantomConfig.margin_mm
     if cfg.margin_below_mm is not None:
         lo, hi = cfg.margin_below_mm
@@ -142,7 +146,12 @@ def _phantom_config(seed: int, cfg: SegmenterTrainConfig) -> PhantomConfig:
         if below is None:  # the view below keeps the default margin
             below = PhantomConfig.margin_mm
     return PhantomConfig(top=cfg.top, bottom=cfg.bottom, pelvis=_has_pelvis(seed, cfg), margin_mm=above,
-                         margin_below_mm=below, dim_bone=_has_dim_bone(seed, cfg))
+                         margin_below_mm=below, dim_bone=_has_dim_bone(seed, cfg),
+                         real_contrast=_has_real_contrast(seed, cfg))
+
+
+def _has_real_contrast(seed: int, cfg: SegmenterTrainConfig) -> bool:
+    return float(np.random.default_rng([seed, 19]).random()) < cfg.real_contrast_fraction
 
 
 def _has_dim_bone(seed: int, cfg: SegmenterTrainConfig) -> bool:
@@ -156,6 +165,7 @@ def _has_pelvis(seed: int, cfg: SegmenterTrainConfig) -> bool:
 
 def _cache_name(seed: int, cfg: SegmenterTrainConfig) -> str:
     extra = ("_pelvis" if _has_pelvis(seed, cfg) else "") + ("_dim" if _has_dim_bone(seed, cfg) else "") + (
+        "_realct" if _has_real_contrast(seed, cfg) else "") + (
         "_below{:g}-{:g}".format(*cfg.margin_below_mm) if cfg.margin_below_mm is not None else "") + (
         "_above{:g}-{:g}".format(*cfg.margin_above_mm) if cfg.margin_above_mm is not None else "")
     return f"phantom{seed}_{cfg.network.spacing_mm:g}mm{extra}.npz"
@@ -312,7 +322,9 @@ def _phantom_data(cfg: SegmenterTrainConfig) -> str:
             + (", {:g}-{:g} mm seen above the top vertebra (negative: cut by the view)".format(
                 *cfg.margin_above_mm) if cfg.margin_above_mm is not None else "")
             + (f", dim posterior elements and cortex in {cfg.dim_bone_fraction:.0%} of them"
-               if cfg.dim_bone_fraction else ""))
+               if cfg.dim_bone_fraction else "")
+            + (f", real-like tissue HU and texture in {cfg.real_contrast_fraction:.0%} of them"
+               if cfg.real_contrast_fraction else ""))
 
 
 def _data_card(cfg: SegmenterTrainConfig, subjects: list[str], n_val: int, final: dict) -> tuple[str, str]:

@@ -172,6 +172,73 @@ def test_dim_bone_dims_posterior_elements_and_cortex_only():
     assert abs(np.median(dim.ct.array[core]) - np.median(plain.ct.array[core])) < 5
 
 
+def _region_hu(study) -> dict[str, np.ndarray]:
+    """CT HU of a study's regions by its own truth mask, as docs/experiments.md measured real
+    CT: trabecular core (>= 5 mm inside the mask), cortex rim (within 1.5 mm of its surface),
+    disc (within 4 mm of the midpoint of two neighbouring body centres, >= 1 mm from bone)."""
+    ct, mask = study.ct.array.astype(np.float32), study.mask.array > 0
+    spacing, origin = np.diag(study.ct.affine)[:3], study.ct.affine[:3, 3]  # RAS, axis-aligned
+    inside = ndimage.distance_transform_edt(mask, sampling=spacing)
+    outside = ndimage.distance_transform_edt(~mask, sampling=spacing)
+    xyz = np.moveaxis(np.indices(ct.shape), 0, -1) * spacing + origin
+    disc = np.zeros(ct.shape, bool)
+    centres = [np.array(v["body_centre_mm"]) for v in study.truth["vertebrae"]]
+    for a, b in zip(centres[:-1], centres[1:]):
+        disc |= np.linalg.norm(xyz - (a + b) / 2, axis=-1) <= 4.0
+    return {"core": ct[inside >= 5.0], "rim": ct[mask & (inside <= 1.5)], "disc": ct[disc & (outside >= 1.0)]}
+
+
+def _median_iqr(values: np.ndarray) -> tuple[float, float]:
+    q1, q2, q3 = np.percentile(values, [25, 50, 75])
+    return float(q2), float(q3 - q1)
+
+
+@pytest.mark.parametrize("seed", [5, 8])
+def test_real_contrast_draws_the_hu_measured_on_real_ct(seed):
+    """``real_contrast``: trabecular cores, cortex rims and discs read as on the real VerSe CTs
+    (docs/experiments.md: cores 106-130 HU median with an IQR of ~115 HU, rims 291-373 HU,
+    discs 69-88 HU), not as the default phantom (core IQR ~35 HU, rim ~540 HU); the anatomy,
+    masks and fractures are those of the same seed without it."""
+    cfg = dict(top="L2", bottom="L5", in_plane_mm=1.0, slice_mm=1.0, orientation="RAS")
+    plain = make_phantom(PhantomConfig(**cfg), seed)
+    real = make_phantom(PhantomConfig(**cfg, real_contrast=True), seed)
+    assert np.array_equal(plain.mask.array, real.mask.array)
+    assert np.array_equal(plain.body_mask.array, real.body_mask.array)
+    drop = ("trabecular_hu",)
+    assert ([{k: v for k, v in r.items() if k not in drop} for r in plain.truth["vertebrae"]]
+            == [{k: v for k, v in r.items() if k not in drop} for r in real.truth["vertebrae"]])
+    assert 100.0 <= real.truth["trabecular_hu"] <= 180.0
+    regions = _region_hu(real)
+    core, core_iqr = _median_iqr(regions["core"])
+    rim, _ = _median_iqr(regions["rim"])
+    disc, disc_iqr = _median_iqr(regions["disc"])
+    assert 80 <= core <= 200 and 70 <= core_iqr <= 170
+    assert 250 <= rim <= 470 and rim > core + 80
+    assert 20 <= disc <= 120 and disc_iqr >= 40
+    plain_regions = _region_hu(plain)
+    assert _median_iqr(plain_regions["core"])[1] < 0.6 * core_iqr  # the default: narrow cores
+    assert _median_iqr(plain_regions["rim"])[0] > rim + 60  # and bright rims
+
+
+def test_real_contrast_is_off_by_default_and_leaves_the_default_phantom_unchanged():
+    """The default study is the one drawn before ``real_contrast`` existed, to the byte (the
+    SHA-256 of a small study's CT and mask, recorded before the option was added: a change here
+    moves every phantom, test figure, benchmark and cached feature)."""
+    import hashlib
+
+    cfg = dict(top="L3", bottom="L5", in_plane_mm=1.0, slice_mm=2.0, orientation="RAS")
+    assert PhantomConfig().real_contrast is False
+    study = make_phantom(PhantomConfig(**cfg), 11)
+    assert np.array_equal(study.ct.array, make_phantom(PhantomConfig(**cfg, real_contrast=False), 11).ct.array)
+    assert hashlib.sha256(study.ct.array.tobytes()).hexdigest() == (
+        "15f9ebc6a4fd20a130751175a04070f65b164b155419afaa237909070559f35a")
+    assert hashlib.sha256(study.mask.array.tobytes()).hexdigest() == (
+        "715f43863218766d27745d79152ac7188c2fb934860921b9833181bc2ea0cc07")
+    pelvis = make_phantom(PhantomConfig(**cfg, pelvis=True), 11)
+    assert hashlib.sha256(pelvis.ct.array.tobytes()).hexdigest() == (
+        "a64f4d5eb81a03a2d09ba84f739bdc798f615bcbd9e1b9cde777f9e3aba86135")
+
+
 def test_margin_below_widens_the_view_below_only():
     cfg = dict(top="L3", bottom="L5", in_plane_mm=1.0, slice_mm=1.0, orientation="RAS")
     base = make_phantom(PhantomConfig(**cfg), 5)

@@ -375,6 +375,26 @@ def test_fine_tuning_from_weights_in_batches_under_a_time_limit(tmp_path):
         train_segmenter(replace(cfg, network=replace(net, channels=(8, 16, 32)), workdir=str(tmp_path / "w2")))
 
 
+def test_real_contrast_fraction_draws_a_seeded_share_of_real_like_phantoms():
+    """``real_contrast_fraction``: a seeded share of the phantom studies is drawn with real-like
+    tissue HU and texture (``PhantomConfig.real_contrast``), the same studies on every run; the
+    cache names and the model card say which; a fraction outside [0, 1] is refused; 0 (the
+    default) leaves every study as before."""
+    from healthivert.training.segmenter import SegmenterTrainConfig, _cache_name, _phantom_config, _phantom_data
+
+    cfg = SegmenterTrainConfig(train_studies=40, real_contrast_fraction=0.75)
+    seeds = range(cfg.train_seed, cfg.train_seed + cfg.train_studies)
+    drawn = [_phantom_config(seed, cfg).real_contrast for seed in seeds]
+    assert 20 <= sum(drawn) <= 38 and drawn == [_phantom_config(seed, cfg).real_contrast for seed in seeds]
+    assert all(("_realct" in _cache_name(seed, cfg)) == real for seed, real in zip(seeds, drawn))
+    assert "real-like tissue HU and texture in 75% of them" in _phantom_data(cfg)
+    plain = SegmenterTrainConfig()
+    assert not any(_phantom_config(seed, plain).real_contrast for seed in seeds)
+    assert "_realct" not in _cache_name(2000, plain) and "real-like" not in _phantom_data(plain)
+    with pytest.raises(ValueError, match="real_contrast_fraction"):
+        SegmenterTrainConfig(real_contrast_fraction=1.5)
+
+
 def test_trains_from_a_verse_tree_by_the_manifest_splits(tmp_path):
     """source: verse reads the CTs and masks of a VerSe download tree; the manifest's splits
     choose training and validation subjects; a split with no study is a clear error."""

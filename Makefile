@@ -25,8 +25,12 @@ demo: setup
 browser-deps: setup
 	scripts/install_browser_test_deps.sh $(BIN)/python
 
+# two pytest-xdist workers, a test file each at a time (module fixtures built once), one
+# PyTorch thread each: on the 2-core CI machine 2 x 2 threads oversubscribe the cores, and the
+# suite's peak memory is about 3.5 GB per worker
+TEST_WORKERS ?= 2
 test: setup browser-deps
-	$(BIN)/python -m pytest -q --durations=25
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # what a user of the wheel gets (CI's second step): scripts/check_wheel.sh says what it checks
 wheel-check: setup

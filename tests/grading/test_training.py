@@ -123,6 +123,7 @@ def test_phantom_features_in_worker_processes_match_the_serial_run(prior_run):
     assert seen == [(1, 2), (2, 2)]
 
 
+@pytest.mark.slow
 def test_grader_trained_through_the_gan_measures_with_it(prior_run, tmp_path, monkeypatch):
     """synthesizer: gan renders the CT and measures through the GAN: other pseudo-healthy
     heights than the prior's on the same phantoms (the prior's training run is

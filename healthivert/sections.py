@@ -23,6 +23,16 @@ MIN_COLUMN_FRACTION = 0.25
 EDGE_MARGIN_MM = 1.5
 
 
+def full_columns(lengths: np.ndarray, fraction: float) -> np.ndarray:
+    """Columns whose length (mm, or samples) is at least ``fraction`` of the median of the
+    present (> 0) ones: the body's full columns, not the slivers, rims or ramps at its walls."""
+    lengths = np.asarray(lengths, dtype=float)
+    present = lengths > 0
+    if not present.any():
+        return present
+    return present & (lengths >= fraction * np.median(lengths[present]))
+
+
 def section_columns(
     heights_mm: np.ndarray, ap_mm: np.ndarray, lr_mm: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -38,9 +48,7 @@ def section_columns(
         ``{"anterior", "middle", "posterior"}`` -> bool (n_ap, n_lr) (all False for an empty body).
     """
     heights_mm = np.asarray(heights_mm, dtype=float)
-    present = heights_mm > 0
-    if present.any():
-        present &= heights_mm >= MIN_COLUMN_FRACTION * np.median(heights_mm[present])
+    present = full_columns(heights_mm, MIN_COLUMN_FRACTION)
     if not present.any():
         return {name: np.zeros(heights_mm.shape, bool) for name in SECTIONS}
     rows = np.flatnonzero(present.any(axis=1))

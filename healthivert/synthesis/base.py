@@ -9,6 +9,7 @@ import numpy as np
 
 from healthivert.geometry.vertebrae import StraightVertebra, column_extent
 from healthivert.registry import Registry
+from healthivert.sections import full_columns
 
 
 @dataclass
@@ -58,8 +59,7 @@ def column_middles(reference_body: np.ndarray, si_mm: np.ndarray) -> np.ndarray:
     """
     present, first, last = column_extent(reference_body)
     mid_mm = np.interp((first + last) / 2.0, np.arange(reference_body.shape[2]), si_mm)
-    extent = np.where(present, last - first + 1, 0)
-    full = present & (extent >= FULL_COLUMN_FRACTION * np.median(extent[present])) if present.any() else present
+    full = full_columns(np.where(present, last - first + 1, 0), FULL_COLUMN_FRACTION)
     if full.sum() < 3:
         return mid_mm
     # least squares plane mid = c0 + c1 * i + c2 * j through the full columns (a few hundred

@@ -23,7 +23,7 @@ from scipy import ndimage
 from healthivert.geometry.vertebrae import StraightVertebra
 from healthivert.labels import SPINE_ORDER
 from healthivert.normative import wedge_drop_mm
-from healthivert.sections import SECTIONS, relative_height_loss, section_heights
+from healthivert.sections import SECTIONS, full_columns, relative_height_loss, section_heights
 from healthivert.synthesis.base import PseudoHealthy, body_from_heights, register_synthesizer
 
 # Mean posterior vertebral body height by level (mm), adult: only ratios between levels are used.
@@ -36,8 +36,12 @@ RESTORE_ABOVE = 0.15
 RATIO_METHOD = "intra-vertebral ratios"  # a body estimated with no neighbour in view
 NEIGHBOUR_WEIGHTS = {1: 1.0, 2: 0.5}
 MAX_ROUNDS = 5
-#: a neighbour's mapped column counts when at least this fraction of its median column
-FULL_COLUMN_FRACTION = 0.6
+#: a neighbour's mapped column counts when at least this fraction of its median column: its
+#: outline in the middle sagittal planes need not fill its bounding box (an L5 is shallower at
+#: its midline than at its lateral lips), so laid onto the target's footprint by normalised
+#: coordinates its wall can fall inside the target's anterior third, and the interpolated ramp
+#: and the rim there (a few mm) must not count as the healthy height
+NEIGHBOUR_FULL_FRACTION = 0.6
 
 
 def _extent(heights: np.ndarray, coords: np.ndarray, axis: int) -> tuple[float, float]:
@@ -103,7 +107,7 @@ def estimate_from_neighbours(
         w = NEIGHBOUR_WEIGHTS[_level_gap(nb.label, target.label, with_t13)]
         mapped = map_onto(nb, heights, target)
         ratio = REFERENCE_HEIGHT_MM.get(target.label, 1.0) / REFERENCE_HEIGHT_MM.get(nb.label, 1.0)
-        valid = _full_columns(mapped)
+        valid = full_columns(mapped, NEIGHBOUR_FULL_FRACTION)
         total += w * np.where(valid, rewedge(target, nb, mapped, ratio), 0.0)
         weight += w * valid
     footprint = target.heights_mm > 0
@@ -115,19 +119,6 @@ def estimate_from_neighbours(
         nearest = ndimage.distance_transform_edt(weight == 0, return_distances=False, return_indices=True)
         est[holes] = est[tuple(idx[holes] for idx in nearest)]
     return np.where(footprint, est, 0.0)
-
-
-def _full_columns(mapped: np.ndarray) -> np.ndarray:
-    """The columns of a neighbour's mapped height map that hold its body at full height.
-
-    A neighbour's outline in the middle sagittal planes need not fill its bounding box (an L5
-    is shorter in AP at its midline than at its lateral lips), so laid onto the target's
-    footprint by normalised coordinates, its wall can fall inside the target's anterior third:
-    the interpolated ramp and the rim there (a few mm) must not count as the healthy height."""
-    present = mapped > 0
-    if not present.any():
-        return present
-    return mapped >= FULL_COLUMN_FRACTION * np.median(mapped[present])
 
 
 def _sections(v: StraightVertebra, heights: np.ndarray) -> dict[str, float]:

@@ -150,17 +150,22 @@ def _phantom_config(seed: int, cfg: SegmenterTrainConfig) -> PhantomConfig:
                          real_contrast=_has_real_contrast(seed, cfg))
 
 
+def _drawn(seed: int, stream: int, fraction: float) -> bool:
+    """Whether study ``seed`` falls in a seeded ``fraction`` of the studies (one stream per
+    property, so the draws of one do not move another's)."""
+    return float(np.random.default_rng([seed, stream]).random()) < fraction
+
+
 def _has_real_contrast(seed: int, cfg: SegmenterTrainConfig) -> bool:
-    return float(np.random.default_rng([seed, 19]).random()) < cfg.real_contrast_fraction
+    return _drawn(seed, 19, cfg.real_contrast_fraction)
 
 
 def _has_dim_bone(seed: int, cfg: SegmenterTrainConfig) -> bool:
-    return float(np.random.default_rng([seed, 17]).random()) < cfg.dim_bone_fraction
+    return _drawn(seed, 17, cfg.dim_bone_fraction)
 
 
 def _has_pelvis(seed: int, cfg: SegmenterTrainConfig) -> bool:
-    return cfg.pelvis and (cfg.pelvis_fraction >= 1.0
-                           or float(np.random.default_rng([seed, 11]).random()) < cfg.pelvis_fraction)
+    return cfg.pelvis and (cfg.pelvis_fraction >= 1.0 or _drawn(seed, 11, cfg.pelvis_fraction))
 
 
 def _cache_name(seed: int, cfg: SegmenterTrainConfig) -> str:

@@ -23,6 +23,7 @@ from monai.transforms import (
     Compose,
     RandAdjustContrastd,
     RandAffined,
+    RandCropByLabelClassesd,
     RandCropByPosNegLabeld,
     RandGaussianNoised,
     RandGaussianSmoothd,
@@ -39,7 +40,7 @@ from healthivert.io.verse_tree import VerseStudy
 from healthivert.io.volume import Volume
 from healthivert.labels import VERTEBRA_LABELS
 from healthivert.phantom import PhantomConfig, make_phantom
-from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
+from healthivert.segmentation.config import CLASSES, SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
 from healthivert.segmentation.identify import SACRUM_LABEL
 from healthivert.segmentation.infer import predict_classes, preprocess, resample_labels
 from healthivert.segmentation.network import build_network, load_weights, save_weights
@@ -96,6 +97,7 @@ class SegmenterTrainConfig(TrainRecipe):
     real_contrast_fraction: float = 0.0
     margin_below_mm: tuple[float, float] | None = None
     margin_above_mm: tuple[float, float] | None = None
+    crop_ratios: tuple[float, float, float] | None = None
     workdir: str = "build/segmenter"
     output: str = "healthivert/models/segmenter_unet.safetensors"
     network: SegmenterConfig = field(default_factory=SegmenterConfig)
@@ -110,6 +112,10 @@ class SegmenterTrainConfig(TrainRecipe):
                              f"got {self.phantom_fraction}")
         if self.source == "phantom" and self.ignore_unlabelled_bone:
             raise ValueError("ignore_unlabelled_bone concerns VerSe subjects: source must be verse or mixed")
+        if self.crop_ratios is not None and (len(self.crop_ratios) != len(CLASSES) or min(self.crop_ratios) < 0
+                                             or sum(self.crop_ratios) <= 0):
+            raise ValueError(f"crop_ratios must be {len(CLASSES)} non-negative numbers {list(CLASSES)} with a "
+                             f"positive sum; got {self.crop_ratios}")
         if self.augmentation not in AUGMENTATIONS:
             raise ValueError(f"augmentation must be one of {list(AUGMENTATIONS)}; got {self.augmentation!r}")
 
@@ -239,7 +245,18 @@ def cached_cohort(seeds: range, cfg: SegmenterTrainConfig, progress: Progress | 
     return out
 
 
-def _augment(cfg: SegmenterConfig, seed: int, kind: str = "standard", masked: bool = False) -> Compose:
+def _crop(cfg: SegmenterConfig, keys: list[str], ratios: tuple[float, ...] | None):
+    """Patch centres: on bone three times in four, or per class in ``ratios`` (background,
+    vertebra, sacrum; a class absent from the study is skipped)."""
+    if ratios is None:
+        return RandCropByPosNegLabeld(keys=keys, label_key="label", spatial_size=cfg.patch, pos=3, neg=1,
+                                      num_samples=1)
+    return RandCropByLabelClassesd(keys=keys, label_key="label", spatial_size=cfg.patch, ratios=list(ratios),
+                                   num_classes=len(CLASSES), num_samples=1, warn=False)
+
+
+def _augment(cfg: SegmenterConfig, seed: int, kind: str = "standard", masked: bool = False,
+             ratios: tuple[float, ...] | None = None) -> Compose:
     """Patch sampling and domain randomisation. Phantom tissue contrasts are fixed per tissue;
     real scans differ (osteoporotic trabecular bone near disc HU, dimmer cortex and endplates at
     thick slices, other kernels), so the intensity mapping is bent non-linearly
@@ -248,13 +265,12 @@ def _augment(cfg: SegmenterConfig, seed: int, kind: str = "standard", masked: bo
     reconstructions), ends the field of view inside the patch (tight crops) and widens the
     intensity scale (25 %) and offset (0.1 of the window, 150 HU). ``masked``: the studies
     carry a loss mask (``ignore``), moved with the label (zeroed where the field of view
-    zeroes the label: the cut is taught as background)."""
+    zeroes the label: the cut is taught as background). ``ratios``: see :func:`_crop`."""
     real = kind == "real"
     maps = ["label", "ignore"] if masked else ["label"]
     aug = Compose([
         SpatialPadd(keys=["image", *maps], spatial_size=cfg.patch),
-        RandCropByPosNegLabeld(keys=["image", *maps], label_key="label", spatial_size=cfg.patch,
-                               pos=3, neg=1, num_samples=1),
+        _crop(cfg, ["image", *maps], ratios),
         RandAffined(keys=["image", *maps], prob=0.4, rotate_range=(0.2, 0.2, 0.2), scale_range=0.1,
                     mode=("bilinear", *["nearest"] * len(maps)), padding_mode=("border", *["zeros"] * len(maps))),
         *([RandThickSlicesd(keys="image", prob=0.5, factor=(1.5, 3.0)),
@@ -277,12 +293,12 @@ class PatchSampler(SeededDraws):
     label, ignore), studies without one ignoring nothing; else (image, label)."""
 
     def __init__(self, studies: list[dict], net: SegmenterConfig, seed: int, weights: list[float] | None = None,
-                 augmentation: str = "standard") -> None:
+                 augmentation: str = "standard", ratios: tuple[float, ...] | None = None) -> None:
         super().__init__(seed)
         self.masked = any("ignore" in s for s in studies)
         self.studies = [_with_ignore(s) for s in studies] if self.masked else studies
         self.weights = weights
-        self.aug = _augment(net, seed, augmentation, self.masked)
+        self.aug = _augment(net, seed, augmentation, self.masked, ratios)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         rng = self.rng(i)
@@ -396,7 +412,8 @@ class SegmenterTrainer(Trainer):
         log.info("starting from %s", path)
 
     def draws(self) -> PatchSampler:
-        return PatchSampler(self.train, self.cfg.network, self.cfg.seed, self.weights, self.cfg.augmentation)
+        return PatchSampler(self.train, self.cfg.network, self.cfg.seed, self.weights, self.cfg.augmentation,
+                            self.cfg.crop_ratios)
 
     def train_step(self, batch, step: int) -> dict[str, float]:
         self.model.train()
@@ -420,6 +437,9 @@ class SegmenterTrainer(Trainer):
         data, validation = _data_card(cfg, self.subjects, len(self.val), final)
         if cfg.ignore_unlabelled_bone:
             data += "; bone outside the VerSe experts' masks left out of the loss"
+        if cfg.crop_ratios is not None:
+            data += "; patches centred on background / vertebra / sacrum in the ratio {:g} : {:g} : {:g}".format(
+                *cfg.crop_ratios)
         return {"trained_on": f"{data}; augmentation: {AUGMENTATIONS[cfg.augmentation]}", "steps": self.step,
                 "batch": cfg.batch, "validation": validation, "history": self.history}
 

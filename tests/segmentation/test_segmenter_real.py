@@ -57,6 +57,9 @@ def test_pick_subjects_includes_excludes_and_names_what_is_wrong():
     ("augmentation: heavy\n", "augmentation must be one of"),
     ("threads: -1\n", "threads"),
     ("ignore_unlabelled_bone: true\n", "source must be verse or mixed"),
+    ("crop_ratios: [1, 2]\n", "crop_ratios must be 3 non-negative numbers"),
+    ("crop_ratios: [1, -1, 1]\n", "crop_ratios must be 3 non-negative numbers"),
+    ("crop_ratios: [0, 0, 0]\n", "positive sum"),
 ])
 def test_bad_real_domain_recipe_fields_are_clear_errors(tmp_path, text, message):
     recipe = tmp_path / "r.yaml"
@@ -70,6 +73,7 @@ def test_the_real_recipe_reads_with_its_fields_as_tuples():
     assert cfg.source == "mixed" and cfg.augmentation == "real" and cfg.threads == 1
     assert cfg.subjects == () and cfg.exclude_subjects == () and 0 < cfg.phantom_fraction < 1
     assert cfg.ignore_unlabelled_bone is False  # tried, worse (docs/experiments.md)
+    assert cfg.crop_ratios == (1, 2, 1)
 
 
 def test_verse_subjects_by_name_or_split_less_the_excluded(tmp_path):
@@ -112,6 +116,22 @@ def test_patch_sampler_draws_studies_by_their_weights():
     sampler = PatchSampler(studies, SMALL, seed=3, weights=[0.9, 0.1], augmentation="real")
     drawn = [int(sampler[i][1].max()) for i in range(60)]
     assert 0.75 < drawn.count(1) / 60 < 1.0 and 2 in drawn
+
+
+def test_crop_ratios_centre_patches_on_the_sacrum_and_skip_a_class_a_study_lacks():
+    """A small sacrum far from the vertebrae: without ratios few patches reach it; at 1 : 2 : 1
+    about a quarter are centred on it, and a study without one still gives patches."""
+    label = np.zeros((1, 40, 40, 120), np.uint8)
+    label[:, 15:25, 15:25, 60:115] = 1
+    label[:, 17:23, 17:23, 2:6] = 2  # 144 voxels, 4 % of the bone, 55 voxels below the vertebrae
+    study = {"image": np.random.default_rng(0).random(label.shape, np.float32), "label": label}
+    net = replace(SMALL, patch=(24, 24, 24))
+    reach = lambda sampler: sum(int((sampler[i][1] == 2).any()) for i in range(80))  # noqa: E731
+    assert reach(PatchSampler([study], net, seed=4)) < 12
+    assert 12 <= reach(PatchSampler([study], net, seed=4, ratios=(1, 2, 1))) <= 32
+    no_sacrum = {"image": study["image"], "label": np.where(label == 2, 0, label).astype(np.uint8)}
+    drawn = PatchSampler([no_sacrum], net, seed=4, ratios=(1, 2, 1))
+    assert all(drawn[i][1].shape == (1, 24, 24, 24) for i in range(10))
 
 
 def test_thick_slices_average_along_one_axis_and_keep_the_shape():

@@ -1,10 +1,16 @@
 """Real-data grading: every synthesizer x grader on the expert-graded real VerSe vertebrae at hand.
 
     .venv/bin/python benchmarks/real_verse.py [--data ../shared/data] [--out build/benchmarks/real_verse]
-        [--csv all_rows.csv] [--synthesizers prior gan] [--threads 1]
+        [--csv all_rows.csv] [--synthesizers prior gan] [--threads 1] [--from-ct [--segmenter W]]
 
 ``--threads``: torch threads for the GAN (default 1). On a 2-core machine that another process
 kept busy, two threads made the GAN up to ten times slower than one (oversubscribed cores).
+
+``--from-ct``: grade from the CT alone, as ``healthivert run --ct`` does: each CT is segmented
+and labelled (the shipped segmenter, or ``--segmenter W``) and the expert masks are not read;
+sub-verse007-1mm, which has no CT, is left out. A vertebra the segmenter labels wrongly is
+scored against the grade of the vertebra it was labelled as, and an expert vertebra it did not
+find counts as not graded, so this is the figure a user gets from a CT.
 
 Cases (read from ``../shared/data``, next to the repository; the script stops with a message
 when it is absent):
@@ -228,10 +234,14 @@ def totalseg_measure(tsm, mask: Volume, ct: Volume | None, body: np.ndarray | No
 # ---------------------------------------------------------------- running
 
 
-def run_case(case: Case, synthesizers: list[str], tsm) -> dict[str, list[VertebraRecord]]:
-    """Pipeline name -> the vertebra records (with grades) of one study."""
+def run_case(case: Case, synthesizers: list[str], tsm, segmenter: Path | str | None = None
+             ) -> dict[str, list[VertebraRecord]]:
+    """Pipeline name -> the vertebra records (with grades) of one study; with ``segmenter``
+    (weights, or "shipped"), the mask is segmented from the CT instead of read."""
     t0 = time.perf_counter()
-    mask, ct, centroids, computed, _ = load_inputs(case.mask, case.ct, None)
+    weights = None if segmenter in (None, "shipped") else segmenter
+    mask_path = None if segmenter is not None else case.mask
+    mask, ct, centroids, computed, _ = load_inputs(mask_path, case.ct, None, segmenter_weights=weights)
     case.timings["load"] = time.perf_counter() - t0
     out: dict[str, list[VertebraRecord]] = {}
     first: StudyAnalysis | None = None
@@ -440,6 +450,8 @@ def main() -> int:
     parser.add_argument("--synthesizers", nargs="+", default=["prior", "gan"], choices=["prior", "gan"],
                         help="gan without prior: the raw GAN only (the guard needs the prior's bodies)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the GAN (default 1)")
+    parser.add_argument("--from-ct", action="store_true", help="segment each CT instead of reading the expert masks")
+    parser.add_argument("--segmenter", type=Path, help="segmenter weights for --from-ct (default: the shipped ones)")
     args = parser.parse_args()
     import torch
 
@@ -454,12 +466,18 @@ def main() -> int:
     except InputError as e:
         print(f"real_verse: {e}", file=sys.stderr)
         return 2
+    if args.segmenter is not None and not args.from_ct:
+        print("real_verse: --segmenter needs --from-ct", file=sys.stderr)
+        return 2
+    if args.from_ct:
+        cases = [c for c in cases if c.ct is not None]
     tsm, ts_note = import_totalseg()
     rows: dict[str, list[Row]] = {}
     example: dict[str, list[VertebraRecord]] = {}
     for case in cases:
         print(f"  {case.study_id} ...", file=sys.stderr, flush=True)
-        for name, recs in run_case(case, args.synthesizers, tsm).items():
+        segmenter = (args.segmenter or "shipped") if args.from_ct else None
+        for name, recs in run_case(case, args.synthesizers, tsm, segmenter).items():
             if case.truth is None:
                 example[name] = recs
             else:
@@ -491,6 +509,8 @@ def main() -> int:
     for n in ("gan + svm", "gan + rule", "gan-raw + svm", "gan-raw + rule"):
         if n in everything and everything[n] is not None:
             labels[n] = f"{n} (no CT for sub-verse007-1mm: its {n_all - n_ct} n/a)"
+    if args.from_ct:
+        print(f"Masks segmented from the CTs by {args.segmenter or 'the shipped segmenter'} (expert masks not read)\n")
     print(f"## Expert-graded real VerSe vertebrae ({n_all}: {', '.join(verse_studies)})\n")
     print("Fractures found, normals kept and not graded count every truth vertebra (a fracture not graded is "
           "missed); macro-F1 is over the graded vertebrae; exact is over all.\n")

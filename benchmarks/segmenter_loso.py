@@ -1,7 +1,7 @@
 """Leave-one-subject-out fine-tuning of the segmenter on the real VerSe subjects at hand.
 
     .venv/bin/python benchmarks/segmenter_loso.py [--config pipelines/segmenter_real.yaml]
-        [--subjects sub-verse007 ...] [--out build/segmenter_loso] [--minutes 10] [--no-checks]
+        [--subjects sub-verse007 ...] [--out build/segmenter_loso] [--minutes 10] [--no-checks] [--grade]
 
 For each held-out subject, the recipe (``source: mixed``) is run with that subject in
 ``exclude_subjects``: fine-tuned from the recipe's ``init_weights`` (the phantom-only weights;
@@ -17,7 +17,13 @@ starting and the fine-tuned weights and scored against the experts' mask:
 With checks (default), each fold's weights are also scored as ``benchmarks/segmentation.py``
 does on held-out phantoms (4 studies, seeds 6000..) and on the TotalSegmentator example
 (evaluation only, never trained on). A fold whose weights exist is scored, not retrained
-(delete its folder to retrain). Prints markdown tables. Data: ``../shared/data/real``, next
+(delete its folder to retrain).
+
+``--grade``: each held-out CT is also graded from the CT alone with its fold's weights and with
+the starting weights (segmented, labelled, prior + SVM and prior + rule, as ``healthivert run
+--ct`` does; ``benchmarks/real_verse.py --from-ct``), and the held-out subjects' grades are
+scored together against the experts' (a mislabelled vertebra is scored against the grade of
+the label it got). Prints markdown tables. Data: ``../shared/data/real``, next
 to the repository; the script stops with a message when it is absent.
 """
 
@@ -97,6 +103,35 @@ def table(rows: list[tuple[str, tuple, tuple]]) -> str:
     return "\n".join(lines)
 
 
+def graded_from_ct(weights: Path, subject: str, rows: dict[str, list]) -> None:
+    """Grade ``subject``'s CT from the CT alone with ``weights``; its rows join ``rows``
+    (pipeline -> [(study id, record)])."""
+    from real_verse import DEFAULT_DATA, find_cases, run_case  # benchmarks/real_verse.py
+
+    case = next(c for c in find_cases(DEFAULT_DATA) if c.study_id == subject)
+    for name, records in run_case(case, ["prior"], None, weights).items():
+        rows.setdefault(name, []).extend((subject, r) for r in records)
+
+
+def grading_table(graded: dict[str, dict[str, list]], subjects: list[str], out: Path) -> str:
+    """Markdown: the held-out subjects graded from their CTs, per starting / fine-tuned weights."""
+    from real_verse import DEFAULT_DATA, find_cases, score_table, truth_table, write_rows
+
+    from healthivert.evaluation import evaluate, load_results
+
+    truth = truth_table([c for c in find_cases(DEFAULT_DATA) if c.study_id in subjects])
+    reports, labels = {}, {}
+    for weights, rows in graded.items():
+        folder = out / f"graded_{weights}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, pipeline_rows in rows.items():
+            key = f"{weights}: {name}"
+            reports[key] = evaluate(load_results(write_rows(folder, name, pipeline_rows)), truth,
+                                    results_source=key, truth_source="expert grades")
+            labels[key] = key
+    return "\n".join(score_table(reports, labels))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "pipelines" / "segmenter_real.yaml")
@@ -104,6 +139,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "segmenter_loso")
     parser.add_argument("--minutes", type=float, default=None, help="training time per fold (default: the recipe's)")
     parser.add_argument("--no-checks", action="store_true", help="skip the phantom and TotalSegmentator figures")
+    parser.add_argument("--grade", action="store_true", help="also grade each held-out CT from the CT alone")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     base = load_segmenter_config(args.config)
@@ -115,6 +151,7 @@ def main() -> int:
     start = Path(base.init_weights)
     check_start(start)
     rows, checks = [], []
+    graded: dict[str, dict[str, list]] = {"start": {}, "fine-tuned": {}}
     for held_out in args.subjects:
         cfg = fold_config(base, held_out, args.out, args.minutes)
         if not Path(cfg.output).is_file():
@@ -123,6 +160,9 @@ def main() -> int:
         rows.append((held_out, score_subject(start, ct, mask), score_subject(Path(cfg.output), ct, mask)))
         _, _, card = load_weights(cfg.output)
         print(f"{held_out} held out: {card['steps']} steps; {table(rows[-1:])}", flush=True)
+        if args.grade:
+            graded_from_ct(start, held_out, graded["start"])
+            graded_from_ct(Path(cfg.output), held_out, graded["fine-tuned"])
         if not args.no_checks:
             checks.append(f"### weights of the fold holding out {held_out}\n\n{domain_checks(Path(cfg.output))}")
     print(f"\nLeave-one-subject-out, {args.config.name}, starting weights {start.name}:\n")
@@ -131,6 +171,10 @@ def main() -> int:
     per_vertebra = [np.mean(list(r[2][1].values())) for r in rows]
     print(f"\nfine-tuned: bone Dice min {min(bone):.3f} (target >= 0.85 each), per-vertebra Dice mean "
           f"{np.mean(per_vertebra):.3f} (target >= 0.80)")
+    if args.grade:
+        print(f"\nThe held-out CTs graded from the CT alone ({', '.join(args.subjects)}; segmented and "
+              "labelled by the starting or the fold's weights):\n")
+        print(grading_table(graded, args.subjects, args.out))
     if checks:
         print("\n" + "\n\n".join(checks))
     return 0

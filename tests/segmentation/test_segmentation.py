@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from healthivert.cli import main
 from healthivert.io.volume import Volume
@@ -14,6 +15,7 @@ from healthivert.segmentation import infer
 from healthivert.segmentation.config import SegmenterConfig
 from healthivert.segmentation.identify import (
     _axis_profile,
+    _one_column,
     confirmed_discs,
     identify,
     refine_cuts,
@@ -146,6 +148,21 @@ def test_identify_keeps_every_body_of_an_oblique_grid(tilt_deg):
     affine[:3, :3] = 2.0 * np.array([[np.cos(t), 0.0, -np.sin(t)], [0.0, 1.0, 0.0], [np.sin(t), 0.0, np.cos(t)]])
     ident = identify(_curved_column(6), affine)
     assert sorted(int(x) for x in np.unique(ident.labels) if x) == [19, 20, 21, 22, 23, 24, 26]
+
+
+def test_the_column_keeps_two_bodies_beside_each_others_tilted_ends():
+    """The lordosis tilts L4 and L5: L5 ends above in a posterior-superior corner, L4 below in an
+    anterior-inferior one. Each body's centre lies level with the other's corner, 24-26 mm
+    from it, so measured against the column's nearest slice neither joined the other (L4 was
+    left out and merged into L5: sub-verse008); their centres are 5 mm apart in-plane."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    bodies = np.zeros((30, 40, 50), bool)
+    bodies[8:22, 10:25, 5:26] = True  # L5's body
+    bodies[8:22, 25:32, 25:32] = True  # its posterior-superior corner
+    bodies[8:22, 8:23, 29:42] = True  # L4's body
+    bodies[8:22, 2:9, 23:30] = True  # its anterior-inferior corner
+    assert ndimage.label(bodies)[1] == 2
+    assert np.array_equal(_one_column(bodies, affine), bodies)
 
 
 @pytest.mark.parametrize("offset_vox", [12, 20])

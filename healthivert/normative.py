@@ -1,4 +1,5 @@
-"""Published normative vertebral body shape by level: the natural sagittal wedge.
+"""Published normative vertebral body shape by level: the natural sagittal wedge, and the
+mean body height by level (``REFERENCE_HEIGHT_MM``).
 
 A healthy vertebral body is not a box: thoracic and thoracolumbar bodies are shorter in front
 (kyphotic wedging), L3 is about square and L4-L5 are taller in front (lordotic wedging). A
@@ -16,6 +17,14 @@ takes T12's and L6 takes L5's.
 from __future__ import annotations
 
 import math
+
+# Mean posterior vertebral body height by level (mm), adult: only ratios between levels are used
+# (the prior's level scaling, the merged-body check). Approximate population means compiled from
+# CT/radiograph morphometry (e.g. Panjabi 1991/1992).
+REFERENCE_HEIGHT_MM = {
+    8: 14.5, 9: 15.5, 10: 16.5, 11: 17.0, 12: 17.5, 13: 18.0, 14: 18.7, 15: 19.5, 16: 20.3,
+    17: 21.0, 18: 22.0, 19: 23.0, 28: 23.5, 20: 24.3, 21: 25.0, 22: 25.5, 23: 25.8, 24: 26.3, 25: 26.3,
+}
 
 # VerSe label -> mean sagittal wedge (degrees); see the module docstring for the source
 _WEDGE_DEG_T9_L5 = {16: (2.8 + 4.8) / 2, 17: (2.6 + 3.8) / 2, 18: (4.6 + 5.4) / 2, 19: (3.5 + 4.9) / 2,

@@ -24,6 +24,7 @@ from healthivert.io.study_info import dicom_study_info
 from healthivert.io.volume import Volume
 from healthivert.labels import ANCHOR_USER, UNANCHORED_NOTE, VERSE_NAMES, VERTEBRA_LABELS, relabel_from_top, verse_label
 from healthivert.measurement.heights import VertebraMeasurement, measure_vertebra
+from healthivert.measurement.plausibility import merged_suspects
 from healthivert.models import describe_model, model_set
 from healthivert.report.contract import write_result
 from healthivert.report.maps import write_crop, write_loss_map_nifti, write_loss_map_png
@@ -209,11 +210,15 @@ def analyse_study(
     timings["synthesize"] = time.perf_counter() - t
     t = time.perf_counter()
     records, measured = [], {}
+    merged = merged_suspects(vertebrae)
     for v in vertebrae:
         rec = VertebraRecord(v.label, VERSE_NAMES[v.label], status="", synthesizer=synthesizer)
         notes = []
         if v.cut_by_fov:
             rec.status = fov_status_text(v)
+        elif v.label in merged:
+            rec.status = (f"not graded: its body is {merged[v.label]:.1f} times as tall as the study's others "
+                          "(each scaled by its level): two vertebrae in one label? check the mask")
         elif v.label not in healthy:
             rec.status = "not graded: no vertebral body found in the mask"
         else:

@@ -97,3 +97,16 @@ def test_grade_records_with_nothing_measured_only_names_the_grader():
     (record,) = analysis.records
     assert record.genant_grade is None and record.grader == "rule"
     assert analysis.measured == {} and "probabilities" not in record.to_json()
+
+
+def test_a_label_holding_two_vertebrae_is_not_graded_nor_anyones_reference():
+    """L3's label holds two bodies and the disc between them (52 mm where 25.5 is expected, as
+    a segmenter that fills a disc gives): it is not graded, the record says why, and L2 and L4
+    are graded from their other neighbours, as normal."""
+    analysis, records = _analyse(_spine({19: 23, 20: 24, 21: 25, 22: 52, 23: 26}))
+    status = records[22]["status"]
+    assert status.startswith("not graded: its body is 2.") and "two vertebrae in one label" in status
+    assert records[22]["genant_grade"] is None and 22 not in analysis.measured
+    for label in (19, 20, 21, 23):
+        assert records[label]["status"] == "graded" and records[label]["genant_grade"] == 0
+        assert "L3" not in records[label]["pseudo_healthy_from"]

@@ -9,6 +9,9 @@ does not give L1 its square shape, nor L4 give L5 its). Neighbours are weighted 
 and 0.5 (next but one). A vertebra with no neighbour in view takes its posterior wall's
 height and its level's normative wedge.
 
+A body far taller than its level allows next to the others (two vertebrae in one label,
+:func:`healthivert.measurement.plausibility.merged_suspects`) is no neighbour's reference.
+
 Like HealthiVert-GAN's iterative synthesis, neighbours come first: a neighbour whose own
 height loss exceeds ``RESTORE_ABOVE`` is replaced by its restored (pseudo-healthy) version
 before it informs the target, repeated until nothing changes, so a run of fractures does not
@@ -22,16 +25,11 @@ from scipy import ndimage
 
 from healthivert.geometry.vertebrae import StraightVertebra
 from healthivert.labels import SPINE_ORDER
-from healthivert.normative import wedge_drop_mm
+from healthivert.measurement.plausibility import merged_suspects
+from healthivert.normative import REFERENCE_HEIGHT_MM, wedge_drop_mm
 from healthivert.sections import SECTIONS, full_columns, relative_height_loss, section_heights
 from healthivert.synthesis.base import PseudoHealthy, body_from_heights, register_synthesizer
 
-# Mean posterior vertebral body height by level (mm), adult: only ratios between levels are used.
-# Approximate population means compiled from CT/radiograph morphometry (e.g. Panjabi 1991/1992).
-REFERENCE_HEIGHT_MM = {
-    8: 14.5, 9: 15.5, 10: 16.5, 11: 17.0, 12: 17.5, 13: 18.0, 14: 18.7, 15: 19.5, 16: 20.3,
-    17: 21.0, 18: 22.0, 19: 23.0, 28: 23.5, 20: 24.3, 21: 25.0, 22: 25.5, 23: 25.8, 24: 26.3, 25: 26.3,
-}
 RESTORE_ABOVE = 0.15
 RATIO_METHOD = "intra-vertebral ratios"  # a body estimated with no neighbour in view
 NEIGHBOUR_WEIGHTS = {1: 1.0, 2: 0.5}
@@ -146,8 +144,9 @@ def synthesize_prior(vertebrae: list[StraightVertebra]) -> dict[int, PseudoHealt
     usable = [v for v in vertebrae if v.body.any()]
     healthy = {v.label: v.heights_mm.astype(float) for v in usable}
     with_t13 = any(v.label == T13 for v in vertebrae)
+    merged = merged_suspects(usable)  # two vertebrae in one label: no reference for its neighbours
     near = {
-        v.label: [n for n in usable if n.label != v.label
+        v.label: [n for n in usable if n.label != v.label and n.label not in merged
                   and _level_gap(n.label, v.label, with_t13) in NEIGHBOUR_WEIGHTS and not n.cut_by_fov]
         for v in usable
     }

@@ -1,0 +1,50 @@
+"""Bodies too tall to be one vertebra: a mask that gave two vertebrae one label.
+
+A segmenter that fills a disc with bone, or a mask that merged two levels, gives one label a
+body about twice a vertebra's height. Measured as one vertebra it reads as a body far taller
+than its neighbours (a negative height loss, graded normal), and as a neighbour it makes the
+pseudo-healthy bodies above and below it far too tall (false fractures: on a real CT whose
+L4 and L5 the segmenter merged, L1-L3 read 37-48 % middle loss). Heights are compared with
+the study's own bodies after scaling each by its level's mean height
+(:data:`healthivert.normative.REFERENCE_HEIGHT_MM`), so the natural growth from T1 to L5 and a
+study's overall size do not count, and the median keeps a few fractures from moving the
+reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from healthivert.geometry.vertebrae import StraightVertebra
+from healthivert.normative import REFERENCE_HEIGHT_MM
+from healthivert.sections import SECTIONS, section_heights
+
+#: a body this many times the study's median level-scaled height holds two vertebrae: one
+#: vertebra plus a disc is at least ~1.7 times a body, while a healthy body between fractures
+#: reads ~1.0 against the median and real normal bodies vary by ~15 %
+MERGED_RATIO = 1.6
+MIN_BODIES = 3  # a median needs at least this many measurable bodies
+
+
+def body_height_mm(v: StraightVertebra) -> float:
+    """A body's height (mm): the mean of its anterior, middle and posterior section heights
+    (the heights the record reports); NaN without a body."""
+    if not v.body.any():
+        return float("nan")
+    sections = section_heights(v.heights_mm.T, v.grid.ap_mm, v.grid.lr_mm)
+    return float(np.mean([sections[s] for s in SECTIONS]))
+
+
+def merged_suspects(vertebrae: Sequence[StraightVertebra]) -> dict[int, float]:
+    """VerSe label -> how many times the study's median level-scaled body height it is, for the
+    bodies at least ``MERGED_RATIO`` times; bodies cut by the field of view and levels without a
+    mean height are left out; empty with fewer than ``MIN_BODIES`` to compare."""
+    scaled = {v.label: body_height_mm(v) / REFERENCE_HEIGHT_MM[v.label] for v in vertebrae
+              if v.label in REFERENCE_HEIGHT_MM and not v.cut_by_fov and v.body.any()}
+    scaled = {k: r for k, r in scaled.items() if np.isfinite(r)}
+    if len(scaled) < MIN_BODIES:
+        return {}
+    median = float(np.median(list(scaled.values())))
+    return {k: r / median for k, r in scaled.items() if r >= MERGED_RATIO * median}

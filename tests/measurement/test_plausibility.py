@@ -1,0 +1,40 @@
+"""Bodies too tall to be one vertebra (healthivert/measurement/plausibility.py), on synthetic
+straightened bodies with exact column heights (tests/geometry/builders.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from healthivert.measurement.plausibility import MERGED_RATIO, body_height_mm, merged_suspects
+from healthivert.normative import REFERENCE_HEIGHT_MM
+from tests.geometry.builders import footprint, straight_box
+
+LABELS = [18, 19, 20, 21, 22]  # T11 .. L3
+SCALE = 0.7  # small bodies, so a merged pair fits the builders' 40 mm along SI
+
+
+def _box(label: int, factor: float = 1.0, cut: tuple[str, ...] = ()):
+    return straight_box(label, np.where(footprint(), factor * SCALE * REFERENCE_HEIGHT_MM[label], 0.0), cut_by_fov=cut)
+
+
+def test_a_body_twice_its_levels_height_is_a_merged_suspect():
+    boxes = [_box(lab, 2.0 if lab == 21 else 1.0) for lab in LABELS]
+    assert body_height_mm(boxes[3]) == pytest.approx(2 * SCALE * REFERENCE_HEIGHT_MM[21])
+    assert merged_suspects(boxes) == {21: pytest.approx(2.0)}
+
+
+def test_a_normal_body_between_two_fractures_is_not_a_suspect():
+    """L1 and L3 crushed to 55 % of their height: L2 is 1.8 times either, but the study's median
+    is its own level-scaled height, so it is no suspect; nor are the natural level sizes."""
+    factors = {18: 1.0, 19: 1.0, 20: 0.55, 21: 1.0, 22: 0.55}
+    assert merged_suspects([_box(lab, factors[lab]) for lab in LABELS]) == {}
+    assert merged_suspects([_box(lab) for lab in LABELS]) == {}
+
+
+def test_too_few_bodies_or_a_cut_body_make_no_suspect():
+    assert merged_suspects([_box(20), _box(21, 2.0)]) == {}
+    boxes = [_box(lab, 2.0 if lab == 21 else 1.0, ("superior",) if lab == 21 else ()) for lab in LABELS]
+    assert merged_suspects(boxes) == {}
+    just_under = [_box(lab, 0.98 * MERGED_RATIO if lab == 21 else 1.0) for lab in LABELS]
+    assert merged_suspects(just_under) == {}

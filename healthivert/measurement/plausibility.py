@@ -29,12 +29,13 @@ MIN_BODIES = 3  # a median needs at least this many measurable bodies
 
 
 def body_height_mm(v: StraightVertebra) -> float:
-    """A body's height (mm): the mean of its anterior, middle and posterior section heights
-    (the heights the record reports); NaN without a body."""
+    """A body's height (mm): the tallest of its anterior, middle and posterior section heights
+    (the heights the record reports; a fracture leaves one section whole, and a piece of the
+    next vertebra merged in at the back or the front shows in that section); NaN without a body."""
     if not v.body.any():
         return float("nan")
     sections = section_heights(v.heights_mm.T, v.grid.ap_mm, v.grid.lr_mm)
-    return float(np.mean([sections[s] for s in SECTIONS]))
+    return float(np.nanmax([sections[s] for s in SECTIONS]))
 
 
 def merged_suspects(vertebrae: Sequence[StraightVertebra]) -> dict[int, float]:

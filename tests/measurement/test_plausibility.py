@@ -38,3 +38,24 @@ def test_too_few_bodies_or_a_cut_body_make_no_suspect():
     assert merged_suspects(boxes) == {}
     just_under = [_box(lab, 0.98 * MERGED_RATIO if lab == 21 else 1.0) for lab in LABELS]
     assert merged_suspects(just_under) == {}
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_a_real_ct_whose_l5_label_holds_the_sacrum_too_is_refused_there_only():
+    """sub-verse014 (L1-L5 and the top of the sacrum, 2 mm slices) from the CT alone: the
+    shipped segmenter calls S1 vertebra and joins it to L5 (58 mm at the back). That label is
+    refused and says why; it was graded 3 (RHLV -57 %). The other whole bodies are graded 0,
+    as the experts have them."""
+    from healthivert.grading import get_grader
+    from healthivert.pipeline import analyse_study, grade_records, load_inputs
+    from tests.helpers import shared_path
+
+    ct = shared_path("real/verse2019_subset") / "rawdata/sub-verse014/sub-verse014_ct.nii.gz"
+    inputs = load_inputs(None, ct, None)
+    analysis = analyse_study(inputs.mask, inputs.centroids, inputs.ct)
+    grade_records(analysis, get_grader("svm"))
+    by_label = {r.label: r for r in analysis.records}
+    assert "two vertebrae in one label" in by_label[24].status and by_label[24].genant_grade is None
+    graded = {r.name: r.genant_grade for r in analysis.records if r.genant_grade is not None}
+    assert graded and set(graded.values()) == {0}, graded

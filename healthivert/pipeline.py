@@ -159,8 +159,8 @@ def load_inputs(
         mask = seg.mask
         labels = {"source": "segmented from the CT", "anchor": seg.anchor, "anchored": seg.anchored}
         if notes is not None:
-            notes.extend(["mask segmented from the CT by a model trained on phantoms only: check "
-                          "mask.nii.gz in the viewer before trusting these grades", *seg.notes])
+            notes.extend(["mask segmented from the CT: on real CTs a segmenter can merge two vertebrae or shift "
+                          "the labels; check mask.nii.gz in the viewer before trusting these grades", *seg.notes])
     if first_label:
         mask = relabel(mask, first_label, labels, notes)
     from_mask = centroids_from_mask(mask)

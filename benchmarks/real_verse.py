@@ -234,14 +234,13 @@ def totalseg_measure(tsm, mask: Volume, ct: Volume | None, body: np.ndarray | No
 # ---------------------------------------------------------------- running
 
 
-def run_case(case: Case, synthesizers: list[str], tsm, segmenter: Path | str | None = None
+def run_case(case: Case, synthesizers: list[str], tsm, from_ct: bool = False, segmenter: Path | None = None
              ) -> dict[str, list[VertebraRecord]]:
-    """Pipeline name -> the vertebra records (with grades) of one study; with ``segmenter``
-    (weights, or "shipped"), the mask is segmented from the CT instead of read."""
+    """Pipeline name -> the vertebra records (with grades) of one study; ``from_ct``: the mask is
+    segmented from the CT (by ``segmenter``, or the shipped weights) instead of read."""
     t0 = time.perf_counter()
-    weights = None if segmenter in (None, "shipped") else segmenter
-    mask_path = None if segmenter is not None else case.mask
-    mask, ct, centroids, computed, _ = load_inputs(mask_path, case.ct, None, segmenter_weights=weights)
+    mask, ct, centroids, computed, _ = load_inputs(None if from_ct else case.mask, case.ct, None,
+                                                   segmenter_weights=segmenter)
     case.timings["load"] = time.perf_counter() - t0
     out: dict[str, list[VertebraRecord]] = {}
     first: StudyAnalysis | None = None
@@ -476,8 +475,7 @@ def main() -> int:
     example: dict[str, list[VertebraRecord]] = {}
     for case in cases:
         print(f"  {case.study_id} ...", file=sys.stderr, flush=True)
-        segmenter = (args.segmenter or "shipped") if args.from_ct else None
-        for name, recs in run_case(case, args.synthesizers, tsm, segmenter).items():
+        for name, recs in run_case(case, args.synthesizers, tsm, args.from_ct, args.segmenter).items():
             if case.truth is None:
                 example[name] = recs
             else:

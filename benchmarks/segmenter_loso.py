@@ -103,24 +103,23 @@ def table(rows: list[tuple[str, tuple, tuple]]) -> str:
     return "\n".join(lines)
 
 
-def graded_from_ct(weights: Path, subject: str, rows: dict[str, list]) -> None:
-    """Grade ``subject``'s CT from the CT alone with ``weights``; its rows join ``rows``
-    (pipeline -> [(study id, record)])."""
-    from real_verse import DEFAULT_DATA, find_cases, run_case  # benchmarks/real_verse.py
+def graded_from_ct(weights: Path, case, rows: dict[str, list]) -> None:
+    """Grade a ``real_verse.Case`` from its CT alone, segmented with ``weights``; its rows join
+    ``rows`` (pipeline -> [(study id, record)])."""
+    from real_verse import run_case  # benchmarks/real_verse.py
 
-    case = next(c for c in find_cases(DEFAULT_DATA) if c.study_id == subject)
-    for name, records in run_case(case, ["prior"], None, weights).items():
-        rows.setdefault(name, []).extend((subject, r) for r in records)
+    for name, records in run_case(case, ["prior"], None, from_ct=True, segmenter=weights).items():
+        rows.setdefault(name, []).extend((case.study_id, r) for r in records)
 
 
-def grading_table(graded: dict[str, dict[str, list]], subjects: list[str], out: Path) -> str:
-    """Markdown: the held-out subjects graded from their CTs, per starting / fine-tuned weights."""
-    from real_verse import DEFAULT_DATA, find_cases, score_table, truth_table, write_rows
+def grading_table(graded: dict[str, dict[str, list]], cases: list, out: Path) -> str:
+    """Markdown: the held-out ``cases`` graded from their CTs, per starting / fine-tuned weights."""
+    from real_verse import score_table, truth_table, write_rows
 
     from healthivert.evaluation import evaluate, load_results
 
-    truth = truth_table([c for c in find_cases(DEFAULT_DATA) if c.study_id in subjects])
-    reports, labels = {}, {}
+    truth = truth_table(cases)
+    reports = {}
     for weights, rows in graded.items():
         folder = out / f"graded_{weights}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -128,8 +127,7 @@ def grading_table(graded: dict[str, dict[str, list]], subjects: list[str], out: 
             key = f"{weights}: {name}"
             reports[key] = evaluate(load_results(write_rows(folder, name, pipeline_rows)), truth,
                                     results_source=key, truth_source="expert grades")
-            labels[key] = key
-    return "\n".join(score_table(reports, labels))
+    return "\n".join(score_table(reports, {}))
 
 
 def main() -> int:
@@ -152,6 +150,10 @@ def main() -> int:
     check_start(start)
     rows, checks = [], []
     graded: dict[str, dict[str, list]] = {"start": {}, "fine-tuned": {}}
+    if args.grade:
+        from real_verse import DEFAULT_DATA, find_cases  # benchmarks/real_verse.py
+
+        cases = {c.study_id: c for c in find_cases(DEFAULT_DATA) if c.study_id in args.subjects}
     for held_out in args.subjects:
         cfg = fold_config(base, held_out, args.out, args.minutes)
         if not Path(cfg.output).is_file():
@@ -161,8 +163,8 @@ def main() -> int:
         _, _, card = load_weights(cfg.output)
         print(f"{held_out} held out: {card['steps']} steps; {table(rows[-1:])}", flush=True)
         if args.grade:
-            graded_from_ct(start, held_out, graded["start"])
-            graded_from_ct(Path(cfg.output), held_out, graded["fine-tuned"])
+            graded_from_ct(start, cases[held_out], graded["start"])
+            graded_from_ct(Path(cfg.output), cases[held_out], graded["fine-tuned"])
         if not args.no_checks:
             checks.append(f"### weights of the fold holding out {held_out}\n\n{domain_checks(Path(cfg.output))}")
     print(f"\nLeave-one-subject-out, {args.config.name}, starting weights {start.name}:\n")
@@ -174,7 +176,7 @@ def main() -> int:
     if args.grade:
         print(f"\nThe held-out CTs graded from the CT alone ({', '.join(args.subjects)}; segmented and "
               "labelled by the starting or the fold's weights):\n")
-        print(grading_table(graded, args.subjects, args.out))
+        print(grading_table(graded, list(cases.values()), args.out))
     if checks:
         print("\n" + "\n\n".join(checks))
     return 0

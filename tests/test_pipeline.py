@@ -11,9 +11,9 @@ import pytest
 
 from healthivert.grading import get_grader
 from healthivert.io.centroids import centroids_from_mask
+from healthivert.normative import REFERENCE_HEIGHT_MM
 from healthivert.pipeline import analyse_study, grade_records
 from healthivert.sections import SECTIONS
-from healthivert.synthesis.prior import REFERENCE_HEIGHT_MM
 from tests.geometry.builders import box_mask
 
 FOOT = (slice(10, 40), slice(10, 40))

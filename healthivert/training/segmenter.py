@@ -245,7 +245,8 @@ def cached_cohort(seeds: range, cfg: SegmenterTrainConfig, progress: Progress | 
     return out
 
 
-def _crop(cfg: SegmenterConfig, keys: list[str], ratios: tuple[float, ...] | None):
+def _crop(cfg: SegmenterConfig, keys: list[str], ratios: tuple[float, ...] | None
+          ) -> RandCropByPosNegLabeld | RandCropByLabelClassesd:
     """Patch centres: on bone three times in four, or per class in ``ratios`` (background,
     vertebra, sacrum; a class absent from the study is skipped)."""
     if ratios is None:

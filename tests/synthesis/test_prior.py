@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from healthivert.normative import wedge_drop_mm
+from healthivert.normative import REFERENCE_HEIGHT_MM, wedge_drop_mm
 from healthivert.sections import SECTIONS, section_heights
 from healthivert.synthesis import SYNTHESIZERS, get_synthesizer
-from healthivert.synthesis.prior import REFERENCE_HEIGHT_MM, map_onto, synthesize_prior
+from healthivert.synthesis.prior import map_onto, synthesize_prior
 from tests.geometry.builders import AP_MM, LR_MM, SI_MM, ap_wedge, footprint, straight_box
 
 LABELS = [18, 19, 20, 21, 22]  # T11 .. L3

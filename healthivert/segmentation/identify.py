@@ -74,6 +74,7 @@ MIDLINE_MM = 25.0
 TOP_EDGE_MM = 20.0  # below one thoracic pitch (~24 mm at T8): no room for a whole extra body
 PROFILE_RADIUS_MM = 10.0  # the body core around the axis: inside the smallest (T1) body
 MERGE_RATIO = 1.5  # a segment this many expected lengths long holds two vertebrae
+CAUDAL_MERGE_RATIO = 2.0  # ... and the lowest segment (L5, tilted by the lordosis) this many
 # a body's centre lies within this of the column next to it in the axial plane, plus half its
 # distance along SI from there (the spine's curve): adjacent bodies are offset by < 10 mm
 COLUMN_OFFSET_MM = 15.0
@@ -235,8 +236,12 @@ def split_long_segments(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray,
     pieces, each cut at the lowest ``profile`` value within a quarter piece of its even
     spacing; in the cranial end segment, which the field of view may cut short, the pieces
     are laid from below at the expected length instead. The caudal end segment (index 0 up)
-    is never split: it is usually L5, which the lumbosacral angle tilts across more slices
-    than its height. Hand-written: no library splits a 1-D partition by an expected spacing.
+    is usually L5, which the lumbosacral angle tilts across more slices than its height (up to
+    ~1.3 expected lengths at 30 degrees), and below it the field of view or a sacrum taken for
+    bone may run on: it is split only from ``CAUDAL_MERGE_RATIO`` expected lengths, its pieces
+    laid from above at the expected length (sub-verse014: L4, L5 and the top of S1 in one
+    segment 2.4 expected lengths long when the network filled both discs).
+    Hand-written: no library splits a 1-D partition by an expected spacing.
     """
     n = len(area)
     edges = np.concatenate([[0], np.sort(cuts), [n - 1]]).astype(int)
@@ -248,15 +253,20 @@ def split_long_segments(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray,
     expected = np.nanmedian(lengths / size) * size
     out = list(edges[1:-1])
     top = edges[-2]
-    for a, b, length, exp in zip(edges[1:-1], edges[2:], lengths[1:], expected[1:]):
-        if not length >= ratio * exp:
+    for a, b, length, exp in zip(edges[:-1], edges[1:], lengths, expected):
+        if not length >= (CAUDAL_MERGE_RATIO if a == 0 else ratio) * exp:
             continue
         k = int(round(length / exp))
         piece = length / k
         for j in range(1, k):
-            # the cranial end segment may end in a vertebra the field of view cuts short: its
-            # pieces are laid from below at the expected length, the short one last
-            nominal = a + j * (min(exp, piece * 1.25) if a == top else piece)
+            # the end segments may end in a vertebra the field of view cuts short (or, at the
+            # bottom, in sacrum): their pieces are laid from the inner end at the expected length
+            if a == top:
+                nominal = a + j * min(exp, piece * 1.25)
+            elif a == 0:
+                nominal = b - j * min(exp, piece * 1.25)
+            else:
+                nominal = a + j * piece
             window = np.arange(max(int(np.ceil(nominal - piece / 4)), a + 1),
                                min(int(np.floor(nominal + piece / 4)) + 1, b))
             if len(window):  # lowest profile value, ties broken towards the nominal position

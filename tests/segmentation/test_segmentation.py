@@ -200,6 +200,17 @@ def test_split_long_segments_lays_the_top_segment_from_below():
     assert list(out) == [10, 20, 30, 40, 50]
 
 
+def test_split_long_segments_splits_the_caudal_segment_only_past_a_tilted_l5():
+    """The lowest segment is usually L5, tilted across up to ~1.3 expected lengths: left whole
+    at 1.8; at 2.2 (L4 and L5 with the disc between them filled) it is cut one expected
+    length below its top, at the dip there."""
+    area = np.full(62, 100.0)
+    profile = np.ones(62)
+    profile[13] = 0.7
+    assert list(split_long_segments(np.array([22, 32, 42, 52]), area, profile)) == [13, 22, 32, 42, 52]
+    assert list(split_long_segments(np.array([18, 28, 38, 48]), area, profile)) == [18, 28, 38, 48]
+
+
 def test_split_long_segments_expects_longer_segments_where_bodies_are_larger():
     # lumbar-like segments (area 400, length 20) below thoracic ones (area 100, length 10):
     # a 20-long thoracic segment is two vertebrae, the 20-long lumbar ones are one each
@@ -461,12 +472,6 @@ def test_volume_is_unchanged_by_preprocess(phantom):
     assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
     assert np.allclose(np.linalg.norm(image.affine.numpy()[:3, :3], axis=0), 2.0)
     assert isinstance(phantom.ct, Volume)
-
-
-def test_split_long_segments_leaves_the_caudal_end_segment_alone():
-    """The lowest segment (usually L5, tilted at the lumbosacral angle) is long but one vertebra."""
-    area = np.full(70, 100.0)
-    assert list(split_long_segments(np.array([20, 30, 40, 50, 60]), area, np.ones(70))) == [20, 30, 40, 50, 60]
 
 
 def test_margin_above_cuts_the_top_vertebra_at_the_edge_of_the_view():

@@ -24,7 +24,7 @@ from healthivert.io.study_info import dicom_study_info
 from healthivert.io.volume import Volume
 from healthivert.labels import ANCHOR_USER, UNANCHORED_NOTE, VERSE_NAMES, VERTEBRA_LABELS, relabel_from_top, verse_label
 from healthivert.measurement.heights import VertebraMeasurement, measure_vertebra
-from healthivert.measurement.plausibility import merged_suspects
+from healthivert.measurement.plausibility import merged_suspects, taller_than_predicted
 from healthivert.models import describe_model, model_set
 from healthivert.report.contract import write_result
 from healthivert.report.maps import write_crop, write_loss_map_nifti, write_loss_map_png
@@ -235,7 +235,11 @@ def analyse_study(
                 rec.synthesizer = "prior"
                 rec.status += f" (pseudo-healthy body from the prior: {ph.fallback})"
                 notes.append(f"{synthesizer} not used: {ph.fallback}")
-            if np.isfinite(list(m.features().values())).all():
+            taller = taller_than_predicted(m.rhlv)
+            if taller is not None:
+                rec.status = (f"not graded: its {taller[0]} section is {100 * taller[1]:.0f} % taller than its "
+                              "pseudo-healthy height: a piece of the next bone in its label? check the mask")
+            elif np.isfinite(list(m.features().values())).all():
                 measured[v.label] = m
             else:
                 rec.status = "not graded: body heights could not be measured"

@@ -1,8 +1,11 @@
 """Vertebral body isolation in a straightened crop: pedicles and posterior elements removed.
 
-In the mid-sagittal band, walking from the body's anterior surface posteriorly, the first
-gap of at least ``MIN_GAP_MM`` is the spinal canal; its anterior edge, taken per axial
-slice and then as the median over slices, is the body's posterior wall. Everything behind it
+In the mid-sagittal band, walking from the body's anterior surface posteriorly, the widest
+gap (of at least ``MIN_GAP_MM``) between bone is the spinal canal; its anterior edge, taken
+per axial slice and then as the median over slices, is the body's posterior wall. Not the
+first gap: a segmentation may hold a piece of cortex or an osteophyte in front of the body
+with a cleft behind it (sub-verse007's T10, segmented from its CT: the first gap put the wall
+inside the body and kept a tenth of it, graded 3). Everything behind it
 goes, and of what remains the largest connected piece is the body (checked in 3-D, so a
 slice where a pedicle stub outweighs the body does not matter).
 """
@@ -16,22 +19,17 @@ MIN_GAP_MM = 2.0
 MID_BAND_MM = 4.0
 
 
-def _first_gap_edge(occupied: np.ndarray, ap_mm: np.ndarray, min_gap: int) -> float | None:
-    """AP coordinate where the first gap behind the most anterior occupied run begins."""
+def _canal_edge(occupied: np.ndarray, ap_mm: np.ndarray, min_gap: int) -> float | None:
+    """AP coordinate where the widest gap between occupied samples (at least ``min_gap``
+    samples; the first of equals from the front) begins, on its anterior side; None without one."""
     rows = np.flatnonzero(occupied)
-    if rows.size == 0:
+    if rows.size < 2:
         return None
-    j = rows[-1]  # most anterior occupied sample (AP grows anteriorly)
-    gap = 0
-    while j >= 0:
-        if occupied[j]:
-            if gap >= min_gap:
-                return float(ap_mm[j + gap])
-            gap = 0
-        else:
-            gap += 1
-        j -= 1
-    return None
+    gaps = np.diff(rows) - 1  # empty samples between consecutive occupied ones
+    k = len(gaps) - 1 - int(np.argmax(gaps[::-1]))  # AP grows anteriorly: the front is the end
+    if gaps[k] < min_gap:
+        return None
+    return float(ap_mm[rows[k + 1] - 1])
 
 
 def posterior_wall_mm(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray) -> float | None:
@@ -54,7 +52,7 @@ def posterior_wall_mm(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray) -
     for k in range(label.shape[2]):
         occupied = label[band, :, k].any(axis=0)
         if occupied.sum() >= 3:
-            e = _first_gap_edge(occupied, ap_mm, min_gap)
+            e = _canal_edge(occupied, ap_mm, min_gap)
             if e is not None:
                 edges.append(e)
     if len(edges) < 3:

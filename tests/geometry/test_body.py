@@ -47,6 +47,16 @@ def test_posterior_wall_is_the_front_of_the_canal():
     assert posterior_wall_mm(np.zeros_like(_body()), LR, AP) is None
 
 
+def test_a_cleft_behind_a_piece_in_front_of_the_body_is_not_the_canal():
+    """A segmentation can hold a piece of cortex (or an osteophyte) in front of the body with a
+    narrow cleft behind it, joined to the body above: the wall is still the canal's front."""
+    front_piece = _region((-6, 6), (34, 35), (24, 34)) | _region((-6, 6), (31, 35), (35, 36))
+    label = _body() | _posterior_elements() | front_piece
+    assert posterior_wall_mm(label, LR, AP) == -1.0
+    body = isolate_body(label, LR, AP)
+    assert body[_body()].all()
+
+
 def test_isolate_body_removes_posterior_elements_and_a_larger_stub():
     body, stub = _body(), _stub()
     for k in range(18, 22):  # the stub is larger than the body in these axial slices

@@ -67,6 +67,20 @@ def test_cut_by_fov_only_when_the_body_reaches_the_edge():
     assert v.cut_by_fov == []
 
 
+def test_cut_across_is_asked_in_the_spine_curves_frame():
+    """The check a turned frame cannot hide (its body may stop short of the edge there): the
+    label cut across by the top of the image, its body reaching it in the curve's frame."""
+    from healthivert.geometry.vertebrae import cut_across_unturned
+
+    body = (slice(10, 40), slice(20, 50), slice(8, 33))
+    top = box_mask({20: (body[0], body[1], slice(8, 40))}, (50, 60, 40))
+    curve = fit_spine_curve(centroids_from_mask(top))
+    assert cut_across_unturned(top, 20, straight_grid(curve, 20, SMALL)) == ["superior"]
+    whole = box_mask({20: body}, (50, 60, 45))
+    curve = fit_spine_curve(centroids_from_mask(whole))
+    assert cut_across_unturned(whole, 20, straight_grid(curve, 20, SMALL)) == []
+
+
 @pytest.mark.parametrize(
     "soft, body, expected_samples",
     [

@@ -59,3 +59,12 @@ def test_a_real_ct_whose_l5_label_holds_the_sacrum_too_is_refused_there_only():
     assert "two vertebrae in one label" in by_label[24].status and by_label[24].genant_grade is None
     graded = {r.name: r.genant_grade for r in analysis.records if r.genant_grade is not None}
     assert graded and set(graded.values()) == {0}, graded
+
+
+def test_a_section_far_taller_than_its_pseudo_healthy_height_is_named():
+    from healthivert.measurement.plausibility import TALLER_LIMIT, taller_than_predicted
+
+    assert taller_than_predicted({"anterior": 0.01, "middle": -0.34, "posterior": -0.61}) == ("posterior",
+                                                                                            pytest.approx(0.61))
+    assert taller_than_predicted({"anterior": 0.3, "middle": -0.1, "posterior": -(TALLER_LIMIT - 0.01)}) is None
+    assert taller_than_predicted({"anterior": float("nan"), "middle": 0.0, "posterior": 0.0}) is None

@@ -180,3 +180,19 @@ def test_a_merged_neighbour_is_no_reference():
     assert 21 not in out[20].neighbours and 21 not in out[22].neighbours
     for v in (vertebrae[2], vertebrae[4]):
         np.testing.assert_allclose(out[v.label].heights_mm, v.heights_mm, rtol=0.02, atol=0.05)
+
+
+def test_a_neighbour_far_taller_than_its_estimate_is_no_reference():
+    """L3's label holds a piece of the next bone: 1.5 times its height, below the merged-label
+    check. As it stands it would make L2 read a fracture; replaced by its own estimate (from
+    L1 and L2) it does not. A body 20 % taller (within what a real body next to fractures reads)
+    still counts as it is."""
+    tall = [straight_box(lab, _normal(lab, 1.5 if lab == 22 else 1.0)) for lab in LABELS]
+    out = synthesize_prior(tall)
+    l2 = tall[3]
+    loss = max(1 - _sections(l2, l2.heights_mm)[s] / _sections(l2, out[21].heights_mm)[s] for s in SECTIONS)
+    assert abs(loss) < 0.03, loss
+    taller = [straight_box(lab, _normal(lab, 1.2 if lab == 22 else 1.0)) for lab in LABELS]
+    out = synthesize_prior(taller)
+    l2 = taller[3]
+    assert _sections(l2, out[21].heights_mm)["middle"] > 1.03 * _sections(l2, l2.heights_mm)["middle"]

@@ -43,6 +43,7 @@ from healthivert.segmentation.ribs import lowest_rib_bearing, rib_bearing
 
 MIN_BODY_ML = 3.0  # a vertebral body near the axis: T1 is ~ 5 ml, L5 ~ 35 ml
 MIN_SACRUM_ML = 2.0  # the network may call only the top of S1 sacrum (3 ml on the real evaluation CT)
+SACRUM_GAP_MM = 8.0  # sacrum pieces this close are one (four voxels at the network's 2 mm)
 SACRUM_BELOW_MM = 15.0  # the sacrum's centre lies at least this far below L5's
 SACRUM_MIDLINE_MM = 20.0  # ... and within this of L5's centre left to right
 SACRUM_LABEL = 26
@@ -382,8 +383,13 @@ def _sacrum(candidates: np.ndarray, column: list[np.ndarray], affine: np.ndarray
     sacrum is symmetric, iliac wings and alae sit to the side) and below it (some body at
     least ``SACRUM_BELOW_MM`` above its centre: S1 lies half a body and a disc below L5).
     ``column`` holds the body centres (RAS mm), cranial first. Returns the sacrum mask (empty
-    if none qualifies) and whether a piece of sacrum size was passed over."""
-    lab, n = ndimage.label(candidates)
+    if none qualifies) and whether a piece of sacrum size was passed over. Pieces within
+    ``SACRUM_GAP_MM`` of each other are one: fine-tuned on real masks, which leave the sacrum
+    unlabelled, the network calls a quarter of a phantom's sacrum sacrum, in pieces (1.9 and
+    0.8 ml; joined, phantom seeds 6000-6003 find their sacrum 4 times of 4, against 2)."""
+    reach = max(1, int(round(SACRUM_GAP_MM / 2 / float(np.mean(np.linalg.norm(affine[:3, :3], axis=0))))))  # per side
+    lab, n = ndimage.label(ndimage.binary_dilation(candidates, iterations=reach))
+    lab = np.where(candidates, lab, 0)
     none = np.zeros(candidates.shape, bool)
     if n == 0:
         return none, False

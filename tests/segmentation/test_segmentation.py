@@ -101,6 +101,24 @@ def test_identify_anchors_on_the_midline_sacrum_not_the_largest_piece():
     assert (ident.labels[8:22, 8:22, z_bottom + 1:z_bottom + 9] == 24).all()  # the body above it is L5
 
 
+def test_identify_joins_a_sacrum_called_in_pieces():
+    """The network may call the sacrum in thin pieces a few voxels apart, each under the
+    sacrum's minimum size (1.6 ml here): together they are the sacrum. Pieces far apart are not."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    classes = _stack(4, True)
+    sacrum = classes == 2
+    z = int(np.argwhere(sacrum)[:, 2].min())
+    classes[sacrum] = 0
+    classes[8:22, 8:22, z] = 2  # 196 voxels x 8 ul = 1.6 ml ...
+    classes[8:22, 8:22, z + 3] = 2  # ... and another 4 mm above it
+    ident = identify(classes, affine)
+    assert ident.anchor == ANCHOR_SACRUM
+    assert sorted(int(x) for x in np.unique(ident.labels) if x) == [21, 22, 23, 24, 26]
+    classes[8:22, 8:22, z + 3] = 0
+    classes[8:22, 8:22, z - 6] = 2  # 10 mm apart now: neither is the sacrum
+    assert not identify(classes, affine).anchored
+
+
 def test_identify_drops_fragments_and_reports_empty():
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     classes = _stack(2, True)

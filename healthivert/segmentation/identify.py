@@ -241,7 +241,7 @@ def split_long_segments(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray,
     ~1.3 expected lengths at 30 degrees), and below it the field of view or a sacrum taken for
     bone may run on: it is split only from ``CAUDAL_MERGE_RATIO`` expected lengths, its pieces
     laid from above at the expected length (sub-verse014: L4, L5 and the top of S1 in one
-    segment 2.4 expected lengths long when the network filled both discs).
+    segment 2.3 expected lengths long when the network filled both discs).
     Hand-written: no library splits a 1-D partition by an expected spacing.
     """
     n = len(area)
@@ -387,7 +387,8 @@ def _sacrum(candidates: np.ndarray, column: list[np.ndarray], affine: np.ndarray
     ``SACRUM_GAP_MM`` of each other are one: fine-tuned on real masks, which leave the sacrum
     unlabelled, the network calls a quarter of a phantom's sacrum sacrum, in pieces (1.9 and
     0.8 ml; joined, phantom seeds 6000-6003 find their sacrum 4 times of 4, against 2)."""
-    reach = max(1, int(round(SACRUM_GAP_MM / 2 / float(np.mean(np.linalg.norm(affine[:3, :3], axis=0))))))  # per side
+    step = float(np.mean(np.linalg.norm(affine[:3, :3], axis=0)))
+    reach = max(1, int(round(SACRUM_GAP_MM / 2 / step)))  # grown from both sides, a gap closes at twice this
     lab, n = ndimage.label(ndimage.binary_dilation(candidates, iterations=reach))
     lab = np.where(candidates, lab, 0)
     none = np.zeros(candidates.shape, bool)

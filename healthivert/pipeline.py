@@ -235,7 +235,9 @@ def analyse_study(
                 rec.synthesizer = "prior"
                 rec.status += f" (pseudo-healthy body from the prior: {ph.fallback})"
                 notes.append(f"{synthesizer} not used: {ph.fallback}")
-            taller = taller_than_predicted(m.rhlv)
+            # far taller than the neighbours allow is the label's fault; far taller than a
+            # GAN body may be the GAN's (unguarded, it restores real bodies ~4 mm short)
+            taller = taller_than_predicted(m.rhlv) if rec.synthesizer == "prior" else None
             if taller is not None:
                 rec.status = (f"not graded: its {taller[0]} section is {100 * taller[1]:.0f} % taller than its "
                               "pseudo-healthy height: a piece of the next bone in its label? check the mask")

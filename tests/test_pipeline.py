@@ -110,3 +110,15 @@ def test_a_label_holding_two_vertebrae_is_not_graded_nor_anyones_reference():
     for label in (19, 20, 21, 23):
         assert records[label]["status"] == "graded" and records[label]["genant_grade"] == 0
         assert "L3" not in records[label]["pseudo_healthy_from"]
+
+
+def test_a_body_far_taller_than_its_neighbours_allow_is_not_graded():
+    """L3's label holds a piece of the next bone: 1.45 times its level's height, below the
+    merged-label check. It is not graded, its status names the section, and its neighbours,
+    estimated without it as it stands, are graded 0."""
+    analysis, records = _analyse(_spine({19: 23, 20: 24, 21: 25, 22: 37, 23: 26}))
+    status = records[22]["status"]
+    assert status.startswith("not graded: its ") and "% taller than its pseudo-healthy height" in status
+    assert records[22]["genant_grade"] is None and 22 not in analysis.measured
+    for label in (19, 20, 21, 23):
+        assert records[label]["status"] == "graded" and records[label]["genant_grade"] == 0

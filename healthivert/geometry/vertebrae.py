@@ -149,21 +149,26 @@ def cut_columns(outside: np.ndarray, grid: StraightGrid, body: np.ndarray) -> np
     return (reach & outside).any(axis=2) & body.any(axis=2)
 
 
-def fov_status(mask: Volume, label: int, grid: StraightGrid, body: np.ndarray,
-               heights_mm: np.ndarray) -> tuple[list[str], list[str], list[str]]:
-    """(faces that cut the body, sections cut, faces the body only touches).
+def _cut_across(contact: dict[str, float]) -> bool:
+    """Whether some image face cuts the label across (see :data:`CUT_CONTACT_FRACTION`)."""
+    return any(frac >= CUT_CONTACT_FRACTION for frac in contact.values())
+
+
+def fov_status(mask: Volume, grid: StraightGrid, body: np.ndarray, heights_mm: np.ndarray,
+               contact: dict[str, float]) -> tuple[list[str], list[str], list[str]]:
+    """(faces that cut the body, sections cut, faces the body only touches), from the label's
+    ``contact`` with the image faces (:func:`fov_contact`).
 
     A face across which the label is cut (:data:`CUT_CONTACT_FRACTION`) while its body reaches
     it cuts every section. A face the label only touches cuts just the sections whose measured
     columns (:func:`~healthivert.sections.section_columns`) run into the image's edge.
     """
-    contact = fov_contact(mask, label)  # cheap; only a label at the edge needs the body check
-    if not contact:
+    if not contact:  # only a label at the edge needs the body check
         return [], [], []
     outside = _outside_fov(mask, grid)
     if not body_outside_fov(outside, grid, body):
         return [], [], []
-    if any(frac >= CUT_CONTACT_FRACTION for frac in contact.values()):
+    if _cut_across(contact):
         return list(contact), list(SECTIONS), []
     columns = cut_columns(outside, grid, body)
     by_section = section_columns(heights_mm.T, grid.ap_mm, grid.lr_mm)
@@ -171,34 +176,24 @@ def fov_status(mask: Volume, label: int, grid: StraightGrid, body: np.ndarray,
     return (list(contact), cut, []) if cut else ([], [], list(contact))
 
 
-def cut_across_unturned(mask: Volume, label: int, start: StraightGrid) -> list[str]:
-    """The image faces that cut ``label`` across (:data:`CUT_CONTACT_FRACTION`) while its body,
-    isolated in the spine curve's frame ``start``, reaches them; empty when none does.
-
-    A turned frame is fitted to the body's endplates, and the face that cuts a vertebra
-    across passes for one: turned by it, the body isolated there may stop short of the edge
-    (sub-verse014's T12, cut by the top of its CT and segmented ragged, turned 31 degrees and
-    measured 11 mm tall, was graded 3). Whether the body reaches the edge is asked in the
-    curve's frame too."""
-    across = [face for face, frac in fov_contact(mask, label).items() if frac >= CUT_CONTACT_FRACTION]
-    if not across:
-        return []
-    body = isolate_body(straighten_label(mask, label, start) >= 0.5, start.lr_mm, start.ap_mm)
-    return across if body_outside_fov(_outside_fov(mask, start), start, body) else []
-
-
 def body_aligned(
-    mask: Volume, label: int, grid: StraightGrid, rounds: int = 3,
+    mask: Volume, label: int, grid: StraightGrid, rounds: int = 3, contact: dict[str, float] | None = None,
 ) -> tuple[StraightGrid, np.ndarray, np.ndarray, float]:
     """(grid, soft indicator, body, tilt in degrees) of a vertebra in its body's own frame.
 
     Starting from the curve's frame, the crop is turned until the tilt both endplates share is
     below ``TOLERANCE_DEG`` (see :mod:`healthivert.geometry.align`); a total turn beyond
-    ``MAX_TILT_DEG`` is not trusted and the curve's frame is kept.
+    ``MAX_TILT_DEG`` is not trusted and the curve's frame is kept. So is the curve's frame of
+    a body that an image face cuts across (``contact``: :func:`fov_contact`): the cut face
+    passes for an endplate, and a frame turned to it can leave a fragment that no longer
+    reaches the edge (sub-verse014's T12, cut by the top of its CT and segmented ragged, was
+    turned 31 degrees, measured 11 mm tall and graded 3).
     """
     start = grid
     soft = straighten_label(mask, label, grid)
     body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm)
+    if contact and _cut_across(contact) and body_outside_fov(_outside_fov(mask, grid), grid, body):
+        return grid, soft, body, 0.0
     unturned = soft, body
     total = 0.0
     for _ in range(rounds):
@@ -240,14 +235,12 @@ def straighten_vertebrae(
     curve = replace(curve, anchors={**curve.anchors, **others})
     out = []
     for i, label in enumerate(labels):
-        start = straight_grid(curve, label, spec)
-        grid, soft, body, tilt = body_aligned(mask, label, start)
+        contact = fov_contact(mask, label)
+        grid, soft, body, tilt = body_aligned(mask, label, straight_grid(curve, label, spec), contact=contact)
         heights = column_heights(soft, body, grid.spacing_mm[2])
         ct_crop = straighten_volume(ct, grid) if ct is not None else None
         label_map = straighten_labels(mask, grid) if ct is not None else None
-        cut, sections, touches = fov_status(mask, label, grid, body, heights)
-        if tilt and not cut and (across := cut_across_unturned(mask, label, start)):
-            cut, sections, touches = across, list(SECTIONS), []
+        cut, sections, touches = fov_status(mask, grid, body, heights, contact)
         out.append(StraightVertebra(label, grid, soft, body, heights, ct_crop, cut, label_map,
                                     sections, touches, tilt))
         if progress:

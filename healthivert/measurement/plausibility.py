@@ -26,6 +26,10 @@ from healthivert.sections import SECTIONS, section_heights
 #: vertebra plus a disc is at least ~1.7 times a body, while a healthy body between fractures
 #: reads ~1.0 against the median and real normal bodies vary by ~15 %
 MERGED_RATIO = 1.6
+#: ... and one this many times is no neighbour's reference (the prior): real bodies read
+#: 0.82-1.22 times their study's median (the expert masks at hand), a label holding a piece of
+#: the next bone more
+NO_REFERENCE_RATIO = 1.3
 MIN_BODIES = 3  # a median needs at least this many measurable bodies
 
 
@@ -39,9 +43,9 @@ def body_height_mm(v: StraightVertebra) -> float:
     return float(np.nanmax([sections[s] for s in SECTIONS]))
 
 
-def merged_suspects(vertebrae: Sequence[StraightVertebra]) -> dict[int, float]:
+def merged_suspects(vertebrae: Sequence[StraightVertebra], ratio: float = MERGED_RATIO) -> dict[int, float]:
     """VerSe label -> how many times the study's median level-scaled body height it is, for the
-    bodies at least ``MERGED_RATIO`` times; bodies cut by the field of view and levels without a
+    bodies at least ``ratio`` times; bodies cut by the field of view and levels without a
     mean height are left out; empty with fewer than ``MIN_BODIES`` to compare."""
     scaled = {v.label: body_height_mm(v) / REFERENCE_HEIGHT_MM[v.label] for v in vertebrae
               if v.label in REFERENCE_HEIGHT_MM and not v.cut_by_fov and v.body.any()}
@@ -49,7 +53,7 @@ def merged_suspects(vertebrae: Sequence[StraightVertebra]) -> dict[int, float]:
     if len(scaled) < MIN_BODIES:
         return {}
     median = float(np.median(list(scaled.values())))
-    return {k: r / median for k, r in scaled.items() if r >= MERGED_RATIO * median}
+    return {k: r / median for k, r in scaled.items() if r >= ratio * median}
 
 
 #: a section this much taller than its pseudo-healthy height (RHLV below minus this) is no

@@ -259,13 +259,14 @@ def split_long_segments(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray,
             continue
         k = int(round(length / exp))
         piece = length / k
+        # the end segments may end in a vertebra the field of view cuts short (or, at the
+        # bottom, in sacrum): their pieces are laid from the inner end at the expected length
+        end_step = min(exp, piece * 1.25)
         for j in range(1, k):
-            # the end segments may end in a vertebra the field of view cuts short (or, at the
-            # bottom, in sacrum): their pieces are laid from the inner end at the expected length
             if a == top:
-                nominal = a + j * min(exp, piece * 1.25)
+                nominal = a + j * end_step
             elif a == 0:
-                nominal = b - j * min(exp, piece * 1.25)
+                nominal = b - j * end_step
             else:
                 nominal = a + j * piece
             window = np.arange(max(int(np.ceil(nominal - piece / 4)), a + 1),

@@ -9,18 +9,16 @@ does not give L1 its square shape, nor L4 give L5 its). Neighbours are weighted 
 and 0.5 (next but one). A vertebra with no neighbour in view takes its posterior wall's
 height and its level's normative wedge.
 
-A body far taller than its level allows next to the others (two vertebrae in one label,
-:func:`healthivert.measurement.plausibility.merged_suspects`) is no neighbour's reference.
+A body far taller than its level allows next to the others is no neighbour's reference
+(:func:`healthivert.measurement.plausibility.merged_suspects` at ``NO_REFERENCE_RATIO``): two
+vertebrae in one label, or a label holding a piece of the next bone. Restoring it afterwards
+is too late: a 1.45-times body in mid-column lifts both neighbours' estimates past
+``RESTORE_ABOVE``, and they, restored to those, then vouch for it.
 
 Like HealthiVert-GAN's iterative synthesis, neighbours come first: a neighbour whose own
 height loss exceeds ``RESTORE_ABOVE`` is replaced by its restored (pseudo-healthy) version
 before it informs the target, repeated until nothing changes, so a run of fractures does not
-drag the estimates down. Once they have settled, a body more than ``TALLER_LIMIT`` taller
-than its estimate (one the pipeline refuses as implausible) is replaced too and they settle
-again: a label holding a piece of the next bone (sub-verse014's L5 segmented from its CT with
-the top of S1, a third taller at the back than its neighbours allow) must not make the bodies
-above it read as fractured. Not before they settle: next to fractures a healthy body reads far
-taller than a first estimate drawn from them.
+drag the estimates down.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from scipy import ndimage
 
 from healthivert.geometry.vertebrae import StraightVertebra
 from healthivert.labels import SPINE_ORDER
-from healthivert.measurement.plausibility import TALLER_LIMIT, merged_suspects
+from healthivert.measurement.plausibility import NO_REFERENCE_RATIO, merged_suspects
 from healthivert.normative import REFERENCE_HEIGHT_MM, wedge_drop_mm
 from healthivert.sections import SECTIONS, full_columns, relative_height_loss, section_heights
 from healthivert.synthesis.base import PseudoHealthy, body_from_heights, register_synthesizer
@@ -144,11 +142,17 @@ def prior_synthesizer():
     return synthesize_prior
 
 
-def _converge(usable: list[StraightVertebra], near: dict[int, list[StraightVertebra]],
-              healthy: dict[int, np.ndarray], tall: set[int], with_t13: bool) -> dict[int, np.ndarray | None]:
-    """Neighbour estimates, repeated until no reference changes: a body with more than
-    ``RESTORE_ABOVE`` loss against its estimate, or one in ``tall``, informs its neighbours by
-    its estimate instead of its own heights (``healthy`` is updated in place)."""
+def synthesize_prior(vertebrae: list[StraightVertebra]) -> dict[int, PseudoHealthy]:
+    """Pseudo-healthy bodies of all vertebrae (ordered cranial to caudal)."""
+    usable = [v for v in vertebrae if v.body.any()]
+    healthy = {v.label: v.heights_mm.astype(float) for v in usable}
+    with_t13 = any(v.label == T13 for v in vertebrae)
+    too_tall = merged_suspects(usable, NO_REFERENCE_RATIO)
+    near = {
+        v.label: [n for n in usable if n.label != v.label and n.label not in too_tall
+                  and _level_gap(n.label, v.label, with_t13) in NEIGHBOUR_WEIGHTS and not n.cut_by_fov]
+        for v in usable
+    }
     estimates: dict[int, np.ndarray | None] = {}
     for _ in range(MAX_ROUNDS):
         estimates = {v.label: estimate_from_neighbours(v, [(n, healthy[n.label]) for n in near[v.label]], with_t13)
@@ -159,36 +163,12 @@ def _converge(usable: list[StraightVertebra], near: dict[int, list[StraightVerte
             if est is None:
                 continue
             loss = relative_height_loss(_sections(v, est), _sections(v, v.heights_mm))
-            restored = max(loss[s] for s in SECTIONS) > RESTORE_ABOVE or v.label in tall
+            restored = max(loss[s] for s in SECTIONS) > RESTORE_ABOVE
             new = est if restored else v.heights_mm.astype(float)
             if not np.array_equal(new, healthy[v.label]):
                 healthy[v.label], changed = new, True
         if not changed:
             break
-    return estimates
-
-
-def synthesize_prior(vertebrae: list[StraightVertebra]) -> dict[int, PseudoHealthy]:
-    """Pseudo-healthy bodies of all vertebrae (ordered cranial to caudal)."""
-    usable = [v for v in vertebrae if v.body.any()]
-    healthy = {v.label: v.heights_mm.astype(float) for v in usable}
-    with_t13 = any(v.label == T13 for v in vertebrae)
-    merged = merged_suspects(usable)  # two vertebrae in one label: no reference for its neighbours
-    near = {
-        v.label: [n for n in usable if n.label != v.label and n.label not in merged
-                  and _level_gap(n.label, v.label, with_t13) in NEIGHBOUR_WEIGHTS and not n.cut_by_fov]
-        for v in usable
-    }
-    estimates: dict[int, np.ndarray | None] = {}
-    tall: set[int] = set()
-    for _ in range(2):  # once more when the converged estimates show bodies far too tall
-        estimates = _converge(usable, near, healthy, tall, with_t13)
-        losses = {v.label: relative_height_loss(_sections(v, estimates[v.label]), _sections(v, v.heights_mm))
-                  for v in usable if estimates[v.label] is not None}
-        too_tall = {label for label, loss in losses.items() if min(loss[s] for s in SECTIONS) < -TALLER_LIMIT}
-        if too_tall <= tall:
-            break
-        tall |= too_tall
     out = {}
     for v in usable:
         est = estimates.get(v.label)

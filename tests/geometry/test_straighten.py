@@ -67,20 +67,6 @@ def test_cut_by_fov_only_when_the_body_reaches_the_edge():
     assert v.cut_by_fov == []
 
 
-def test_cut_across_is_asked_in_the_spine_curves_frame():
-    """The check a turned frame cannot hide (its body may stop short of the edge there): the
-    label cut across by the top of the image, its body reaching it in the curve's frame."""
-    from healthivert.geometry.vertebrae import cut_across_unturned
-
-    body = (slice(10, 40), slice(20, 50), slice(8, 33))
-    top = box_mask({20: (body[0], body[1], slice(8, 40))}, (50, 60, 40))
-    curve = fit_spine_curve(centroids_from_mask(top))
-    assert cut_across_unturned(top, 20, straight_grid(curve, 20, SMALL)) == ["superior"]
-    whole = box_mask({20: body}, (50, 60, 45))
-    curve = fit_spine_curve(centroids_from_mask(whole))
-    assert cut_across_unturned(whole, 20, straight_grid(curve, 20, SMALL)) == []
-
-
 @pytest.mark.parametrize(
     "soft, body, expected_samples",
     [
@@ -148,6 +134,21 @@ def test_a_body_tilted_in_the_curves_frame_is_measured_in_its_own(tilt):
     assert v.tilt_deg == pytest.approx(tilt, abs=1.5)
     assert section_heights(v.heights_mm.T, v.grid.ap_mm, v.grid.lr_mm) == pytest.approx(
         dict.fromkeys(SECTIONS, 25.0), abs=0.6)
+
+
+def test_a_body_cut_across_by_the_image_is_not_turned():
+    """The 25-degree slab, its front cut off by the image: whole, it is turned upright; cut
+    across, it keeps the curve's frame (a cut face can pass for an endplate: a ragged real T12
+    cut by the top of its CT was turned 31 degrees to a fragment that no longer reached the
+    edge) and all its sections are cut."""
+    whole = box_mask({}, (60, 70, 70))
+    whole.array[:] = _slab_mask(25.0)
+    cut = box_mask({}, (60, 44, 70))
+    cut.array[:] = whole.array[:, :44, :]
+    assert fov_contact(cut, 20) == {"anterior": 1.0}
+    (_, (w,)), (_, (c,)) = (straighten_vertebrae(m, centroids_from_mask(m), spec=SMALL) for m in (whole, cut))
+    assert w.tilt_deg == pytest.approx(25.0, abs=1.5)
+    assert c.tilt_deg == 0.0 and c.cut_by_fov == ["anterior"] and c.cut_sections == list(SECTIONS)
 
 
 def test_a_body_touching_an_edge_is_whole_and_measures_as_when_padded():

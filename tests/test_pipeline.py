@@ -99,26 +99,23 @@ def test_grade_records_with_nothing_measured_only_names_the_grader():
     assert analysis.measured == {} and "probabilities" not in record.to_json()
 
 
-def test_a_label_holding_two_vertebrae_is_not_graded_nor_anyones_reference():
-    """L3's label holds two bodies and the disc between them (52 mm where 25.5 is expected, as
-    a segmenter that fills a disc gives): it is not graded, the record says why, and L2 and L4
-    are graded from their other neighbours, as normal."""
-    analysis, records = _analyse(_spine({19: 23, 20: 24, 21: 25, 22: 52, 23: 26}))
-    status = records[22]["status"]
-    assert status.startswith("not graded: its body is 2.") and "two vertebrae in one label" in status
+@pytest.mark.parametrize(
+    "l3_mm, why",
+    [
+        (52, "its body is 2.0 times as tall as the study's others (each scaled by its level): "
+             "two vertebrae in one label? check the mask"),
+        (37, "% taller than its pseudo-healthy height: a piece of the next bone in its label? check the mask"),
+    ],
+    ids=["two vertebrae in one label", "a piece of the next bone"],
+)
+def test_a_label_far_too_tall_is_not_graded_nor_anyones_reference(l3_mm, why):
+    """L3's label holds two bodies and the disc between them (52 mm where 25.5 is expected, as a
+    segmenter that fills a disc gives), or a piece of the next bone (37 mm: 1.45 times, below
+    the merged-label check): it is not graded, the record says why, and L2 and L4 are graded
+    from their other neighbours, as normal."""
+    analysis, records = _analyse(_spine({19: 23, 20: 24, 21: 25, 22: l3_mm, 23: 26}))
+    assert records[22]["status"].startswith("not graded: its ") and why in records[22]["status"]
     assert records[22]["genant_grade"] is None and 22 not in analysis.measured
     for label in (19, 20, 21, 23):
         assert records[label]["status"] == "graded" and records[label]["genant_grade"] == 0
         assert "L3" not in records[label]["pseudo_healthy_from"]
-
-
-def test_a_body_far_taller_than_its_neighbours_allow_is_not_graded():
-    """L3's label holds a piece of the next bone: 1.45 times its level's height, below the
-    merged-label check. It is not graded, its status names the section, and its neighbours,
-    estimated without it as it stands, are graded 0."""
-    analysis, records = _analyse(_spine({19: 23, 20: 24, 21: 25, 22: 37, 23: 26}))
-    status = records[22]["status"]
-    assert status.startswith("not graded: its ") and "% taller than its pseudo-healthy height" in status
-    assert records[22]["genant_grade"] is None and 22 not in analysis.measured
-    for label in (19, 20, 21, 23):
-        assert records[label]["status"] == "graded" and records[label]["genant_grade"] == 0

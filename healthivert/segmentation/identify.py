@@ -51,11 +51,15 @@ SACRUM_LABEL = 26
 
 @dataclass
 class Identification:
-    """Instance labels (VerSe) and how they were anchored (one of the ``ANCHOR_*`` texts)."""
+    """Instance labels (VerSe) and how they were anchored (one of the ``ANCHOR_*`` texts).
+
+    ``bodies``: the same labels on the vertebral bodies alone (the column's large pieces, cut
+    where the labels are), 0 on the arches and elsewhere."""
 
     labels: np.ndarray
     anchor: str
     notes: list[str] = field(default_factory=list)
+    bodies: np.ndarray | None = None
 
     @property
     def anchored(self) -> bool:
@@ -296,8 +300,9 @@ def refine_cuts(cuts: np.ndarray, profile: np.ndarray, reach: int = 1) -> np.nda
     return np.unique(np.array(out, dtype=int))
 
 
-def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.ndarray:
-    """Instances of the spine column, cut at the discs.
+def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Instances of the spine column, cut at the discs, and the same on the bodies alone.
 
     The bodies' centres give the spine axis and their cross-section along it, which falls to
     (near) nothing at each disc. Bone within ``COLUMN_RADIUS_MM`` of the axis is the column;
@@ -313,7 +318,7 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
     step = float(np.mean(np.linalg.norm(affine[:3, :3], axis=0)))
     bodies = _bodies(vertebra, affine, voxel_ml)
     if not bodies.any():
-        return np.zeros(vertebra.shape, np.int32)
+        return np.zeros(vertebra.shape, np.int32), np.zeros(vertebra.shape, np.int32)
     all_z, axis, area = _spine_axis(bodies, step)
     cuts, _ = find_peaks(-ndimage.uniform_filter1d(area, 2), distance=max(1, int(MIN_SPACING_MM / step)),
                          prominence=area.max() * 0.15)
@@ -340,7 +345,8 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
         if body_ml[k] < MIN_BODY_ML:  # a segment needs a vertebral body
             seeds[seeds == k] = 0
     seeds[tuple(idx.T)] *= _away_from_cuts(nearest, cuts, len(axis), step)
-    return _grow(seeds, column)
+    grown = _grow(seeds, column)
+    return grown, np.where(bodies, grown, 0)
 
 
 def _away_from_cuts(nearest: np.ndarray, cuts: np.ndarray, n: int, step: float) -> np.ndarray:
@@ -448,12 +454,12 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
     Returns labels on the same grid: vertebrae 1-25, sacrum 26, background 0.
     """
     voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
-    instances = _separate_along_axis(classes == vertebra_class, affine, voxel_ml)
+    instances, bodies = _separate_along_axis(classes == vertebra_class, affine, voxel_ml)
     ids = [int(i) for i in np.unique(instances) if i]
     out = np.zeros(classes.shape, np.uint8)
     notes: list[str] = []
     if not ids:
-        return Identification(out, ANCHOR_NONE, ["no vertebra found"])
+        return Identification(out, ANCHOR_NONE, ["no vertebra found"], out.copy())
     coms = ndimage.center_of_mass(np.ones(classes.shape), instances, ids)
     centre = {i: affine[:3, :3] @ np.array(c) + affine[:3, 3] for i, c in zip(ids, coms)}
     order = sorted(ids, key=lambda i: -centre[i][2])  # cranial first
@@ -474,4 +480,4 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
     labels, anchor, more = anchor_labels(len(order), bool(sacrum.any()), t12)
     for i, label in zip(order, labels):
         out[instances == i] = label
-    return Identification(out, anchor, notes + more)
+    return Identification(out, anchor, notes + more, np.where(bodies > 0, out, 0).astype(np.uint8))

@@ -5,7 +5,8 @@ The CT (a RAS :class:`Volume`) is resampled to the network's spacing with MONAI'
 ``sliding_window_inference``, cleaned (per-class largest pieces, holes filled), identified
 (:mod:`healthivert.segmentation.identify`) and resampled back onto the CT's own grid: the
 bone outline from the linearly resampled foreground probability, each voxel of it taking the
-label of the nearest identified voxel.
+label of the nearest identified voxel; then neighbouring arches are parted at the CT's own
+joint spaces (:mod:`healthivert.segmentation.boundaries`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from scipy import ndimage
 from healthivert.errors import InputError
 from healthivert.io.volume import Volume, empty_sitk_image, sitk_from_array
 from healthivert.labels import is_anchored
+from healthivert.segmentation.boundaries import body_zone, confident_markers, flood_from_markers
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
 from healthivert.segmentation.identify import identify
 
@@ -159,7 +161,12 @@ def segment_ct(ct: Volume, model: torch.nn.Module, cfg: SegmenterConfig) -> Segm
     ident = identify(_clean(prob.argmax(axis=0).astype(np.uint8)), affine, hu=hu)
     if not (ident.labels > 0).any() or not ((ident.labels > 0) & (ident.labels < 26)).any():
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")
-    labels = labels_on_grid(ident.labels, 1.0 - prob[0], affine, ct, reach_mm=1.5 * cfg.spacing_mm)
+    reach = 1.5 * cfg.spacing_mm
+    labels = labels_on_grid(ident.labels, 1.0 - prob[0], affine, ct, reach_mm=reach)
+    markers = _to_grid(confident_markers(ident.labels, ident.bodies, cfg.spacing_mm), affine, ct)
+    keep = _to_grid(body_zone(ident.bodies, cfg.spacing_mm, reach), affine, ct) > 0
+    markers = np.where(keep, labels, markers)
+    labels = flood_from_markers(labels, markers, ct.array, np.linalg.norm(ct.affine[:3, :3], axis=0))
     if not ((labels > 0) & (labels < 26)).any():
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")
     return Segmentation(Volume(labels, ct.affine, ct.source), ident.anchor, ident.notes)

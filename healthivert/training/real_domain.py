@@ -200,6 +200,50 @@ def unlabelled_bone(image: np.ndarray, label: np.ndarray, hu_window: tuple[float
     return ignore[None].astype(np.uint8)
 
 
+#: the sacrum taught from a VerSe study: unannotated bone below the lowest lumbar vertebra's
+#: centre, the pieces that cross the midline (within ``SACRUM_MIDLINE_MM`` of that vertebra
+#: left to right), kept within ``SACRUM_HALF_WIDTH_MM`` of it (S1 and the inner alae; the
+#: sacroiliac joints and the iliac wings lie farther out)
+SACRUM_MIDLINE_MM = 15.0
+SACRUM_HALF_WIDTH_MM = 45.0
+
+
+def sacrum_below_l5(image: np.ndarray, labels: np.ndarray, hu_window: tuple[float, float], spacing_mm: float,
+                    sigma_mm: float = 1.0, margin_mm: float = 2.0, max_hole_mm2: float = 2000.0) -> np.ndarray:
+    """Where a VerSe study's sacrum is, from its CT and its experts' vertebra labels (bool).
+
+    VerSe masks of the lumbar spine stop at L5 and leave the sacrum unlabelled, so a network
+    fine-tuned on them as they are learns the real sacrum as background, or calls S1 and the
+    pelvis vertebra (sub-verse014 held out: its L5 label took 25 ml of S1 and pelvis). Where the
+    lowest annotated vertebra is L5 (or L6), the bone below its centre that is not annotated
+    and crosses its midline is the sacrum; no sacrum otherwise (an empty mask). Bone is
+    ``BONE_HU`` as in :func:`unlabelled_bone`; the annotated vertebrae and a ``margin_mm``
+    shell stay theirs.
+
+    Args:
+        image: windowed CT at the network's spacing, 0..1 over ``hu_window``, (1, X, Y, Z), RAS.
+        labels: VerSe labels on the same grid, (1, X, Y, Z).
+    """
+    lab = np.asarray(labels[0])
+    present = set(np.unique(lab).tolist())
+    lowest = 25 if 25 in present else 24
+    if lowest not in present:
+        return np.zeros(lab.shape, bool)
+    lo, hi = hu_window
+    hu = lo + np.asarray(image[0], np.float32) * (hi - lo)
+    bone = _fill_small_holes(ndimage.gaussian_filter(hu, sigma_mm / spacing_mm) > BONE_HU,
+                             max_hole_mm2 / spacing_mm**2)
+    annotated = lab > 0
+    near = ndimage.binary_dilation(annotated, _ball(margin_mm / spacing_mm)) | annotated
+    centre = np.argwhere(lab == lowest).mean(axis=0)
+    x, _, z = np.indices(lab.shape, sparse=True)
+    side = np.abs(x - centre[0]) * spacing_mm
+    candidates = bone & ~near & (z < centre[2]) & (side <= SACRUM_HALF_WIDTH_MM)
+    pieces, n = ndimage.label(candidates)
+    crossing = np.unique(pieces[candidates & (side <= SACRUM_MIDLINE_MM)])
+    return np.isin(pieces, crossing[crossing > 0])
+
+
 def _ball(radius_vox: float) -> np.ndarray:
     """A ball structuring element of ``radius_vox`` voxels (at least the 6-neighbourhood)."""
     r = max(1, int(np.floor(radius_vox)))

@@ -50,6 +50,7 @@ from healthivert.training.real_domain import (
     RandThickSlicesd,
     masked_dice_ce,
     pick_subjects,
+    sacrum_below_l5,
     tree_studies,
     unlabelled_bone,
 )
@@ -80,7 +81,9 @@ class SegmenterTrainConfig(TrainRecipe):
     "standard". ``ignore_unlabelled_bone`` (verse or mixed): in a VerSe study, bone outside the
     experts' mask (the sacrum, vertebrae above and below the annotation:
     ``real_domain.unlabelled_bone``) is left out of the loss instead of taught as background;
-    phantom patches are scored whole. ``pelvis``, ``pelvis_fraction``, ``dim_bone_fraction``,
+    phantom patches are scored whole. ``sacrum_below_l5`` (verse or mixed): in a VerSe study
+    annotated down to L5, the unannotated bone below it on the midline is taught as sacrum
+    (``real_domain.sacrum_below_l5``) instead of background. ``pelvis``, ``pelvis_fraction``, ``dim_bone_fraction``,
     ``real_contrast_fraction`` (the share of phantoms drawn with real-like tissue HU and texture,
     ``PhantomConfig.real_contrast``), ``margin_below_mm`` and ``margin_above_mm`` shape the
     phantom studies (``_phantom_config``).
@@ -91,6 +94,7 @@ class SegmenterTrainConfig(TrainRecipe):
     phantom_fraction: float = 0.5
     augmentation: str = "standard"
     ignore_unlabelled_bone: bool = False
+    sacrum_below_l5: bool = False
     pelvis: bool = False
     pelvis_fraction: float = 1.0
     dim_bone_fraction: float = 0.0
@@ -110,8 +114,9 @@ class SegmenterTrainConfig(TrainRecipe):
         if self.source == "mixed" and not 0.0 < self.phantom_fraction < 1.0:
             raise ValueError(f"phantom_fraction must lie strictly between 0 and 1 for source mixed; "
                              f"got {self.phantom_fraction}")
-        if self.source == "phantom" and self.ignore_unlabelled_bone:
-            raise ValueError("ignore_unlabelled_bone concerns VerSe subjects: source must be verse or mixed")
+        for name in ("ignore_unlabelled_bone", "sacrum_below_l5"):
+            if self.source == "phantom" and getattr(self, name):
+                raise ValueError(f"{name} concerns VerSe subjects: source must be verse or mixed")
         if self.crop_ratios is not None and (len(self.crop_ratios) != len(CLASSES) or min(self.crop_ratios) < 0
                                              or sum(self.crop_ratios) <= 0):
             raise ValueError(f"crop_ratios must be {len(CLASSES)} non-negative numbers {list(CLASSES)} with a "
@@ -189,6 +194,16 @@ def _arrays(ct: Volume, mask: Volume, net: SegmenterConfig) -> dict[str, np.ndar
     return {"image": image.numpy().astype(np.float32), "label": np.round(target.numpy()).astype(np.uint8)}
 
 
+def _verse_arrays(ct: Volume, mask: Volume, net: SegmenterConfig, sacrum: bool) -> dict[str, np.ndarray]:
+    """:func:`_arrays` of a VerSe study; with ``sacrum``, the bone below its L5 taught as sacrum."""
+    out = _arrays(ct, mask, net)
+    if sacrum:
+        labels = np.round(resample_labels(mask, net).numpy()).astype(np.uint8)
+        below = sacrum_below_l5(out["image"], labels, net.hu_window, net.spacing_mm)
+        out["label"][0][below & (out["label"][0] == 0)] = SACRUM_CLASS
+    return out
+
+
 def _study_arrays(seed: int, cfg: SegmenterTrainConfig) -> dict[str, np.ndarray]:
     study = make_phantom(_phantom_config(seed, cfg), seed)
     return _arrays(study.ct, study.mask, cfg.network)
@@ -222,8 +237,9 @@ def verse_cohort(cfg: SegmenterTrainConfig, studies: list[VerseStudy], progress:
     cache.mkdir(parents=True, exist_ok=True)
     out = []
     for i, study in enumerate(studies):
-        name = f"verse_{study.subject}_{cfg.network.spacing_mm:g}mm.npz"
-        out.append(_cached_arrays(cache / name, lambda s=study: _arrays(load_ct(s.ct), load_mask(s.mask), cfg.network)))
+        name = f"verse_{study.subject}_{cfg.network.spacing_mm:g}mm{'_sacrum' if cfg.sacrum_below_l5 else ''}.npz"
+        out.append(_cached_arrays(cache / name, lambda s=study: _verse_arrays(load_ct(s.ct), load_mask(s.mask),
+                                                                            cfg.network, cfg.sacrum_below_l5)))
         if cfg.ignore_unlabelled_bone:
             item = out[-1]
             item["ignore"] = unlabelled_bone(item["image"], item["label"], cfg.network.hu_window,

@@ -19,6 +19,7 @@ from healthivert.training.real_domain import (
     RandThickSlicesd,
     masked_dice_ce,
     pick_subjects,
+    sacrum_below_l5,
     unlabelled_bone,
 )
 from healthivert.training.segmenter import (
@@ -26,6 +27,7 @@ from healthivert.training.segmenter import (
     SegmenterTrainConfig,
     _cohorts,
     load_segmenter_config,
+    verse_cohort,
     verse_studies,
 )
 from tests.helpers import phantom_verse_tree
@@ -190,6 +192,47 @@ def test_unlabelled_bone_is_ignored_there_and_only_there():
     assert not ignore[shell].any()
     assert not ignore[:, :, :5].any() and not ignore[:4].any()  # soft tissue away from bone is taught
     assert not ignore[:, :, 25:30].any()  # the gap between them: 6 mm from the unannotated block
+
+
+def _lumbar_end(lowest: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 2 mm grid (x left-right, z up): an annotated vertebra ``lowest`` (VerSe label) at
+    slices 30-44, an unannotated bone block below it across the midline (S1), a bone block
+    below it 60 mm to the side (an iliac wing) and one above it on the midline (T12, not
+    annotated); 400 HU bone in 0 HU tissue, windowed."""
+    hu = np.zeros((80, 30, 60), np.float32)
+    labels = np.zeros(hu.shape, np.uint8)
+    hu[30:50, 10:25, 30:45] = 400.0
+    labels[30:50, 10:25, 30:45] = lowest
+    hu[28:52, 8:27, 12:27] = 400.0   # S1, 6 mm below
+    hu[68:76, 8:27, 12:27] = 400.0   # 60-70 mm from the midline
+    hu[30:50, 10:25, 49:58] = 400.0  # above, unannotated
+    return ((hu + 250.0) / 1500.0)[None], labels[None]
+
+
+@pytest.mark.parametrize("lowest, taught", [(24, True), (25, True), (22, False)])
+def test_the_sacrum_below_l5_is_the_unannotated_bone_below_on_the_midline(lowest, taught):
+    image, labels = _lumbar_end(lowest)
+    sacrum = sacrum_below_l5(image, labels, (-250.0, 1250.0), 2.0)
+    assert sacrum[29:51, 9:26, 13:26].all() == taught  # S1 (less the blurred outline)
+    assert not sacrum[60:].any()  # the iliac wing
+    assert not sacrum[:, :, 45:].any() and not sacrum[labels[0] > 0].any()  # T12, and L5 itself
+
+
+def test_the_sacrum_taught_from_verse_masks_comes_with_its_own_cache(tmp_path):
+    """A recipe teaching the sacrum below L5 keeps its VerSe targets apart from one that does
+    not (the flag changes the class target, so it changes the cache name); it adds sacrum and
+    leaves the vertebrae as they are."""
+    tree, manifest, subjects = phantom_verse_tree(tmp_path, "L4", "L5", slice_mm=2.0)
+    cfg = SegmenterTrainConfig(source="verse", verse_root=str(tree), manifest=str(manifest),
+                               workdir=str(tmp_path / "work"), network=SMALL)
+    plain = verse_cohort(cfg, verse_studies(cfg, ("train",), named=True))[0]["label"]
+    taught = verse_cohort(replace(cfg, sacrum_below_l5=True), verse_studies(cfg, ("train",), named=True))[0]["label"]
+    cache = sorted(p.name for p in (tmp_path / "work" / "cache").iterdir())
+    assert cache == [f"verse_{subjects[0]}_2mm.npz", f"verse_{subjects[0]}_2mm_sacrum.npz"]
+    assert np.array_equal(taught == 1, plain == 1)
+    assert (taught == 2).sum() >= (plain == 2).sum() and ((taught == 2) | (plain != 2)).all()
+    with pytest.raises(ValueError, match="sacrum_below_l5 concerns VerSe subjects"):
+        SegmenterTrainConfig(source="phantom", sacrum_below_l5=True)
 
 
 def test_masked_dice_ce_is_dice_ce_and_ignores_the_masked_voxels():

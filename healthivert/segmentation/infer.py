@@ -27,7 +27,7 @@ from healthivert.io.volume import Volume, empty_sitk_image, sitk_from_array
 from healthivert.labels import is_anchored
 from healthivert.segmentation.boundaries import body_zone, confident_markers, flood_from_markers
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
-from healthivert.segmentation.identify import identify
+from healthivert.segmentation.identify import Identification, identify
 
 Progress = Callable[[int, int, str], None]
 
@@ -93,6 +93,18 @@ def _resample(array: np.ndarray, affine: np.ndarray, shape: tuple[int, ...], tar
     return np.transpose(sitk.GetArrayFromImage(out), (2, 1, 0))
 
 
+def _box(mask: np.ndarray, reference: Volume, pad: np.ndarray | int = 0
+         ) -> tuple[tuple[slice, ...], tuple[int, ...], np.ndarray]:
+    """The bounding box of ``mask`` (on ``reference``'s grid), padded by ``pad`` voxels and
+    clipped to the grid: (slices, shape, the box's own affine)."""
+    found = np.argwhere(mask)
+    lo = np.maximum(found.min(axis=0) - pad, 0)
+    hi = np.minimum(found.max(axis=0) + pad + 1, reference.shape)
+    box_affine = reference.affine.copy()
+    box_affine[:3, 3] = reference.affine[:3, :3] @ lo + reference.affine[:3, 3]
+    return tuple(slice(a, b) for a, b in zip(lo, hi)), tuple(int(n) for n in hi - lo), box_affine
+
+
 def labels_on_grid(labels: np.ndarray, foreground: np.ndarray, affine: np.ndarray, reference: Volume,
                    reach_mm: float) -> np.ndarray:
     """Identified labels (network grid, ``affine``) on the reference CT's grid, outlined at its
@@ -101,22 +113,38 @@ def labels_on_grid(labels: np.ndarray, foreground: np.ndarray, affine: np.ndarra
     label of the nearest one. Nearest-neighbour labels alone leave the network's 2 mm steps on a
     1 mm CT. Only the labels' bounding box is resampled, so a large CT costs no more memory."""
     nearest = _to_grid(labels, affine, reference)
-    found = np.argwhere(nearest > 0)
-    if not len(found):
+    if not (nearest > 0).any():
         return nearest
     spacing = np.linalg.norm(reference.affine[:3, :3], axis=0)
-    pad = np.ceil(reach_mm / spacing).astype(int) + 1
-    lo = np.maximum(found.min(axis=0) - pad, 0)
-    hi = np.minimum(found.max(axis=0) + pad + 1, reference.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    box_affine = reference.affine.copy()
-    box_affine[:3, 3] = reference.affine[:3, :3] @ lo + reference.affine[:3, 3]
-    bone = _resample(foreground.astype(np.float32), affine, tuple(hi - lo), box_affine, sitk.sitkLinear,
+    box, shape, box_affine = _box(nearest > 0, reference, np.ceil(reach_mm / spacing).astype(int) + 1)
+    bone = _resample(foreground.astype(np.float32), affine, shape, box_affine, sitk.sitkLinear,
                      sitk.sitkFloat32) > FOREGROUND_P
     sub = nearest[box]
     dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=spacing, return_indices=True)
     out = np.zeros_like(nearest)
     out[box] = np.where(bone & (dist <= reach_mm), sub[tuple(idx)], 0)
+    return out
+
+
+def part_arches(labels: np.ndarray, ident: Identification, affine: np.ndarray, reference: Volume,
+                cfg: SegmenterConfig, reach_mm: float) -> np.ndarray:
+    """``labels`` (the reference CT's grid) with neighbouring arches parted at the CT's joint
+    spaces (:mod:`healthivert.segmentation.boundaries`): the markers come from ``ident``
+    (network grid, ``affine``), each body and a ``reach_mm`` rim keeping its label. Only the
+    labels' bounding box is resampled."""
+    if not (labels > 0).any():
+        return labels
+    box, shape, box_affine = _box(labels > 0, reference)
+
+    def onto_box(array: np.ndarray) -> np.ndarray:
+        return _resample(array.astype(np.uint8), affine, shape, box_affine, sitk.sitkNearestNeighbor, sitk.sitkUInt8)
+
+    sub = labels[box]
+    markers = onto_box(confident_markers(ident.labels, ident.bodies, cfg.spacing_mm))
+    keep = onto_box(body_zone(ident.bodies, cfg.spacing_mm, reach_mm)) > 0
+    out = labels.copy()
+    out[box] = flood_from_markers(sub, np.where(keep, sub, markers), reference.array[box],
+                                  np.linalg.norm(reference.affine[:3, :3], axis=0))
     return out
 
 
@@ -163,10 +191,7 @@ def segment_ct(ct: Volume, model: torch.nn.Module, cfg: SegmenterConfig) -> Segm
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")
     reach = 1.5 * cfg.spacing_mm
     labels = labels_on_grid(ident.labels, 1.0 - prob[0], affine, ct, reach_mm=reach)
-    markers = _to_grid(confident_markers(ident.labels, ident.bodies, cfg.spacing_mm), affine, ct)
-    keep = _to_grid(body_zone(ident.bodies, cfg.spacing_mm, reach), affine, ct) > 0
-    markers = np.where(keep, labels, markers)
-    labels = flood_from_markers(labels, markers, ct.array, np.linalg.norm(ct.affine[:3, :3], axis=0))
+    labels = part_arches(labels, ident, affine, ct, cfg, reach)
     if not ((labels > 0) & (labels < 26)).any():
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")
     return Segmentation(Volume(labels, ct.affine, ct.source), ident.anchor, ident.notes)

@@ -14,8 +14,10 @@ markers over the inverted CT (a marker-controlled watershed: SimpleITK's
 darkest. The outline of the bone is not changed, only which label each voxel takes.
 
 Why the bodies are kept: over the CT an osteoporotic body's dim core parts as readily as a
-thin disc, and a flooded rim moves an endplate (docs/experiments.md). The watershed is
-SimpleITK's; only the markers are chosen here.
+thin disc, and a flooded rim moves an endplate (docs/experiments.md). Not kept are the bodies
+beside a cut that no disc showed (identification split a merged segment at the expected
+length there): that cut is a guess, and the CT places the disc better (``infer.part_arches``).
+The watershed is SimpleITK's; only the markers are chosen here.
 """
 
 from __future__ import annotations

@@ -54,12 +54,15 @@ class Identification:
     """Instance labels (VerSe) and how they were anchored (one of the ``ANCHOR_*`` texts).
 
     ``bodies``: the same labels on the vertebral bodies alone (the column's large pieces, cut
-    where the labels are), 0 on the arches and elsewhere."""
+    where the labels are), 0 on the arches and elsewhere. ``guessed_disc``: the labels of the
+    vertebrae on either side of a cut that no disc showed (a merged segment split at the
+    expected length: :func:`split_long_segments`)."""
 
     labels: np.ndarray
     anchor: str
     notes: list[str] = field(default_factory=list)
     bodies: np.ndarray | None = None
+    guessed_disc: tuple[int, ...] = ()
 
     @property
     def anchored(self) -> bool:
@@ -301,8 +304,9 @@ def refine_cuts(cuts: np.ndarray, profile: np.ndarray, reach: int = 1) -> np.nda
 
 
 def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Instances of the spine column, cut at the discs, and the same on the bodies alone.
+                         ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Instances of the spine column, cut at the discs; the same on the bodies alone; and the
+    instances on either side of a cut placed at the expected length (a disc not seen).
 
     The bodies' centres give the spine axis and their cross-section along it, which falls to
     (near) nothing at each disc. Bone within ``COLUMN_RADIUS_MM`` of the axis is the column;
@@ -318,14 +322,16 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
     step = float(np.mean(np.linalg.norm(affine[:3, :3], axis=0)))
     bodies = _bodies(vertebra, affine, voxel_ml)
     if not bodies.any():
-        return np.zeros(vertebra.shape, np.int32), np.zeros(vertebra.shape, np.int32)
+        return np.zeros(vertebra.shape, np.int32), np.zeros(vertebra.shape, np.int32), []
     all_z, axis, area = _spine_axis(bodies, step)
     cuts, _ = find_peaks(-ndimage.uniform_filter1d(area, 2), distance=max(1, int(MIN_SPACING_MM / step)),
                          prominence=area.max() * 0.15)
     profile = _axis_profile(vertebra, axis, step)
     profile = ndimage.uniform_filter1d(profile, 2)
     cuts = confirmed_discs(cuts, profile, step)
-    cuts = refine_cuts(split_long_segments(cuts, area, profile), profile)
+    split = split_long_segments(cuts, area, profile)
+    guessed = refine_cuts(np.setdiff1d(split, cuts), profile)  # cut at the expected length: no disc seen
+    cuts = refine_cuts(split, profile)
     idx = np.argwhere(vertebra)
     world_axis = axis @ affine[:3, :3].T + affine[:3, 3]
     world = idx @ affine[:3, :3].T + affine[:3, 3]
@@ -346,7 +352,8 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
             seeds[seeds == k] = 0
     seeds[tuple(idx.T)] *= _away_from_cuts(nearest, cuts, len(axis), step)
     grown = _grow(seeds, column)
-    return grown, np.where(bodies, grown, 0)
+    beside_guess = [k + d for k in np.flatnonzero(np.isin(cuts, guessed)) for d in (1, 2)]  # instances k+1, k+2
+    return grown, np.where(bodies, grown, 0), sorted(set(beside_guess))
 
 
 def _away_from_cuts(nearest: np.ndarray, cuts: np.ndarray, n: int, step: float) -> np.ndarray:
@@ -454,7 +461,7 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
     Returns labels on the same grid: vertebrae 1-25, sacrum 26, background 0.
     """
     voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
-    instances, bodies = _separate_along_axis(classes == vertebra_class, affine, voxel_ml)
+    instances, bodies, beside_guess = _separate_along_axis(classes == vertebra_class, affine, voxel_ml)
     ids = [int(i) for i in np.unique(instances) if i]
     out = np.zeros(classes.shape, np.uint8)
     notes: list[str] = []
@@ -480,4 +487,5 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
     labels, anchor, more = anchor_labels(len(order), bool(sacrum.any()), t12)
     for i, label in zip(order, labels):
         out[instances == i] = label
-    return Identification(out, anchor, notes + more, np.where(bodies > 0, out, 0).astype(np.uint8))
+    guessed = tuple(sorted({label for i, label in zip(order, labels) if i in beside_guess and label}))
+    return Identification(out, anchor, notes + more, np.where(bodies > 0, out, 0).astype(np.uint8), guessed)

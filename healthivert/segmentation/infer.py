@@ -130,8 +130,9 @@ def part_arches(labels: np.ndarray, ident: Identification, affine: np.ndarray, r
                 cfg: SegmenterConfig, reach_mm: float) -> np.ndarray:
     """``labels`` (the reference CT's grid) with neighbouring arches parted at the CT's joint
     spaces (:mod:`healthivert.segmentation.boundaries`): the markers come from ``ident``
-    (network grid, ``affine``), each body and a ``reach_mm`` rim keeping its label. Only the
-    labels' bounding box is resampled."""
+    (network grid, ``affine``), each body and a ``reach_mm`` rim keeping its label, except the
+    bodies beside a cut that no disc showed (``ident.guessed_disc``), which the CT parts too.
+    Only the labels' bounding box is resampled."""
     if not (labels > 0).any():
         return labels
     box, shape, box_affine = _box(labels > 0, reference)
@@ -140,8 +141,10 @@ def part_arches(labels: np.ndarray, ident: Identification, affine: np.ndarray, r
         return _resample(array.astype(np.uint8), affine, shape, box_affine, sitk.sitkNearestNeighbor, sitk.sitkUInt8)
 
     sub = labels[box]
-    markers = onto_box(confident_markers(ident.labels, ident.bodies, cfg.spacing_mm))
-    keep = onto_box(body_zone(ident.bodies, cfg.spacing_mm, reach_mm)) > 0
+    # a body beside a disc no one saw (a cut at the expected length) is the CT's to part too
+    bodies = np.where(np.isin(ident.bodies, ident.guessed_disc), 0, ident.bodies)
+    markers = onto_box(confident_markers(ident.labels, bodies, cfg.spacing_mm))
+    keep = onto_box(body_zone(bodies, cfg.spacing_mm, reach_mm)) > 0
     out = labels.copy()
     out[box] = flood_from_markers(sub, np.where(keep, sub, markers), reference.array[box],
                                   np.linalg.norm(reference.affine[:3, :3], axis=0))

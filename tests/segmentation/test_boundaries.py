@@ -85,6 +85,39 @@ def _at_a_neighbours_label(pred: np.ndarray, truth: np.ndarray) -> float:
     return float((usual[truth[both]] != pred[both]).mean())
 
 
+@pytest.mark.parametrize("guessed", [False, True])
+def test_a_guessed_cut_between_two_bodies_moves_to_the_dark_disc(guessed):
+    """Two bodies joined by a disc the network filled (2 mm grid), cut 6 mm above the disc
+    (slices 13-14 of the network's grid, 26-29 of the CT's 1 mm grid). Kept as identified when
+    a disc was seen there; when the cut was a guess (``guessed_disc``), the CT moves it into
+    the disc."""
+    from healthivert.io.volume import Volume
+    from healthivert.segmentation import infer
+    from healthivert.segmentation.config import SegmenterConfig
+    from healthivert.segmentation.identify import Identification
+
+    labels = np.zeros((12, 12, 30), np.uint8)
+    labels[2:10, 2:10, 2:16] = 20
+    labels[2:10, 2:10, 16:28] = 21
+    hu = np.full((24, 24, 60), -50.0, np.float32)
+    hu[4:20, 4:20, 4:56] = 300.0
+    hu[4:20, 4:20, 26:30] = 60.0
+    hu += np.random.default_rng(1).normal(0.0, 15.0, hu.shape).astype(np.float32)
+    ct = Volume(hu, np.diag([1.0, 1.0, 1.0, 1.0]))
+    net_affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    net_affine[:3, 3] = 0.5  # voxel centres of the 2 mm grid between those of the 1 mm grid
+    on_ct = infer._to_grid(labels, net_affine, ct)
+    ident = Identification(labels, "test", [], labels.copy(), (20, 21) if guessed else ())
+    out = infer.part_arches(on_ct, ident, net_affine, ct, SegmenterConfig(), reach_mm=3.0)
+    assert np.array_equal(out > 0, on_ct > 0)
+    got, z = out[on_ct > 0], np.nonzero(on_ct > 0)[2]
+    assert (on_ct[on_ct > 0][(z >= 30) & (z < 32)] == 20).all()  # the guessed cut: 2 mm above the disc
+    if guessed:
+        assert (got[z < 26] == 20).all() and (got[z >= 30] == 21).all()
+    else:
+        assert np.array_equal(out, on_ct)
+
+
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_real_ct_arches_go_to_their_own_vertebra(monkeypatch):

@@ -140,6 +140,8 @@ def test_identify_splits_two_vertebrae_whose_disc_the_network_filled():
     # with no trace of the disc left, the merged stretch is cut about evenly
     size20, size21 = (ident.labels == 20).sum(), (ident.labels == 21).sum()
     assert 0.6 < size20 / size21 < 1.6
+    assert ident.guessed_disc == (20, 21)  # the cut is a guess: the CT may move it (part_arches)
+    assert identify(_stack(5, True), affine).guessed_disc == ()
 
 
 def _curved_column(n: int) -> np.ndarray:

@@ -28,7 +28,8 @@ from scipy import ndimage
 
 #: labels farther than this from another vertebra's are kept as they are. Chosen on the three
 #: real VerSe subjects at hand, each segmented by the weights that never saw it (mean Dice per
-#: vertebra 0.788 without flooding; 0.794 / 0.796 / 0.792 at 6 / 8 / 10 mm): benchmarks/README.md.
+#: vertebra 0.788 without flooding; 0.793 / 0.802 / 0.799 / 0.796 at 6 / 8 / 10 / 12 mm):
+#: benchmarks/README.md.
 BAND_MM = 8.0
 #: Gaussian smoothing of the CT before the flooding (noise of a few HU from voxel to voxel)
 SMOOTH_MM = 0.5

@@ -445,7 +445,7 @@ def anchor_labels(n: int, sacrum_l5: bool, t12: int | None) -> tuple[list[int], 
         notes.append("no sacrum in view: labels counted from the lowest rib-bearing vertebra (T12)")
     else:
         top, anchor = by_sacrum, ANCHOR_NONE
-        notes.append(f"{UNANCHORED_NOTE}: neither the sacrum nor the lowest rib (T12) is in view, so the lowest "
+        notes.append(f"{UNANCHORED_NOTE}: neither the sacrum nor the lowest rib (T12) was found in view, so the lowest "
                      "vertebra was guessed to be L5; check the labels (--first-label relabels them)")
     labels = [top + k if 1 <= top + k <= 24 else 0 for k in range(n)]
     if 0 in labels:

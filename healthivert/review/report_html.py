@@ -20,7 +20,7 @@ from healthivert.review.render import (
 )
 from healthivert.review.studies import GRADE_NAMES, Study
 
-UNANCHORED_WARNING = ("labels unanchored: no sacrum or 12th rib in view (or the two disagree); "
+UNANCHORED_WARNING = ("labels unanchored: no sacrum or 12th rib found in view (or the two disagree); "
                       "check the level names, relabel if needed")
 
 _CSS = """

@@ -215,7 +215,7 @@ def test_unanchored_labels_are_warned_about(results, monkeypatch) -> None:
     assert any("unanchored labels" in w.value and CT_STUDY in w.value for w in at.warning)
     at.selectbox(key="study").select(CT_STUDY).run()
     banner = at.error[0].value
-    assert "labels unanchored: no sacrum or 12th rib in view" in banner and "relabel if needed" in banner
+    assert "labels unanchored: no sacrum or 12th rib found in view" in banner and "relabel if needed" in banner
     assert "none: labels guessed" in banner
     at.text_input(key=f"relabel_comment|{CT_STUDY}").input("checked against the ribs")
     at.button(key="relabel").click().run()  # shift 0: the names were checked

@@ -61,8 +61,12 @@ class Identification:
     labels: np.ndarray
     anchor: str
     notes: list[str] = field(default_factory=list)
-    bodies: np.ndarray | None = None
+    bodies: np.ndarray | None = None  # None: no body known (all 0)
     guessed_disc: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.bodies is None:
+            self.bodies = np.zeros_like(self.labels)
 
     @property
     def anchored(self) -> bool:
@@ -466,7 +470,7 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
     out = np.zeros(classes.shape, np.uint8)
     notes: list[str] = []
     if not ids:
-        return Identification(out, ANCHOR_NONE, ["no vertebra found"], out.copy())
+        return Identification(out, ANCHOR_NONE, ["no vertebra found"])
     coms = ndimage.center_of_mass(np.ones(classes.shape), instances, ids)
     centre = {i: affine[:3, :3] @ np.array(c) + affine[:3, 3] for i, c in zip(ids, coms)}
     order = sorted(ids, key=lambda i: -centre[i][2])  # cranial first

@@ -189,15 +189,23 @@ def unlabelled_bone(image: np.ndarray, label: np.ndarray, hu_window: tuple[float
     Returns:
         uint8 (1, X, Y, Z): 1 where the loss ignores the voxel.
     """
-    lo, hi = hu_window
-    hu = lo + np.asarray(image[0], np.float32) * (hi - lo)
-    bone = ndimage.gaussian_filter(hu, sigma_mm / spacing_mm) > BONE_HU
-    bone = _fill_small_holes(bone, max_hole_mm2 / spacing_mm**2)
-    annotated = np.asarray(label[0]) > 0
-    near = ndimage.binary_dilation(annotated, _ball(margin_mm / spacing_mm)) | annotated
-    seeds = bone & ~near
+    seeds, near = _unannotated_bone(image, np.asarray(label[0]) > 0, hu_window, spacing_mm, sigma_mm, margin_mm,
+                                    max_hole_mm2)
     ignore = ndimage.binary_dilation(seeds, _ball(dilate_mm / spacing_mm)) & ~near
     return ignore[None].astype(np.uint8)
+
+
+def _unannotated_bone(image: np.ndarray, annotated: np.ndarray, hu_window: tuple[float, float], spacing_mm: float,
+                      sigma_mm: float, margin_mm: float, max_hole_mm2: float) -> tuple[np.ndarray, np.ndarray]:
+    """(bone outside the annotation and its shell, the annotation with its ``margin_mm`` shell):
+    bone is ``BONE_HU`` after a Gaussian smoothing of ``sigma_mm``, its small in-slice holes
+    filled (:func:`unlabelled_bone`)."""
+    lo, hi = hu_window
+    hu = lo + np.asarray(image[0], np.float32) * (hi - lo)
+    bone = _fill_small_holes(ndimage.gaussian_filter(hu, sigma_mm / spacing_mm) > BONE_HU,
+                             max_hole_mm2 / spacing_mm**2)
+    near = ndimage.binary_dilation(annotated, _ball(margin_mm / spacing_mm)) | annotated
+    return bone & ~near, near
 
 
 #: the sacrum taught from a VerSe study: unannotated bone below the lowest lumbar vertebra's
@@ -229,16 +237,11 @@ def sacrum_below_l5(image: np.ndarray, labels: np.ndarray, hu_window: tuple[floa
     lowest = 25 if 25 in present else 24
     if lowest not in present:
         return np.zeros(lab.shape, bool)
-    lo, hi = hu_window
-    hu = lo + np.asarray(image[0], np.float32) * (hi - lo)
-    bone = _fill_small_holes(ndimage.gaussian_filter(hu, sigma_mm / spacing_mm) > BONE_HU,
-                             max_hole_mm2 / spacing_mm**2)
-    annotated = lab > 0
-    near = ndimage.binary_dilation(annotated, _ball(margin_mm / spacing_mm)) | annotated
+    bone, _ = _unannotated_bone(image, lab > 0, hu_window, spacing_mm, sigma_mm, margin_mm, max_hole_mm2)
     centre = np.argwhere(lab == lowest).mean(axis=0)
     x, _, z = np.indices(lab.shape, sparse=True)
     side = np.abs(x - centre[0]) * spacing_mm
-    candidates = bone & ~near & (z < centre[2]) & (side <= SACRUM_HALF_WIDTH_MM)
+    candidates = bone & (z < centre[2]) & (side <= SACRUM_HALF_WIDTH_MM)
     pieces, n = ndimage.label(candidates)
     crossing = np.unique(pieces[candidates & (side <= SACRUM_MIDLINE_MM)])
     return np.isin(pieces, crossing[crossing > 0])

@@ -83,8 +83,8 @@ class SegmenterTrainConfig(TrainRecipe):
     ``real_domain.unlabelled_bone``) is left out of the loss instead of taught as background;
     phantom patches are scored whole. ``sacrum_below_l5`` (verse or mixed): in a VerSe study
     annotated down to L5, the unannotated bone below it on the midline is taught as sacrum
-    (``real_domain.sacrum_below_l5``) instead of background. ``pelvis``, ``pelvis_fraction``, ``dim_bone_fraction``,
-    ``real_contrast_fraction`` (the share of phantoms drawn with real-like tissue HU and texture,
+    (``real_domain.sacrum_below_l5``) instead of background. ``pelvis``, ``pelvis_fraction``,
+    ``dim_bone_fraction``, ``real_contrast_fraction`` (the share of phantoms drawn with real-like tissue HU and texture,
     ``PhantomConfig.real_contrast``), ``margin_below_mm`` and ``margin_above_mm`` shape the
     phantom studies (``_phantom_config``).
     """
@@ -187,21 +187,16 @@ def _cache_name(seed: int, cfg: SegmenterTrainConfig) -> str:
     return f"phantom{seed}_{cfg.network.spacing_mm:g}mm{extra}.npz"
 
 
-def _arrays(ct: Volume, mask: Volume, net: SegmenterConfig) -> dict[str, np.ndarray]:
-    """Network input and class target of one study, preprocessed exactly as inference does."""
-    image = preprocess(ct, net)
-    target = resample_labels(mask.with_array(class_map(mask.array)), net)
-    return {"image": image.numpy().astype(np.float32), "label": np.round(target.numpy()).astype(np.uint8)}
-
-
-def _verse_arrays(ct: Volume, mask: Volume, net: SegmenterConfig, sacrum: bool) -> dict[str, np.ndarray]:
-    """:func:`_arrays` of a VerSe study; with ``sacrum``, the bone below its L5 taught as sacrum."""
-    out = _arrays(ct, mask, net)
-    if sacrum:
-        labels = np.round(resample_labels(mask, net).numpy()).astype(np.uint8)
-        below = sacrum_below_l5(out["image"], labels, net.hu_window, net.spacing_mm)
-        out["label"][0][below & (out["label"][0] == 0)] = SACRUM_CLASS
-    return out
+def _arrays(ct: Volume, mask: Volume, net: SegmenterConfig, sacrum_below: bool = False) -> dict[str, np.ndarray]:
+    """Network input and class target of one study, preprocessed exactly as inference does;
+    with ``sacrum_below`` (a VerSe study), the bone below its L5 taught as sacrum."""
+    image = preprocess(ct, net).numpy().astype(np.float32)
+    labels = np.round(resample_labels(mask, net).numpy()).astype(np.uint8)  # nearest: VerSe labels kept
+    target = class_map(labels)
+    if sacrum_below:
+        below = sacrum_below_l5(image, labels, net.hu_window, net.spacing_mm)
+        target[0][below & (target[0] == 0)] = SACRUM_CLASS
+    return {"image": image, "label": target}
 
 
 def _study_arrays(seed: int, cfg: SegmenterTrainConfig) -> dict[str, np.ndarray]:
@@ -238,8 +233,8 @@ def verse_cohort(cfg: SegmenterTrainConfig, studies: list[VerseStudy], progress:
     out = []
     for i, study in enumerate(studies):
         name = f"verse_{study.subject}_{cfg.network.spacing_mm:g}mm{'_sacrum' if cfg.sacrum_below_l5 else ''}.npz"
-        out.append(_cached_arrays(cache / name, lambda s=study: _verse_arrays(load_ct(s.ct), load_mask(s.mask),
-                                                                            cfg.network, cfg.sacrum_below_l5)))
+        out.append(_cached_arrays(cache / name, lambda s=study: _arrays(load_ct(s.ct), load_mask(s.mask),
+                                                                      cfg.network, cfg.sacrum_below_l5)))
         if cfg.ignore_unlabelled_bone:
             item = out[-1]
             item["ignore"] = unlabelled_bone(item["image"], item["label"], cfg.network.hu_window,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +17,7 @@ from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import StraightVertebra, straighten_vertebrae
 from healthivert.grading import get_grader
 from healthivert.grading.base import GRADES, Grader
+from healthivert.grading.rule import THRESHOLDS as GENANT_THRESHOLDS
 from healthivert.io.atomic import atomic_directory
 from healthivert.io.centroids import centroids_from_mask, read_centroids
 from healthivert.io.images import check_overlap, load_ct, load_mask, write_volume
@@ -29,6 +30,7 @@ from healthivert.models import describe_model, model_set
 from healthivert.report.contract import write_result
 from healthivert.report.maps import write_crop, write_loss_map_nifti, write_loss_map_png
 from healthivert.report.record import Heights, Rhlv, SectionValues, VertebraRecord
+from healthivert.sections import SECTIONS
 from healthivert.synthesis import PseudoHealthy, get_synthesizer
 from healthivert.synthesis.guard import guarded
 from healthivert.synthesis.prior import RATIO_METHOD
@@ -179,6 +181,14 @@ class StudyAnalysis:
     measured: dict[int, VertebraMeasurement]
     records: list[VertebraRecord]
     timings: dict[str, float]
+    #: vertebrae the field of view cut short, measured all the same: normal by lower bounds
+    #: (:func:`normal_by_bounds`), graded 0 by the Genant rule, never the grader's features
+    bounded: dict[int, VertebraMeasurement] = field(default_factory=dict)
+
+
+def _listed(items: Sequence[str]) -> str:
+    """``["a", "b", "c"]`` -> ``"a, b and c"``."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 2 else items)
 
 
 def fov_status_text(v: StraightVertebra) -> str:
@@ -186,8 +196,55 @@ def fov_status_text(v: StraightVertebra) -> str:
     faces = ", ".join(v.cut_by_fov)
     if not v.cut_sections or len(v.cut_sections) == 3:
         return f"not graded: cut by the field of view (at the {faces} edge)"
-    return (f"not graded: the {' and '.join(v.cut_sections)} section{'s' if len(v.cut_sections) > 1 else ''} "
+    return (f"not graded: the {_listed(v.cut_sections)} section{'s' if len(v.cut_sections) > 1 else ''} "
             f"cut by the field of view (at the {faces} edge)")
+
+
+#: how the status of a vertebra graded 0 from lower bounds begins (:func:`normal_by_bounds`);
+#: its heights are not the grader's features (retraining leaves it out)
+BOUND_STATUS = "graded 0 from lower bounds"
+
+
+def normal_by_bounds(v: StraightVertebra, ph: PseudoHealthy | None, m: VertebraMeasurement) -> bool:
+    """Whether a vertebra the field of view cuts short is normal all the same.
+
+    Where the edge only shortens the cut sections' columns (``v.heights_bounded``), their
+    measured heights are lower bounds and their height losses upper bounds. When even those
+    stay under Genant's grade-1 threshold (20 %) in every section, the vertebra is normal
+    whatever the edge hid (a tight crop ending at a top vertebra's endplate: sub-verse007's
+    T9). Only against the prior's body from the neighbours (chosen, or the GAN's fallback): the
+    prior without neighbours draws on the body's own (cut) walls, and the GAN on its crop.
+    """
+    if not (v.heights_bounded and ph is not None and ph.method == "neighbours"):
+        return False
+    losses = [m.rhlv[s] for s in SECTIONS]
+    return bool(np.isfinite(losses).all() and max(losses) < GENANT_THRESHOLDS[0])
+
+
+def _bounded_measurement(v: StraightVertebra, ph: PseudoHealthy | None) -> VertebraMeasurement | None:
+    """A cut vertebra's measurement when it is normal by lower bounds (and no section is far
+    taller than its pseudo-healthy height: a piece of the next bone); None otherwise."""
+    if not v.heights_bounded or ph is None:
+        return None
+    m = measure_vertebra(v, ph)
+    return m if normal_by_bounds(v, ph, m) and taller_than_predicted(m.rhlv) is None else None
+
+
+def bound_status_text(v: StraightVertebra) -> str:
+    """The status of a vertebra graded 0 from lower bounds, naming the sections and faces."""
+    n = len(v.cut_sections)
+    return (f"{BOUND_STATUS}: the {_listed(v.cut_sections)} section{'s' if n > 1 else ''} run"
+            f"{'' if n > 1 else 's'} into the {', '.join(v.cut_by_fov)} edge of the image, so "
+            f"{'their heights are lower bounds' if n > 1 else 'its height is a lower bound'}; even so no section is "
+            f"{100 * GENANT_THRESHOLDS[0]:.0f} % shorter than its pseudo-healthy height")
+
+
+def _fill_measurement(rec: VertebraRecord, m: VertebraMeasurement, ph: PseudoHealthy) -> None:
+    rec.rhlv = Rhlv(**m.rhlv)
+    rec.heights_mm = Heights(SectionValues(**m.original_mm), SectionValues(**m.pseudo_healthy_mm))
+    rec.ratios = m.ratios
+    rec.pseudo_healthy_from = [VERSE_NAMES[n] for n in ph.neighbours]
+    rec.trabecular_hu, rec.bone_density = m.trabecular_hu, m.density
 
 
 def analyse_study(
@@ -209,13 +266,22 @@ def analyse_study(
     healthy = synthesize(vertebrae)
     timings["synthesize"] = time.perf_counter() - t
     t = time.perf_counter()
-    records, measured = [], {}
+    records, measured, bounded = [], {}, {}
     merged = merged_suspects(vertebrae)
     for v in vertebrae:
         rec = VertebraRecord(v.label, VERSE_NAMES[v.label], status="", synthesizer=synthesizer)
         notes = []
         if v.cut_by_fov:
             rec.status = fov_status_text(v)
+            ph = healthy.get(v.label)
+            m = _bounded_measurement(v, ph) if v.label not in merged else None
+            if m is not None:
+                rec.status = bound_status_text(v)
+                _fill_measurement(rec, m, ph)
+                bounded[v.label] = m
+                if ph.fallback:
+                    rec.synthesizer = "prior"
+                    notes.append(f"{synthesizer} not used: {ph.fallback}")
         elif v.label in merged:
             rec.status = (f"not graded: its body is {merged[v.label]:.1f} times as tall as the study's others "
                           "(each scaled by its level): two vertebrae in one label? check the mask")
@@ -226,11 +292,7 @@ def analyse_study(
             ph = healthy[v.label]
             rec.status = ("graded from intra-vertebral ratios: no neighbouring vertebra in view"
                           if ph.method == RATIO_METHOD else "graded")
-            rec.rhlv = Rhlv(**m.rhlv)
-            rec.heights_mm = Heights(SectionValues(**m.original_mm), SectionValues(**m.pseudo_healthy_mm))
-            rec.ratios = m.ratios
-            rec.pseudo_healthy_from = [VERSE_NAMES[n] for n in ph.neighbours]
-            rec.trabecular_hu, rec.bone_density = m.trabecular_hu, m.density
+            _fill_measurement(rec, m, ph)
             if ph.fallback:
                 rec.synthesizer = "prior"
                 rec.status += f" (pseudo-healthy body from the prior: {ph.fallback})"
@@ -254,7 +316,7 @@ def analyse_study(
         rec.notes = notes
         records.append(rec)
     timings["measure"] = time.perf_counter() - t
-    return StudyAnalysis(vertebrae, healthy, measured, records, timings)
+    return StudyAnalysis(vertebrae, healthy, measured, records, timings, bounded)
 
 
 def grade_records(analysis: StudyAnalysis, grader: Grader | Mapping[str, Grader]) -> None:
@@ -264,13 +326,14 @@ def grade_records(analysis: StudyAnalysis, grader: Grader | Mapping[str, Grader]
     by the one of the synthesizer its body came from (its ``synthesizer`` field).
     """
     groups: dict[int, tuple[Grader, list[VertebraRecord]]] = {}
+    rule = get_grader("rule")  # normal by lower bounds is the Genant rule's call, not a model's
     for r in analysis.records:
-        g = grader[r.synthesizer] if isinstance(grader, Mapping) else grader
+        g = rule if r.label in analysis.bounded else grader[r.synthesizer] if isinstance(grader, Mapping) else grader
         r.grader = g.name
-        if r.label in analysis.measured:
+        if r.label in analysis.measured or r.label in analysis.bounded:
             groups.setdefault(id(g), (g, []))[1].append(r)
     for g, records in groups.values():
-        features = pd.DataFrame([analysis.measured[r.label].features() for r in records])
+        features = pd.DataFrame([{**analysis.measured, **analysis.bounded}[r.label].features() for r in records])
         proba, grades = g.predict_proba(features), g.predict(features)
         for r, p, k in zip(records, proba, grades):
             r.genant_grade = int(k)
@@ -290,10 +353,11 @@ def write_study(
         maps = tmp / "height_loss"
         maps.mkdir()
         by_label = {v.label: v for v in analysis.vertebrae}
+        measured = {**analysis.measured, **analysis.bounded}
         for r in result["vertebrae"]:
-            if r.label not in analysis.measured:
+            if r.label not in measured:
                 continue
-            m, v, name = analysis.measured[r.label], by_label[r.label], r.name
+            m, v, name = measured[r.label], by_label[r.label], r.name
             write_loss_map_nifti(m.loss_map_mm, v.grid, maps / f"{name}.nii.gz")
             write_loss_map_nifti(m.loss_map_fraction, v.grid, maps / f"{name}_fraction.nii.gz")
             grade = r.genant_grade

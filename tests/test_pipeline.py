@@ -12,7 +12,7 @@ import pytest
 from healthivert.grading import get_grader
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.normative import REFERENCE_HEIGHT_MM
-from healthivert.pipeline import analyse_study, grade_records
+from healthivert.pipeline import BOUND_STATUS, analyse_study, grade_records
 from healthivert.sections import SECTIONS
 from tests.geometry.builders import box_mask
 
@@ -74,6 +74,39 @@ def test_vertebra_cut_by_the_field_of_view_is_not_graded():
     # the others are graded, and the cut one does not inform L1's pseudo-healthy body
     assert records[20]["genant_grade"] == 0 and records[21]["genant_grade"] == 0
     assert records[20]["pseudo_healthy_from"] == ["L2"]
+
+
+def _domed_top(heights: dict[int, int]):
+    """A box spine whose top vertebra reaches the image's top edge with a 10 x 10 mm dome only:
+    the label touches the face (a ninth of its cross-section) without being cut across, and
+    the edge cuts short the columns of its middle section."""
+    mask = _spine(heights, top_margin=1)
+    mask.array[20:30, 20:30, -1] = next(iter(heights))
+    return mask
+
+
+def test_a_body_the_edge_cuts_short_is_normal_by_lower_bounds():
+    """T12 23 mm (its dome 24, its flat top 1 mm from the edge) next to L1 and L2 of normal
+    height: the edge could only have shortened its columns, and even so no section is 20 % short: graded 0 by the Genant
+    rule, said so, and measured like the others."""
+    analysis, records = _analyse(_domed_top({19: 23, 20: 24, 21: 25}))
+    t12 = records[19]
+    assert t12["status"].startswith(BOUND_STATUS)
+    assert "the anterior, middle and posterior sections run into the superior edge" in t12["status"]
+    assert t12["genant_grade"] == 0 and t12["grader"] == "rule"
+    assert t12["heights_mm"]["original"]["anterior"] == pytest.approx(23.0, abs=0.05)
+    assert max(t12["rhlv"][s] for s in SECTIONS) < 0.2
+    assert 19 in analysis.bounded and 19 not in analysis.measured  # never a grader's feature row
+    assert records[20]["pseudo_healthy_from"] == ["L2"]  # nor anyone's reference
+
+
+def test_a_short_body_the_edge_cuts_short_stays_refused():
+    """The same T12 at 17 mm: 26 % short where the edge may have hidden more, or less: the
+    bound decides nothing and the vertebra is not graded."""
+    analysis, records = _analyse(_domed_top({19: 17, 20: 24, 21: 25}))
+    assert records[19]["status"] == "not graded: cut by the field of view (at the superior edge)"
+    assert records[19]["genant_grade"] is None and "rhlv" not in records[19]
+    assert analysis.bounded == {}
 
 
 def test_single_vertebra_is_graded_from_intra_vertebral_ratios():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -45,6 +46,10 @@ class StraightVertebra:
         touches_fov: the image faces the body touches without cutting a section.
         tilt_deg: how far (degrees) the crop was turned from the spine curve's frame to the
             body's own (0 when the curve's frame already follows the body).
+        heights_bounded: the cut sections' measured heights are lower bounds of the real ones:
+            no image face cuts the label across (it only touches them) and the cut sections'
+            columns run into the image's edge along SI, so the edge can only have shortened
+            them (the footprint is whole).
     """
 
     label: int
@@ -58,6 +63,7 @@ class StraightVertebra:
     cut_sections: list[str] = field(default_factory=list)
     touches_fov: list[str] = field(default_factory=list)
     tilt_deg: float = 0.0
+    heights_bounded: bool = False
 
 
 def column_extent(body: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,26 +160,37 @@ def _cut_across(contact: dict[str, float]) -> bool:
     return any(frac >= CUT_CONTACT_FRACTION for frac in contact.values())
 
 
+class FovStatus(NamedTuple):
+    """How the field of view meets a body (see :class:`StraightVertebra`'s fields of the same names)."""
+
+    cut_by_fov: list[str]
+    cut_sections: list[str]
+    touches_fov: list[str]
+    heights_bounded: bool = False
+
+
 def fov_status(mask: Volume, grid: StraightGrid, body: np.ndarray, heights_mm: np.ndarray,
-               contact: dict[str, float]) -> tuple[list[str], list[str], list[str]]:
-    """(faces that cut the body, sections cut, faces the body only touches), from the label's
-    ``contact`` with the image faces (:func:`fov_contact`).
+               contact: dict[str, float]) -> FovStatus:
+    """Faces that cut the body, sections cut, faces the body only touches, and whether the cut
+    sections' heights are lower bounds, from the label's ``contact`` with the image faces
+    (:func:`fov_contact`).
 
     A face across which the label is cut (:data:`CUT_CONTACT_FRACTION`) while its body reaches
     it cuts every section. A face the label only touches cuts just the sections whose measured
-    columns (:func:`~healthivert.sections.section_columns`) run into the image's edge.
+    columns (:func:`~healthivert.sections.section_columns`) run into the image's edge; their
+    heights are then lower bounds (a tight crop ending at a body's endplate, or just inside it).
     """
     if not contact:  # only a label at the edge needs the body check
-        return [], [], []
+        return FovStatus([], [], [])
     outside = _outside_fov(mask, grid)
     if not body_outside_fov(outside, grid, body):
-        return [], [], []
+        return FovStatus([], [], [])
     if _cut_across(contact):
-        return list(contact), list(SECTIONS), []
+        return FovStatus(list(contact), list(SECTIONS), [])
     columns = cut_columns(outside, grid, body)
     by_section = section_columns(heights_mm.T, grid.ap_mm, grid.lr_mm)
     cut = [s for s in SECTIONS if (by_section[s] & columns.T).any()]
-    return (list(contact), cut, []) if cut else ([], [], list(contact))
+    return FovStatus(list(contact), cut, [], True) if cut else FovStatus([], [], list(contact))
 
 
 def body_aligned(
@@ -240,9 +257,9 @@ def straighten_vertebrae(
         heights = column_heights(soft, body, grid.spacing_mm[2])
         ct_crop = straighten_volume(ct, grid) if ct is not None else None
         label_map = straighten_labels(mask, grid) if ct is not None else None
-        cut, sections, touches = fov_status(mask, grid, body, heights, contact)
-        out.append(StraightVertebra(label, grid, soft, body, heights, ct_crop, cut, label_map,
-                                    sections, touches, tilt))
+        fov = fov_status(mask, grid, body, heights, contact)
+        out.append(StraightVertebra(label, grid, soft, body, heights, ct_crop, fov.cut_by_fov, label_map,
+                                    fov.cut_sections, fov.touches_fov, tilt, fov.heights_bounded))
         if progress:
             progress(i + 1, len(labels), f"straightened label {label}")
     return curve, out

@@ -18,7 +18,7 @@ from healthivert.io.keyed_csv import read_keyed_csv, write_keyed_csv
 from healthivert.io.manifest import read_manifest
 from healthivert.parallel import map_in_order
 from healthivert.phantom import PhantomConfig, make_phantom
-from healthivert.pipeline import analyse_study
+from healthivert.pipeline import BOUND_STATUS, analyse_study
 from healthivert.training.config import GraderConfig
 
 Progress = Callable[[int, int, str], None]
@@ -103,6 +103,8 @@ def table_features(cfg: GraderConfig) -> pd.DataFrame:
             [["study_id", "label", "reference_grade"]], on=["study_id", "label"], how="inner")
     else:
         raise InputError("grader config: a table needs grades_column or manifest for its reference grades")
+    if "status" in df.columns:  # heights the field of view cut short are bounds, not features
+        df = df[~df["status"].astype(str).str.startswith(BOUND_STATUS)]
     df = df.dropna(subset=[*FEATURES, "reference_grade"])
     if df.empty:
         raise InputError(f"{path}: no graded vertebra with all features after joining")

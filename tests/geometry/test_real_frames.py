@@ -108,3 +108,25 @@ def test_a_tight_real_crop_padded_with_background_grades_the_same():
         for s in SECTIONS:
             assert r["heights_mm"]["original"][s] == pytest.approx(padded[name]["heights_mm"]["original"][s], abs=0.05)
             assert r["rhlv"][s] == pytest.approx(padded[name]["rhlv"][s], abs=0.005)
+
+
+def test_a_real_top_vertebra_the_crop_ends_at_is_normal_by_lower_bounds():
+    """sub-verse007's crop ends at T9's superior endplate: its anterior and middle columns run
+    into the top edge, so their heights are lower bounds, and even so T9 is not 20 % short:
+    graded 0 (the experts' grade) by the Genant rule. Padded with background, the same body is
+    measured whole: the same heights, so the bound held."""
+    mask = _subset_mask("sub-verse007")
+    grader = get_grader("svm", synthesizer="prior")
+    runs = []
+    for m in (mask, _padded(mask, 12)):
+        analysis = analyse_study(m, centroids_from_mask(m))
+        grade_records(analysis, grader)
+        runs.append({r.name: r.to_json() for r in analysis.records})
+    tight, padded = runs
+    assert tight["T9"]["status"].startswith("graded 0 from lower bounds: the anterior and middle sections")
+    assert tight["T9"]["genant_grade"] == 0 and tight["T9"]["grader"] == "rule"
+    assert padded["T9"]["status"] == "graded" and padded["T9"]["genant_grade"] == 0
+    for s in SECTIONS:
+        assert tight["T9"]["heights_mm"]["original"][s] <= padded["T9"]["heights_mm"]["original"][s] + 0.05
+        assert tight["T9"]["heights_mm"]["original"][s] == pytest.approx(
+            padded["T9"]["heights_mm"]["original"][s], abs=0.5)

@@ -186,3 +186,17 @@ def test_a_features_cache_is_reused_only_by_the_same_recipe(tmp_path, monkeypatc
     key_file.write_text("{not json", encoding="utf-8")
     with pytest.raises(AssertionError, match="again"):
         train_grader(cfg)
+
+
+def test_a_features_table_leaves_out_heights_the_field_of_view_bounds(tmp_path):
+    """Retraining from result tables: a vertebra graded 0 from lower bounds (the edge cut its
+    columns short) has no true features, so it is no training row; the others are."""
+    from healthivert.pipeline import BOUND_STATUS
+    from healthivert.training.grader import table_features
+
+    rows = [{"study_id": "s", "label": lab, "status": status, "expert": 0, **dict.fromkeys(FEATURES, 0.05)}
+            for lab, status in ((19, "graded"), (20, f"{BOUND_STATUS}: the anterior section runs into ..."),
+                                (21, "graded"))]
+    pd.DataFrame(rows).to_csv(tmp_path / "vertebrae.csv", index=False)
+    cfg = GraderConfig(source="table", table=str(tmp_path / "vertebrae.csv"), grades_column="expert")
+    assert table_features(cfg)["label"].tolist() == [19, 21]

@@ -79,6 +79,22 @@ def bone_dice(pred: np.ndarray, truth: np.ndarray) -> float:
     return dice((pred > 0) & (pred < 26), (truth > 0) & (truth < 26))
 
 
+#: a predicted vertebra with less than this fraction of its voxels on the experts' vertebrae is
+#: one they did not annotate (a neighbour the crop shows in part: sub-verse007's L4 at the
+#: bottom, 6 % on the experts' L3; sub-verse014's T12 at the top)
+ANNOTATED_FRACTION = 0.5
+
+
+def annotated_bone_dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Bone Dice with the predicted vertebrae the experts did not annotate left out (less than
+    ``ANNOTATED_FRACTION`` of each on their vertebrae): a secondary figure beside
+    :func:`bone_dice`, which counts those as false bone. The re-shared VerSe crops show parts
+    of the vertebrae next to the annotated ones, unlabelled."""
+    bone = (truth > 0) & (truth < 26)
+    kept = [int(k) for k in np.unique(pred) if 0 < k < 26 and bone[pred == k].mean() >= ANNOTATED_FRACTION]
+    return dice(np.isin(pred, kept), bone)
+
+
 def overlap_dice(pred: np.ndarray, truth: np.ndarray) -> dict[int, tuple[float, int]]:
     """Per truth vertebra: Dice against the predicted vertebra that overlaps it most (labels
     judged apart) and that vertebra's label (0: none overlaps)."""
@@ -101,8 +117,9 @@ def verse_table(model, cfg, seen: bool = False) -> str:
     whose = ("these weights were trained on them, so this is no held-out figure: see benchmarks/segmenter_loso.py"
              if seen else "these weights never saw them")
     rows = [f"Real VerSe 2019 CTs against the experts' masks ({whose}):", "",
-            "| subject | bone Dice | mean Dice per vertebra (most-overlapping prediction) | labels right "
-            "(most overlap) | identification rate | anchor |", "|---|---|---|---|---|---|"]
+            "| subject | bone Dice | bone Dice, unannotated vertebrae left out | mean Dice per vertebra "
+            "(most-overlapping prediction) | labels right (most overlap) | identification rate | anchor |",
+            "|---|---|---|---|---|---|---|"]
     bone_all, per_all = [], []
     for subject in subjects:
         ct = load_ct(VERSE / "rawdata" / subject / f"{subject}_ct.nii.gz")
@@ -116,7 +133,8 @@ def verse_table(model, cfg, seen: bool = False) -> str:
         bone_all.append(bone)
         per_all += [d for d, _ in per.values()]
         names = f"{VERSE_NAMES[min(per)]}-{VERSE_NAMES[max(per)]}"
-        rows.append(f"| {subject} ({names}) | {bone:.3f} | {np.mean([d for d, _ in per.values()]):.3f} | "
+        rows.append(f"| {subject} ({names}) | {bone:.3f} | {annotated_bone_dice(pred, ref):.3f} | "
+                    f"{np.mean([d for d, _ in per.values()]):.3f} | "
                     f"{right} / {len(per)} | {hits} / {total} | {seg.anchor} |")
         print(f"  {subject} done", file=sys.stderr)
     rows.append(f"\nbone Dice mean {np.mean(bone_all):.3f} (target >= 0.85 each); mean Dice per vertebra "

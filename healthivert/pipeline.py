@@ -29,7 +29,7 @@ from healthivert.measurement.plausibility import merged_suspects, taller_than_pr
 from healthivert.models import describe_model, model_set
 from healthivert.report.contract import write_result
 from healthivert.report.maps import write_crop, write_loss_map_nifti, write_loss_map_png
-from healthivert.report.record import Heights, Rhlv, SectionValues, VertebraRecord
+from healthivert.report.record import BOUND_STATUS, Heights, Rhlv, SectionValues, VertebraRecord
 from healthivert.sections import SECTIONS
 from healthivert.synthesis import PseudoHealthy, get_synthesizer
 from healthivert.synthesis.guard import guarded
@@ -198,11 +198,6 @@ def fov_status_text(v: StraightVertebra) -> str:
         return f"not graded: cut by the field of view (at the {faces} edge)"
     return (f"not graded: the {_listed(v.cut_sections)} section{'s' if len(v.cut_sections) > 1 else ''} "
             f"cut by the field of view (at the {faces} edge)")
-
-
-#: how the status of a vertebra graded 0 from lower bounds begins (:func:`normal_by_bounds`);
-#: its heights are not the grader's features (retraining leaves it out)
-BOUND_STATUS = "graded 0 from lower bounds"
 
 
 def normal_by_bounds(v: StraightVertebra, ph: PseudoHealthy | None, m: VertebraMeasurement) -> bool:

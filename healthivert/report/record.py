@@ -15,6 +15,11 @@ from typing import Any
 
 from healthivert.report.schema import validate_vertebra
 
+#: how the status of a vertebra graded 0 from lower bounds begins: the image's edge cut its
+#: columns short, and even so no section is 20 % short (``pipeline.normal_by_bounds``); its
+#: heights are no grader's features
+BOUND_STATUS = "graded 0 from lower bounds"
+
 #: A vertebra's keys in result.json, in the order it has them (``extra`` keys follow).
 JSON_KEYS: tuple[str, ...] = (
     "label", "name", "genant_grade", "synthesizer", "status", "rhlv", "heights_mm", "ratios",
@@ -72,7 +77,8 @@ class VertebraRecord:
 
     Attributes:
         label, name: VerSe label (20 = L1) and its name.
-        status: "graded", or why not ("not graded: cut by the field of view ...").
+        status: "graded", or why not ("not graded: cut by the field of view ..."), or how
+            (``BOUND_STATUS``: "graded 0 from lower bounds: ...").
         genant_grade: 0-3, None when not graded.
         synthesizer: the one its pseudo-healthy body came from ("prior" where the GAN's was refused).
         rhlv: relative height loss (fractions); None when the body was not measured.

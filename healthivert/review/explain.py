@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from healthivert.grading.rule import THRESHOLDS
-from healthivert.report.record import VertebraRecord
+from healthivert.report.record import BOUND_STATUS, VertebraRecord
 from healthivert.review.studies import GRADE_NAMES
 from healthivert.sections import SECTIONS, genant_grade_from_loss
 
@@ -131,6 +131,8 @@ def explain_vertebra(vertebra: VertebraRecord, study_synthesizer: str | None = N
     by = grader_text(grader)
     p = f" with probability {probs[int(grade)]:.2f}" if int(grade) in probs else ""
     lines.append(f"Graded {grade} ({GRADE_NAMES[int(grade)]}) by {by}{p}.")
+    if vertebra.status.startswith(BOUND_STATUS):  # the edge may have hidden height, never loss
+        lines.append(f"The image's edge cut it short: {vertebra.status.split(': ', 1)[-1]}.")
     disagreement = None
     if grade != rule and grader != "rule":
         disagreement = _disagreement(name, int(grade), grader or "grader", section, rhlv, rule, probs)

@@ -18,7 +18,8 @@ from healthivert.io.keyed_csv import read_keyed_csv, write_keyed_csv
 from healthivert.io.manifest import read_manifest
 from healthivert.parallel import map_in_order
 from healthivert.phantom import PhantomConfig, make_phantom
-from healthivert.pipeline import BOUND_STATUS, analyse_study
+from healthivert.pipeline import analyse_study
+from healthivert.report.record import BOUND_STATUS
 from healthivert.training.config import GraderConfig
 
 Progress = Callable[[int, int, str], None]

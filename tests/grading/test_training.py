@@ -191,7 +191,7 @@ def test_a_features_cache_is_reused_only_by_the_same_recipe(tmp_path, monkeypatc
 def test_a_features_table_leaves_out_heights_the_field_of_view_bounds(tmp_path):
     """Retraining from result tables: a vertebra graded 0 from lower bounds (the edge cut its
     columns short) has no true features, so it is no training row; the others are."""
-    from healthivert.pipeline import BOUND_STATUS
+    from healthivert.report.record import BOUND_STATUS
     from healthivert.training.grader import table_features
 
     rows = [{"study_id": "s", "label": lab, "status": status, "expert": 0, **dict.fromkeys(FEATURES, 0.05)}

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from healthivert.grading.rule import THRESHOLDS
-from healthivert.report.record import VertebraRecord
+from healthivert.report.record import BOUND_STATUS, VertebraRecord
 from healthivert.review.explain import driving_section, explain_vertebra, gan_refused, threshold_band, threshold_text
 
 
@@ -71,3 +71,14 @@ def test_gan_fallback_is_said_plainly() -> None:
     assert e.fallback is not None and e.lines[0] == e.fallback
     assert "from the prior, not the GAN" in e.fallback and why in e.fallback
     assert explain_vertebra(rec, "prior").fallback is None
+
+
+def test_a_grade_from_lower_bounds_says_the_edge_cut_the_body_short() -> None:
+    status = (f"{BOUND_STATUS}: the anterior section runs into the superior edge of the image, so its height is "
+              "a lower bound; even so no section is 20 % shorter than its pseudo-healthy height")
+    e = explain_vertebra(_record(0.08, 0.02, 0.0, 0, grader="rule", status=status))
+    assert e.lines[-1] == ("The image's edge cut it short: the anterior section runs into the superior edge of the "
+                           "image, so its height is a lower bound; even so no section is 20 % shorter than its "
+                           "pseudo-healthy height.")
+    assert e.disagreement is None
+    assert not any("edge" in line for line in explain_vertebra(_record(0.08, 0.02, 0.0, 0)).lines)

@@ -5,7 +5,8 @@ The CT (a RAS :class:`Volume`) is resampled to the network's spacing with MONAI'
 ``sliding_window_inference``, cleaned (per-class largest pieces, holes filled), identified
 (:mod:`healthivert.segmentation.identify`) and resampled back onto the CT's own grid: the
 bone outline from the linearly resampled foreground probability, each voxel of it taking the
-label of the nearest identified voxel; then neighbouring arches are parted at the CT's own
+label of the nearest identified voxel, finished at the CT's cortex
+(:mod:`healthivert.segmentation.outline`); then neighbouring arches are parted at the CT's own
 joint spaces (:mod:`healthivert.segmentation.boundaries`).
 """
 
@@ -28,6 +29,7 @@ from healthivert.labels import is_anchored
 from healthivert.segmentation.boundaries import body_zone, confident_markers, flood_from_markers
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
 from healthivert.segmentation.identify import Identification, identify
+from healthivert.segmentation.outline import grow_into_cortex
 
 Progress = Callable[[int, int, str], None]
 
@@ -126,6 +128,19 @@ def labels_on_grid(labels: np.ndarray, foreground: np.ndarray, affine: np.ndarra
     return out
 
 
+def finish_outline(labels: np.ndarray, reference: Volume, cfg: SegmenterConfig) -> np.ndarray:
+    """``labels`` (the reference CT's grid) grown into the CT's cortex by half a network voxel
+    (:mod:`healthivert.segmentation.outline`); only the labels' bounding box is worked on."""
+    if not (labels > 0).any():
+        return labels
+    spacing = np.linalg.norm(reference.affine[:3, :3], axis=0)
+    reach = cfg.spacing_mm / 2
+    box, _, _ = _box(labels > 0, reference, np.ceil(reach / spacing).astype(int))
+    out = labels.copy()
+    out[box] = grow_into_cortex(labels[box], reference.array[box], spacing, reach)
+    return out
+
+
 def part_arches(labels: np.ndarray, ident: Identification, affine: np.ndarray, reference: Volume,
                 cfg: SegmenterConfig, reach_mm: float) -> np.ndarray:
     """``labels`` (the reference CT's grid) with neighbouring arches parted at the CT's joint
@@ -194,6 +209,7 @@ def segment_ct(ct: Volume, model: torch.nn.Module, cfg: SegmenterConfig) -> Segm
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")
     reach = 1.5 * cfg.spacing_mm
     labels = labels_on_grid(ident.labels, 1.0 - prob[0], affine, ct, reach_mm=reach)
+    labels = finish_outline(labels, ct, cfg)
     labels = part_arches(labels, ident, affine, ct, cfg, reach)
     if not ((labels > 0) & (labels < 26)).any():
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")

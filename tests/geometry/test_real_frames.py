@@ -90,17 +90,23 @@ def _padded(volume: Volume, pad: int) -> Volume:
     return Volume(np.pad(volume.array, pad), affine)
 
 
-def test_a_tight_real_crop_padded_with_background_grades_the_same():
-    """sub-verse008's crop ends at its mask: L4 touches the anterior edge, L5 four edges. They
-    are graded (not refused), and padding the image changes no height, RHLV or grade."""
-    mask = _subset_mask("sub-verse008")
+def _graded_tight_and_padded(subject: str) -> tuple[dict, dict]:
+    """A subject's expert mask graded (prior + svm) as its tight crop and padded by 12 voxels
+    of background: name -> record, as result.json has them."""
+    mask = _subset_mask(subject)
     grader = get_grader("svm", synthesizer="prior")
     runs = []
     for m in (mask, _padded(mask, 12)):
         analysis = analyse_study(m, centroids_from_mask(m))
         grade_records(analysis, grader)
-        runs.append({r.name: r.to_json() for r in analysis.records})  # as result.json has them
-    tight, padded = runs
+        runs.append({r.name: r.to_json() for r in analysis.records})
+    return runs[0], runs[1]
+
+
+def test_a_tight_real_crop_padded_with_background_grades_the_same():
+    """sub-verse008's crop ends at its mask: L4 touches the anterior edge, L5 four edges. They
+    are graded (not refused), and padding the image changes no height, RHLV or grade."""
+    tight, padded = _graded_tight_and_padded("sub-verse008")
     assert all(r["status"] == "graded" for r in tight.values()), {k: r["status"] for k, r in tight.items()}
     assert "touches the anterior edge" in " ".join(tight["L4"]["notes"])
     for name, r in tight.items():
@@ -115,14 +121,7 @@ def test_a_real_top_vertebra_the_crop_ends_at_is_normal_by_lower_bounds():
     into the top edge, so their heights are lower bounds, and even so T9 is not 20 % short:
     graded 0 (the experts' grade) by the Genant rule. Padded with background, the same body is
     measured whole: the same heights, so the bound held."""
-    mask = _subset_mask("sub-verse007")
-    grader = get_grader("svm", synthesizer="prior")
-    runs = []
-    for m in (mask, _padded(mask, 12)):
-        analysis = analyse_study(m, centroids_from_mask(m))
-        grade_records(analysis, grader)
-        runs.append({r.name: r.to_json() for r in analysis.records})
-    tight, padded = runs
+    tight, padded = _graded_tight_and_padded("sub-verse007")
     assert tight["T9"]["status"].startswith("graded 0 from lower bounds: the anterior and middle sections")
     assert tight["T9"]["genant_grade"] == 0 and tight["T9"]["grader"] == "rule"
     assert padded["T9"]["status"] == "graded" and padded["T9"]["genant_grade"] == 0

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from healthivert.io.images import load_ct, load_mask
 from healthivert.segmentation.outline import grow_into_cortex
-from tests.helpers import shared_path
 
 
 def test_a_label_takes_the_bright_voxels_within_reach_and_nothing_else():
@@ -37,20 +35,14 @@ def test_reach_is_in_mm_on_an_anisotropic_grid():
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_real_ct_outline_takes_the_cortex_the_network_missed(monkeypatch):
+def test_real_ct_outline_takes_the_cortex_the_network_missed(monkeypatch, verse007_segmenting):
     """sub-verse007 (1 x 1 x 3 mm) with the shipped weights: finished at the cortex, the bone
     outline agrees better with the experts' (bone Dice 0.884 -> 0.888, mean Dice per vertebra
     0.837 -> 0.841)."""
-    import healthivert.segmentation.infer as infer
     from benchmarks.segmentation import bone_dice, overlap_dice
-    from healthivert.segmentation import DEFAULT_WEIGHTS, load_weights
 
-    root = shared_path("real/verse2019_subset")
-    ct = load_ct(root / "rawdata/sub-verse007/sub-verse007_ct.nii.gz")
-    truth = load_mask(root / "derivatives/sub-verse007/sub-verse007_seg-vert_msk.nii.gz").array
-    model, cfg, _ = load_weights(DEFAULT_WEIGHTS)
-    prob = infer.predict_probabilities(model, infer.preprocess(ct, cfg), cfg)
-    monkeypatch.setattr(infer, "predict_probabilities", lambda *_: prob)
+    infer, ct, truth, model, cfg = (verse007_segmenting.infer, verse007_segmenting.ct, verse007_segmenting.truth,
+                                    verse007_segmenting.model, verse007_segmenting.cfg)
     finished = infer.segment_ct(ct, model, cfg).mask.array
     monkeypatch.setattr(infer, "finish_outline", lambda labels, *_: labels)
     plain = infer.segment_ct(ct, model, cfg).mask.array

@@ -112,7 +112,10 @@ def _print_result(result: dict, out: Path) -> None:
         ))
     print(_table(rows, ("vertebra", "grade", "p", "RHLV ant %", "mid %", "post %", "H ant mm",
                         "H mid mm", "H post mm", "HU", "status")))
-    print(f"\nheights: measured / pseudo-healthy ({result['synthesizer']}); grades by the {result['grader']} grader")
+    others = [f"{v.name} by the {v.grader}" for v in result["vertebrae"] if v.grader and v.grader != result["grader"]]
+    also = f" ({', '.join(others)}: see its status)" if others else ""
+    print(f"\nheights: measured / pseudo-healthy ({result['synthesizer']}); grades by the {result['grader']} grader"
+          f"{also}")
     print(f"results in {out}: result.json, vertebrae.csv, height_loss/*.png|.nii.gz")
     labels = result.get("labels") or {}
     if labels:

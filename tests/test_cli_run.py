@@ -341,3 +341,17 @@ def test_demo_from_the_ct_alone_segments_first(tmp_path):
     table = stdout[stdout.index("vertebra  grade"):]
     assert [line.split()[0] for line in table.splitlines()[2:10]] == [v["name"] for v in result["vertebrae"]]
     assert "known truth: T10 grade 0" in stdout and "grades agreeing with the truth:" in stdout
+
+
+def test_run_names_a_vertebra_graded_by_the_rule_from_lower_bounds(tmp_path):
+    """A box spine whose T12 the top edge cuts short, normal all the same: the table's status
+    and the footer say it was graded by the rule, not the SVM."""
+    from tests.test_pipeline import _domed_top
+
+    write_volume(_domed_top({19: 23, 20: 24, 21: 25}), tmp_path / "mask.nii.gz")
+    code, out, _ = run_cli("run", "--mask", str(tmp_path / "mask.nii.gz"), "--out", str(tmp_path / "out"))
+    assert code == 0
+    assert "graded 0 from lower bounds" in out
+    assert "grades by the svm grader (T12 by the rule: see its status)" in out
+    t12 = json.loads((tmp_path / "out" / "result.json").read_text())["vertebrae"][0]
+    assert (t12["name"], t12["genant_grade"], t12["grader"]) == ("T12", 0, "rule")

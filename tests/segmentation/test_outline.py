@@ -49,3 +49,21 @@ def test_real_ct_outline_takes_the_cortex_the_network_missed(monkeypatch, verse0
     bone = [bone_dice(m, truth) for m in (finished, plain)]
     per = [np.mean([d for d, _ in overlap_dice(m, truth).values()]) for m in (finished, plain)]
     assert bone[0] > bone[1] + 0.003 and per[0] > per[1] + 0.003, (bone, per)
+
+
+def test_finishing_in_slabs_is_the_same_as_all_at_once(monkeypatch):
+    """Random labels and HU on a 0.8 x 0.8 x 0.5 mm grid: grown in slabs of 5 slices (plus the
+    reach either side) or whole, every voxel gets the same label."""
+    import healthivert.segmentation.infer as infer
+    from healthivert.io.volume import Volume
+    from healthivert.segmentation.config import SegmenterConfig
+
+    rng = np.random.default_rng(3)
+    labels = np.zeros((20, 20, 40), np.uint8)
+    labels[4:16, 4:16, 3:37] = rng.choice([0, 0, 20, 21], size=(12, 12, 34))
+    hu = rng.uniform(-100, 800, labels.shape).astype(np.float32)
+    ct = Volume(hu, np.diag([0.8, 0.8, 0.5, 1.0]))
+    whole = grow_into_cortex(labels, hu, (0.8, 0.8, 0.5), SegmenterConfig().spacing_mm / 2)
+    monkeypatch.setattr(infer, "SLAB", 5)
+    slabs = infer.finish_outline(labels, ct, SegmenterConfig())
+    assert np.array_equal(slabs, whole) and (slabs != labels).sum() > 100

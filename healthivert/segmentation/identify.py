@@ -86,7 +86,12 @@ MIDLINE_MM = 25.0
 TOP_EDGE_MM = 20.0  # below one thoracic pitch (~24 mm at T8): no room for a whole extra body
 PROFILE_RADIUS_MM = 10.0  # the body core around the axis: inside the smallest (T1) body
 MERGE_RATIO = 1.5  # a segment this many expected lengths long holds two vertebrae
-CAUDAL_MERGE_RATIO = 2.0  # ... and the lowest segment (L5, tilted by the lordosis) this many
+# ... and the lowest segment (L5, tilted by the lordosis) this many. A single L5 spans up to
+# ~1.3-1.5 (30-45 degrees of tilt; sub-verse008's 1.06-1.12, phantoms' <= 1.0); L4 and L5 with
+# their disc filled, over the top of S1, spanned 1.84 (sub-verse014, the shipped weights: left
+# whole at 2.0, every label one level off) and 2.26 (its fold's weights). On that subject L5 and
+# the top of S1 alone span ~0.9-1.3 of the same, so an L5 with a partly seen S1 stays whole.
+CAUDAL_MERGE_RATIO = 1.7
 # a body's centre lies within this of the column next to it in the axial plane, plus half its
 # distance along SI from there (the spine's curve): adjacent bodies are offset by < 10 mm
 COLUMN_OFFSET_MM = 15.0
@@ -249,10 +254,10 @@ def split_long_segments(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray,
     spacing; in the cranial end segment, which the field of view may cut short, the pieces
     are laid from below at the expected length instead. The caudal end segment (index 0 up)
     is usually L5, which the lumbosacral angle tilts across more slices than its height (up to
-    ~1.3 expected lengths at 30 degrees), and below it the field of view or a sacrum taken for
-    bone may run on: it is split only from ``CAUDAL_MERGE_RATIO`` expected lengths, its pieces
-    laid from above at the expected length (sub-verse014: L4, L5 and the top of S1 in one
-    segment 2.3 expected lengths long when the network filled both discs).
+    ~1.3-1.5 expected lengths at 30-45 degrees), and below it the field of view or a sacrum
+    taken for bone may run on: it is split only from ``CAUDAL_MERGE_RATIO`` expected lengths,
+    its pieces laid from above at the expected length (sub-verse014: L4, L5 and the top of S1
+    in one segment 1.8-2.3 expected lengths long when the network filled both discs).
     Hand-written: no library splits a 1-D partition by an expected spacing.
     """
     n = len(area)

@@ -221,14 +221,15 @@ def test_split_long_segments_lays_the_top_segment_from_below():
 
 
 def test_split_long_segments_splits_the_caudal_segment_only_past_a_tilted_l5():
-    """The lowest segment is usually L5, tilted across up to ~1.3 expected lengths: left whole
-    at 1.8; at 2.2 (L4 and L5 with the disc between them filled) it is cut one expected
-    length below its top, at the dip there."""
+    """The lowest segment is usually L5, tilted across up to ~1.3-1.5 expected lengths: left
+    whole at 1.6; at 1.8 and 2.2 (L4 and L5 with the disc between them filled) it is cut one
+    expected length below its top, at the dip there."""
     area = np.full(62, 100.0)
     profile = np.ones(62)
-    profile[13] = 0.7
+    profile[[8, 13]] = 0.7
     assert list(split_long_segments(np.array([22, 32, 42, 52]), area, profile)) == [13, 22, 32, 42, 52]
-    assert list(split_long_segments(np.array([18, 28, 38, 48]), area, profile)) == [18, 28, 38, 48]
+    assert list(split_long_segments(np.array([18, 28, 38, 48]), area, profile)) == [8, 18, 28, 38, 48]
+    assert list(split_long_segments(np.array([16, 26, 36, 46]), area[:56], profile[:56])) == [16, 26, 36, 46]
 
 
 def test_split_long_segments_expects_longer_segments_where_bodies_are_larger():

@@ -33,7 +33,7 @@ from healthivert.report.record import BOUND_STATUS, Heights, Rhlv, SectionValues
 from healthivert.sections import SECTIONS
 from healthivert.synthesis import PseudoHealthy, get_synthesizer
 from healthivert.synthesis.guard import guarded
-from healthivert.synthesis.prior import RATIO_METHOD
+from healthivert.synthesis.prior import NEIGHBOURS_METHOD, RATIO_METHOD
 
 Progress = Callable[[int, int, str], None]
 
@@ -210,7 +210,7 @@ def normal_by_bounds(v: StraightVertebra, ph: PseudoHealthy | None, m: VertebraM
     T9). Only against the prior's body from the neighbours (chosen, or the GAN's fallback): the
     prior without neighbours draws on the body's own (cut) walls, and the GAN on its crop.
     """
-    if not (v.heights_bounded and ph is not None and ph.method == "neighbours"):
+    if not (v.heights_bounded and ph is not None and ph.method == NEIGHBOURS_METHOD):
         return False
     losses = [m.rhlv[s] for s in SECTIONS]
     return bool(np.isfinite(losses).all() and max(losses) < GENANT_THRESHOLDS[0])

@@ -35,6 +35,7 @@ from healthivert.synthesis.base import PseudoHealthy, body_from_heights, registe
 
 RESTORE_ABOVE = 0.15
 RATIO_METHOD = "intra-vertebral ratios"  # a body estimated with no neighbour in view
+NEIGHBOURS_METHOD = "neighbours"  # a body estimated from the neighbours in view
 NEIGHBOUR_WEIGHTS = {1: 1.0, 2: 0.5}
 MAX_ROUNDS = 5
 #: a neighbour's mapped column counts when at least this fraction of its median column: its
@@ -175,7 +176,7 @@ def synthesize_prior(vertebrae: list[StraightVertebra]) -> dict[int, PseudoHealt
         if est is None:
             est, method, used = _ratio_estimate(v), RATIO_METHOD, []
         else:
-            method, used = "neighbours", [n.label for n in near[v.label]]
+            method, used = NEIGHBOURS_METHOD, [n.label for n in near[v.label]]
         out[v.label] = PseudoHealthy(est.astype(np.float32), body_from_heights(est, v.body, v.grid.si_mm),
                                      method, used)
     return out

@@ -385,6 +385,36 @@ def bias_lines(rows: dict[str, list[Row]], truth: pd.DataFrame, studies: list[st
     return out
 
 
+def mask_heights(case: Case) -> dict[int, dict[str, float]]:
+    """Section heights (mm) per VerSe label measured on a case's own (expert) mask, prior only."""
+    mask, ct, centroids, computed, _ = load_inputs(case.mask, case.ct, None)
+    analysis = analyse_study(mask, centroids, ct, "prior", computed)
+    return {r.label: {s: r.heights_mm.original.get(s) for s in SECTIONS}
+            for r in analysis.records if r.heights_mm is not None}
+
+
+def height_agreement_lines(cases: list[Case], rows: list[Row]) -> list[str]:
+    """Section heights measured on masks segmented from the CTs (``rows``: the prior's records)
+    against those measured on the cases' expert masks, per case and in all: vertebrae measured on
+    both under the same label, mean signed (CT minus expert) per section and mean absolute (mm)."""
+    def line(name: str, diffs: list[list[float]]) -> str:
+        d = np.array(diffs, float)
+        return f"| {name} | {len(d)} | {' / '.join(f'{x:+.2f}' for x in d.mean(axis=0))} | {np.abs(d).mean():.2f} |"
+
+    out = ["| study | vertebrae | mean signed a / m / p (mm) | mean absolute (mm) |", "|---|---|---|---|"]
+    every = []
+    for case in cases:
+        ref = mask_heights(case)
+        diffs = [[r.heights_mm.original.get(s) - ref[r.label][s] for s in SECTIONS]
+                 for study_id, r in rows if study_id == case.study_id and r.heights_mm is not None and r.label in ref]
+        if diffs:
+            out.append(line(case.study_id, diffs))
+            every += diffs
+    if every:
+        out.append(line("all", every))
+    return out
+
+
 def _grade_is(r: VertebraRecord | None, grade: int) -> bool:
     return r is not None and r.genant_grade == grade
 
@@ -520,6 +550,9 @@ def main() -> int:
     print("\n".join(score_table(ct_only, {k: v for k, v in labels.items() if k in TS_PIPELINES})))
     print("\n## Pseudo-healthy minus measured height on the expert-normal vertebrae of the CT subjects\n")
     print("\n".join(bias_lines(rows, truth, ct_studies, synth_names)))
+    if args.from_ct and "prior + svm" in rows:
+        print("\n## Section heights on the segmented masks against those on the experts' masks (prior)\n")
+        print("\n".join(height_agreement_lines([c for c in cases if c.truth is not None], rows["prior + svm"])))
     print("\n## Where each pipeline went wrong (truth -> predicted, and the measured loss)\n")
     print("\n".join(failure_lines(everything, labels, verse_studies, rows)))
     if ts_note:

@@ -126,7 +126,7 @@ def graded_from_ct(weights: Path, case, rows: dict[str, list]) -> None:
 
 def grading_table(graded: dict[str, dict[str, list]], cases: list, out: Path) -> str:
     """Markdown: the held-out ``cases`` graded from their CTs, per starting / fine-tuned weights."""
-    from real_verse import score_table, truth_table, write_rows
+    from real_verse import height_agreement_lines, score_table, truth_table, write_rows
 
     from healthivert.evaluation import evaluate, load_results
 
@@ -139,7 +139,12 @@ def grading_table(graded: dict[str, dict[str, list]], cases: list, out: Path) ->
             key = f"{weights}: {name}"
             reports[key] = evaluate(load_results(write_rows(folder, name, pipeline_rows)), truth,
                                     results_source=key, truth_source="expert grades")
-    return "\n".join(score_table(reports, {}))
+    lines = score_table(reports, {})
+    for weights, rows in graded.items():
+        if "prior + svm" in rows:
+            lines += ["", f"Section heights on the masks segmented by the {weights} weights against those on "
+                      "the experts' masks (prior):", "", *height_agreement_lines(cases, rows["prior + svm"])]
+    return "\n".join(lines)
 
 
 def main() -> int:

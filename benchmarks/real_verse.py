@@ -73,6 +73,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import io
 import json
 import sys
@@ -385,9 +386,11 @@ def bias_lines(rows: dict[str, list[Row]], truth: pd.DataFrame, studies: list[st
     return out
 
 
-def mask_heights(case: Case) -> dict[int, dict[str, float]]:
-    """Section heights (mm) per VerSe label measured on a case's own (expert) mask, prior only."""
-    mask, ct, centroids, computed, _ = load_inputs(case.mask, case.ct, None)
+@functools.cache
+def mask_heights(mask_path: Path, ct_path: Path | None) -> dict[int, dict[str, float]]:
+    """Section heights (mm) per VerSe label measured on an (expert) mask, prior only; each mask
+    is measured once however many segmentations are compared with it."""
+    mask, ct, centroids, computed, _ = load_inputs(mask_path, ct_path, None)
     analysis = analyse_study(mask, centroids, ct, "prior", computed)
     return {r.label: {s: r.heights_mm.original.get(s) for s in SECTIONS}
             for r in analysis.records if r.heights_mm is not None}
@@ -404,7 +407,7 @@ def height_agreement_lines(cases: list[Case], rows: list[Row]) -> list[str]:
     out = ["| study | vertebrae | mean signed a / m / p (mm) | mean absolute (mm) |", "|---|---|---|---|"]
     every = []
     for case in cases:
-        ref = mask_heights(case)
+        ref = mask_heights(case.mask, case.ct)
         diffs = [[r.heights_mm.original.get(s) - ref[r.label][s] for s in SECTIONS]
                  for study_id, r in rows if study_id == case.study_id and r.heights_mm is not None and r.label in ref]
         if diffs:

@@ -185,6 +185,11 @@ class StudyAnalysis:
     #: (:func:`normal_by_bounds`), graded 0 by the Genant rule, never the grader's features
     bounded: dict[int, VertebraMeasurement] = field(default_factory=dict)
 
+    @property
+    def every_measured(self) -> dict[int, VertebraMeasurement]:
+        """Every vertebra measured, for the grader or from lower bounds (``bounded``)."""
+        return {**self.measured, **self.bounded}
+
 
 def _listed(items: Sequence[str]) -> str:
     """``["a", "b", "c"]`` -> ``"a, b and c"``."""
@@ -200,29 +205,24 @@ def fov_status_text(v: StraightVertebra) -> str:
             f"cut by the field of view (at the {faces} edge)")
 
 
-def normal_by_bounds(v: StraightVertebra, ph: PseudoHealthy | None, m: VertebraMeasurement) -> bool:
-    """Whether a vertebra the field of view cuts short is normal all the same.
+def normal_by_bounds(v: StraightVertebra, ph: PseudoHealthy | None) -> VertebraMeasurement | None:
+    """The measurement of a vertebra the field of view cuts short, when it is normal all the
+    same; None otherwise.
 
     Where the edge only shortens the cut sections' columns (``v.heights_bounded``), their
     measured heights are lower bounds and their height losses upper bounds. When even those
     stay under Genant's grade-1 threshold (20 %) in every section, the vertebra is normal
     whatever the edge hid (a tight crop ending at a top vertebra's endplate: sub-verse007's
-    T9). Only against the prior's body from the neighbours (chosen, or the GAN's fallback): the
-    prior without neighbours draws on the body's own (cut) walls, and the GAN on its crop.
+    T9), unless a section is far taller than its pseudo-healthy height (a piece of the next
+    bone). Only against the prior's body from the neighbours (chosen, or the GAN's fallback):
+    the prior without neighbours draws on the body's own (cut) walls, and the GAN on its crop.
     """
     if not (v.heights_bounded and ph is not None and ph.method == NEIGHBOURS_METHOD):
-        return False
-    losses = [m.rhlv[s] for s in SECTIONS]
-    return bool(np.isfinite(losses).all() and max(losses) < GENANT_THRESHOLDS[0])
-
-
-def _bounded_measurement(v: StraightVertebra, ph: PseudoHealthy | None) -> VertebraMeasurement | None:
-    """A cut vertebra's measurement when it is normal by lower bounds (and no section is far
-    taller than its pseudo-healthy height: a piece of the next bone); None otherwise."""
-    if not v.heights_bounded or ph is None:
         return None
     m = measure_vertebra(v, ph)
-    return m if normal_by_bounds(v, ph, m) and taller_than_predicted(m.rhlv) is None else None
+    losses = [m.rhlv[s] for s in SECTIONS]
+    normal = np.isfinite(losses).all() and max(losses) < GENANT_THRESHOLDS[0]
+    return m if normal and taller_than_predicted(m.rhlv) is None else None
 
 
 def bound_status_text(v: StraightVertebra) -> str:
@@ -269,7 +269,7 @@ def analyse_study(
         if v.cut_by_fov:
             rec.status = fov_status_text(v)
             ph = healthy.get(v.label)
-            m = _bounded_measurement(v, ph) if v.label not in merged else None
+            m = normal_by_bounds(v, ph) if v.label not in merged else None
             if m is not None:
                 rec.status = bound_status_text(v)
                 _fill_measurement(rec, m, ph)
@@ -322,13 +322,17 @@ def grade_records(analysis: StudyAnalysis, grader: Grader | Mapping[str, Grader]
     """
     groups: dict[int, tuple[Grader, list[VertebraRecord]]] = {}
     rule = get_grader("rule")  # normal by lower bounds is the Genant rule's call, not a model's
+    measured = analysis.every_measured
     for r in analysis.records:
-        g = rule if r.label in analysis.bounded else grader[r.synthesizer] if isinstance(grader, Mapping) else grader
+        if r.label in analysis.bounded:
+            g = rule
+        else:
+            g = grader[r.synthesizer] if isinstance(grader, Mapping) else grader
         r.grader = g.name
-        if r.label in analysis.measured or r.label in analysis.bounded:
+        if r.label in measured:
             groups.setdefault(id(g), (g, []))[1].append(r)
     for g, records in groups.values():
-        features = pd.DataFrame([{**analysis.measured, **analysis.bounded}[r.label].features() for r in records])
+        features = pd.DataFrame([measured[r.label].features() for r in records])
         proba, grades = g.predict_proba(features), g.predict(features)
         for r, p, k in zip(records, proba, grades):
             r.genant_grade = int(k)
@@ -348,7 +352,7 @@ def write_study(
         maps = tmp / "height_loss"
         maps.mkdir()
         by_label = {v.label: v for v in analysis.vertebrae}
-        measured = {**analysis.measured, **analysis.bounded}
+        measured = analysis.every_measured
         for r in result["vertebrae"]:
             if r.label not in measured:
                 continue

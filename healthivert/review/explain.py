@@ -131,7 +131,7 @@ def explain_vertebra(vertebra: VertebraRecord, study_synthesizer: str | None = N
     by = grader_text(grader)
     p = f" with probability {probs[int(grade)]:.2f}" if int(grade) in probs else ""
     lines.append(f"Graded {grade} ({GRADE_NAMES[int(grade)]}) by {by}{p}.")
-    if vertebra.status.startswith(BOUND_STATUS):  # the edge may have hidden height, never loss
+    if vertebra.status.startswith(BOUND_STATUS):  # the edge hid height: the losses are upper bounds
         lines.append(f"The image's edge cut it short: {vertebra.status.split(': ', 1)[-1]}.")
     disagreement = None
     if grade != rule and grader != "rule":

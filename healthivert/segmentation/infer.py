@@ -29,7 +29,7 @@ from healthivert.labels import is_anchored
 from healthivert.segmentation.boundaries import body_zone, confident_markers, flood_from_markers
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
 from healthivert.segmentation.identify import Identification, identify
-from healthivert.segmentation.outline import grow_into_cortex
+from healthivert.segmentation.outline import grow_into_cortex, nearest_label_within
 
 Progress = Callable[[int, int, str], None]
 
@@ -117,14 +117,12 @@ def labels_on_grid(labels: np.ndarray, foreground: np.ndarray, affine: np.ndarra
     nearest = _to_grid(labels, affine, reference)
     if not (nearest > 0).any():
         return nearest
-    spacing = np.linalg.norm(reference.affine[:3, :3], axis=0)
+    spacing = reference.spacing_mm
     box, shape, box_affine = _box(nearest > 0, reference, np.ceil(reach_mm / spacing).astype(int) + 1)
     bone = _resample(foreground.astype(np.float32), affine, shape, box_affine, sitk.sitkLinear,
                      sitk.sitkFloat32) > FOREGROUND_P
-    sub = nearest[box]
-    dist, idx = ndimage.distance_transform_edt(sub == 0, sampling=spacing, return_indices=True)
     out = np.zeros_like(nearest)
-    out[box] = np.where(bone & (dist <= reach_mm), sub[tuple(idx)], 0)
+    out[box] = nearest_label_within(nearest[box], bone, spacing, reach_mm)
     return out
 
 
@@ -139,7 +137,7 @@ def finish_outline(labels: np.ndarray, reference: Volume, cfg: SegmenterConfig) 
     slabs of ``SLAB`` slices along the grid's last axis (the same result as all at once)."""
     if not (labels > 0).any():
         return labels
-    spacing = np.linalg.norm(reference.affine[:3, :3], axis=0)
+    spacing = reference.spacing_mm
     reach = cfg.spacing_mm / 2
     margin = np.ceil(reach / spacing).astype(int)
     box, _, _ = _box(labels > 0, reference, margin)
@@ -174,8 +172,7 @@ def part_arches(labels: np.ndarray, ident: Identification, affine: np.ndarray, r
     markers = onto_box(confident_markers(ident.labels, bodies, cfg.spacing_mm))
     keep = onto_box(body_zone(bodies, cfg.spacing_mm, reach_mm)) > 0
     out = labels.copy()
-    out[box] = flood_from_markers(sub, np.where(keep, sub, markers), reference.array[box],
-                                  np.linalg.norm(reference.affine[:3, :3], axis=0))
+    out[box] = flood_from_markers(sub, np.where(keep, sub, markers), reference.array[box], reference.spacing_mm)
     return out
 
 

@@ -24,6 +24,14 @@ from scipy import ndimage
 CORTEX_HU = 300.0
 
 
+def nearest_label_within(labels: np.ndarray, where: np.ndarray, spacing_mm, reach_mm: float) -> np.ndarray:
+    """On the voxels of ``where`` that lie within ``reach_mm`` of a label, the nearest label;
+    0 elsewhere (a labelled voxel in ``where`` keeps its own). Shared by the outline drawn on
+    the CT's grid (``infer.labels_on_grid``) and its growth into the cortex."""
+    dist, idx = ndimage.distance_transform_edt(labels == 0, sampling=spacing_mm, return_indices=True)
+    return np.where(where & (dist <= reach_mm), labels[tuple(idx)], 0).astype(labels.dtype)
+
+
 def grow_into_cortex(labels: np.ndarray, hu: np.ndarray, spacing_mm, reach_mm: float,
                      hu_min: float = CORTEX_HU) -> np.ndarray:
     """``labels`` with every unlabelled voxel of at least ``hu_min`` HU that lies within
@@ -37,8 +45,4 @@ def grow_into_cortex(labels: np.ndarray, hu: np.ndarray, spacing_mm, reach_mm: f
     """
     if not (labels > 0).any():
         return labels
-    dist, idx = ndimage.distance_transform_edt(labels == 0, sampling=spacing_mm, return_indices=True)
-    take = (labels == 0) & (dist <= reach_mm) & (hu >= hu_min)
-    out = labels.copy()
-    out[take] = labels[tuple(idx)][take]
-    return out
+    return np.where(labels > 0, labels, nearest_label_within(labels, hu >= hu_min, spacing_mm, reach_mm))

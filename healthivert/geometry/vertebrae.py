@@ -115,16 +115,20 @@ CUT_CONTACT_FRACTION = 0.35
 
 
 def fov_contact(mask: Volume, label: int) -> dict[str, float]:
-    """Image faces (RAS names) the label touches -> its cross-section on that face as a
-    fraction of its largest cross-section parallel to the face (0..1)."""
+    """Image faces (RAS names) the label reaches -> its cross-section nearest that face as a
+    fraction of its largest cross-section parallel to the face (0..1). Within ``FOV_MARGIN_MM``
+    of the face counts as reaching it: a label segmented from the CT may stop a voxel short of
+    the face that cuts its vertebra (the network's outline runs inside the cortex), and
+    measured as whole it reads the cut as a fracture."""
     touched = {}
     a = mask.array == label
     for axis in range(3):
         area = a.sum(axis=tuple(k for k in range(3) if k != axis))
         top = float(area.max()) if area.size else 0.0
-        for end, face in ((-1, _FACES[2 * axis]), (0, _FACES[2 * axis + 1])):
-            if area[end] > 0:
-                touched[face] = float(area[end]) / top
+        k = min(int(FOV_MARGIN_MM / float(mask.spacing_mm[axis]) + 1e-6), len(area) - 1)
+        for near, face in ((area[len(area) - 1 - k:][::-1], _FACES[2 * axis]), (area[:k + 1], _FACES[2 * axis + 1])):
+            if near.any():  # the label's plane nearest the face
+                touched[face] = float(near[np.flatnonzero(near)[0]]) / top
     return touched
 
 

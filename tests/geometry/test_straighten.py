@@ -67,6 +67,20 @@ def test_cut_by_fov_only_when_the_body_reaches_the_edge():
     assert v.cut_by_fov == []
 
 
+def test_a_label_a_voxel_short_of_the_face_that_cuts_it_is_cut():
+    """A segmented label may stop a voxel short of the image face that cuts its vertebra: within
+    FOV_MARGIN_MM (1.5 mm) it reaches the face and is cut; two voxels (2 mm) short it is whole."""
+    body = (slice(10, 40), slice(20, 50))
+    short = box_mask({20: (*body, slice(8, 39))}, (50, 60, 40))  # last plane 38, the face 39
+    assert fov_contact(short, 20) == {"superior": 1.0}
+    _, (v,) = straighten_vertebrae(short, centroids_from_mask(short), spec=SMALL)
+    assert v.cut_by_fov == ["superior"] and v.cut_sections == list(SECTIONS)
+    clear = box_mask({20: (*body, slice(8, 38))}, (50, 60, 40))
+    assert fov_contact(clear, 20) == {}
+    _, (w,) = straighten_vertebrae(clear, centroids_from_mask(clear), spec=SMALL)
+    assert w.cut_by_fov == [] and w.cut_sections == []
+
+
 @pytest.mark.parametrize(
     "soft, body, expected_samples",
     [

@@ -26,6 +26,16 @@ REFERENCE_HEIGHT_MM = {
     17: 21.0, 18: 22.0, 19: 23.0, 28: 23.5, 20: 24.3, 21: 25.0, 22: 25.5, 23: 25.8, 24: 26.3, 25: 26.3,
 }
 
+
+
+def graded_level(label: int) -> bool:
+    """Whether Genant grading covers this level: the thoracic and lumbar vertebrae (T1-L5, with
+    T13 and L6 where a spine has them; VerSe's expert grades cover the same). A cervical
+    vertebra has another body (C1 none at all) and no normative height here: it is neither
+    graded nor any vertebra's reference (a C7 read as a T1 neighbour made T1 91 % short)."""
+    return int(label) in REFERENCE_HEIGHT_MM
+
+
 # VerSe label -> mean sagittal wedge (degrees); see the module docstring for the source
 _WEDGE_DEG_T9_L5 = {16: (2.8 + 4.8) / 2, 17: (2.6 + 3.8) / 2, 18: (4.6 + 5.4) / 2, 19: (3.5 + 4.9) / 2,
                     20: (2.6 + 4.1) / 2, 21: (0.7 + 2.6) / 2, 22: (-1.1 + 1.3) / 2, 23: (-3.1 - 0.7) / 2,

@@ -27,6 +27,7 @@ from healthivert.labels import ANCHOR_USER, UNANCHORED_NOTE, VERSE_NAMES, VERTEB
 from healthivert.measurement.heights import VertebraMeasurement, measure_vertebra
 from healthivert.measurement.plausibility import merged_suspects, taller_than_predicted
 from healthivert.models import describe_model, model_set
+from healthivert.normative import graded_level
 from healthivert.report.contract import write_result
 from healthivert.report.maps import write_crop, write_loss_map_nifti, write_loss_map_png
 from healthivert.report.record import BOUND_STATUS, Heights, Rhlv, SectionValues, VertebraRecord
@@ -191,6 +192,9 @@ class StudyAnalysis:
         return {**self.measured, **self.bounded}
 
 
+CERVICAL_STATUS = "not graded: a cervical vertebra (Genant grading covers T1-L5)"
+
+
 def _listed(items: Sequence[str]) -> str:
     """``["a", "b", "c"]`` -> ``"a, b and c"``."""
     return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 2 else items)
@@ -266,7 +270,9 @@ def analyse_study(
     for v in vertebrae:
         rec = VertebraRecord(v.label, VERSE_NAMES[v.label], status="", synthesizer=synthesizer)
         notes = []
-        if v.cut_by_fov:
+        if not graded_level(v.label):
+            rec.status = CERVICAL_STATUS
+        elif v.cut_by_fov:
             rec.status = fov_status_text(v)
             ph = healthy.get(v.label)
             m = normal_by_bounds(v, ph) if v.label not in merged else None

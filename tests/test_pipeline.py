@@ -12,7 +12,7 @@ import pytest
 from healthivert.grading import get_grader
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.normative import REFERENCE_HEIGHT_MM
-from healthivert.pipeline import BOUND_STATUS, analyse_study, grade_records
+from healthivert.pipeline import BOUND_STATUS, CERVICAL_STATUS, analyse_study, grade_records
 from healthivert.sections import SECTIONS
 from tests.geometry.builders import box_mask
 
@@ -74,6 +74,19 @@ def test_vertebra_cut_by_the_field_of_view_is_not_graded():
     # the others are graded, and the cut one does not inform L1's pseudo-healthy body
     assert records[20]["genant_grade"] == 0 and records[21]["genant_grade"] == 0
     assert records[20]["pseudo_healthy_from"] == ["L2"]
+
+
+def test_cervical_vertebrae_are_not_graded_nor_a_thoracic_ones_reference():
+    """C7 has no normative height beside T1's: taken as T1's neighbour it scaled C7's heights
+    by 14.5 and made T1 91 % short (grade 3), and T1, restored to that, did the same to T2.
+    Cervical vertebrae are now neither graded nor any vertebra's reference."""
+    analysis, records = _analyse(_spine({6: 12, 7: 14, 8: 15, 9: 16, 10: 17}, gap=4))
+    for label in (6, 7):
+        assert records[label]["status"] == CERVICAL_STATUS and "rhlv" not in records[label]
+        assert label not in analysis.measured and label not in analysis.healthy
+    assert records[8]["pseudo_healthy_from"] == ["T2", "T3"]
+    assert all(records[label]["genant_grade"] == 0 for label in (8, 9, 10)), records
+    assert abs(records[8]["rhlv"]["whole"]) < 0.05
 
 
 def _domed_top(heights: dict[int, int]):

@@ -7,7 +7,8 @@ the two levels, and re-wedged from the neighbour's level to the target's (the pu
 normative sagittal wedge of each level, :mod:`healthivert.normative`: an L2 neighbour
 does not give L1 its square shape, nor L4 give L5 its). Neighbours are weighted 1 (adjacent)
 and 0.5 (next but one). A vertebra with no neighbour in view takes its posterior wall's
-height and its level's normative wedge.
+height and its level's normative wedge. Cervical vertebrae are neither estimated nor anyone's
+neighbour (:func:`healthivert.normative.graded_level`).
 
 A body far taller than its level allows next to the others is no neighbour's reference
 (:func:`healthivert.measurement.plausibility.merged_suspects` at ``NO_REFERENCE_RATIO``): two
@@ -29,7 +30,7 @@ from scipy import ndimage
 from healthivert.geometry.vertebrae import StraightVertebra
 from healthivert.labels import SPINE_ORDER
 from healthivert.measurement.plausibility import NO_REFERENCE_RATIO, merged_suspects
-from healthivert.normative import REFERENCE_HEIGHT_MM, wedge_drop_mm
+from healthivert.normative import REFERENCE_HEIGHT_MM, graded_level, wedge_drop_mm
 from healthivert.sections import SECTIONS, full_columns, relative_height_loss, section_heights
 from healthivert.synthesis.base import PseudoHealthy, body_from_heights, register_synthesizer
 
@@ -108,7 +109,7 @@ def estimate_from_neighbours(
     for nb, heights in neighbours:
         w = NEIGHBOUR_WEIGHTS[_level_gap(nb.label, target.label, with_t13)]
         mapped = map_onto(nb, heights, target)
-        ratio = REFERENCE_HEIGHT_MM.get(target.label, 1.0) / REFERENCE_HEIGHT_MM.get(nb.label, 1.0)
+        ratio = REFERENCE_HEIGHT_MM[target.label] / REFERENCE_HEIGHT_MM[nb.label]
         valid = full_columns(mapped, NEIGHBOUR_FULL_FRACTION)
         total += w * np.where(valid, rewedge(target, nb, mapped, ratio), 0.0)
         weight += w * valid
@@ -145,7 +146,7 @@ def prior_synthesizer():
 
 def synthesize_prior(vertebrae: list[StraightVertebra]) -> dict[int, PseudoHealthy]:
     """Pseudo-healthy bodies of all vertebrae (ordered cranial to caudal)."""
-    usable = [v for v in vertebrae if v.body.any()]
+    usable = [v for v in vertebrae if v.body.any() and graded_level(v.label)]  # no cervical body
     healthy = {v.label: v.heights_mm.astype(float) for v in usable}
     with_t13 = any(v.label == T13 for v in vertebrae)
     too_tall = merged_suspects(usable, NO_REFERENCE_RATIO)

@@ -129,3 +129,19 @@ def test_a_real_top_vertebra_the_crop_ends_at_is_normal_by_lower_bounds():
         assert tight["T9"]["heights_mm"]["original"][s] <= padded["T9"]["heights_mm"]["original"][s] + 0.05
         assert tight["T9"]["heights_mm"]["original"][s] == pytest.approx(
             padded["T9"]["heights_mm"]["original"][s], abs=0.5)
+
+
+def test_a_real_spine_labelled_from_c6_grades_its_thoracic_vertebrae_against_each_other():
+    """sub-verse014's five bodies relabelled C6-T3 (as ``--first-label C6`` does): C6 and C7
+    are not graded, and T1-T3 are measured against one another, not against a cervical body
+    (before: pseudo-healthy heights of 300 mm and grade 3 for T1, T2 and T3)."""
+    mask = _subset_mask("sub-verse014")
+    shifted = mask.with_array(np.where(mask.array > 0, mask.array - 14, 0).astype(mask.array.dtype))
+    analysis = analyse_study(shifted, centroids_from_mask(shifted))
+    grade_records(analysis, get_grader("svm"))
+    by_name = {r.name: r for r in analysis.records}
+    assert [by_name[n].genant_grade for n in ("C6", "C7")] == [None, None]
+    for name in ("T1", "T2", "T3"):
+        healthy = by_name[name].heights_mm.pseudo_healthy
+        assert max(healthy.anterior, healthy.middle, healthy.posterior) < 35.0, (name, healthy)
+        assert by_name[name].genant_grade == 0, (name, by_name[name].rhlv)

@@ -13,7 +13,10 @@ are equal, or when the result id is the truth id followed by a suffix that start
 way; an ambiguous id is left unmatched and named in the notes. Only studies present in both
 are evaluated; within them every truth vertebra counts: one missing from the results is
 "not graded: missing from the results" (a batch study in ``failed.csv``: "study failed"),
-and result vertebrae without a truth row are counted, not scored.
+and result vertebrae without a truth row are counted, not scored. VerSe 2019's split scans
+(one study each in a batch, ``sub-verse400_split-verse090``) are ``sub-verse400_series0`` /
+``_series1`` in the shipped manifest, which does not record which split is which series: they
+are left unmatched and named in the notes (rename the results to match).
 
 Two views: over the *graded* vertebrae only (per-grade and macro P/R/F1, exact agreement,
 linear-weighted kappa, confusion matrix, fracture sensitivity/specificity with 95 % Wilson

@@ -7,7 +7,11 @@ Layout (VerSe 2019 / 2020, BIDS-like)::
     derivatives/sub-X/sub-X_seg-subreg_ctd.json
 
 Some releases nest a session folder or put files directly in the subject folder; files are
-found by their suffix anywhere under the subject's folders.
+found by their suffix anywhere under the subject's folders. A subject folder may hold several
+scans (VerSe 2019's ``sub-verse400_split-verse090_ct.nii.gz`` beside ``..._split-verse155_...``,
+VerSe 2020's ``_dir-ax`` and ``_dir-sag``): each scan is then a study of its own, named by its
+files' common stem (``sub-verse400_split-verse090``), its CT, mask and centroids paired by that
+stem. A folder with one file of each kind is one study named by the folder, as before.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ TRUTH_NAME = "truth.json"
 
 @dataclass(frozen=True)
 class VerseStudy:
-    """One subject of a VerSe tree; paths are None where the file is missing."""
+    """One study of a VerSe tree: a subject, or one scan of a subject folder holding several
+    (``subject`` is then the scan's stem, ``sub-verse400_split-verse090``); paths are None where
+    the file is missing."""
 
     subject: str
     ct: Path | None = None
@@ -34,21 +40,43 @@ class VerseStudy:
     centroids: Path | None = None
     extras: dict[str, Path] = field(default_factory=dict)
 
+    def in_folder(self, name: str) -> bool:
+        """Whether this study is subject ``name`` or one of its scans (``name`` + ``_...``)."""
+        return self.subject == name or self.subject.startswith(f"{name}_")
+
     @property
     def missing(self) -> list[str]:
         """Names of the missing parts ("ct", "mask", "centroids")."""
         return [name for name in ("ct", "mask", "centroids") if getattr(self, name) is None]
 
 
-def _find(folder: Path, suffix: str) -> Path | None:
+def _find_all(folder: Path, suffix: str) -> dict[str, Path]:
+    """Files ending in ``suffix`` anywhere under ``folder``, by stem (the name less the suffix)."""
     if not folder.is_dir():
-        return None
-    hits = sorted(folder.rglob(f"*{suffix}"))
-    return hits[0] if hits else None
+        return {}
+    return {p.name[: -len(suffix)]: p for p in sorted(folder.rglob(f"*{suffix}"))}
+
+
+_PARTS = {"ct": CT_SUFFIX, "mask": MASK_SUFFIX, "centroids": CENTROID_SUFFIX}
+
+
+def _subject_studies(raw: Path, deriv: Path, sub: str) -> list[VerseStudy]:
+    """The studies of one subject folder: one, named by the folder, when it holds at most one
+    file of each kind; else one per scan stem."""
+    found = {part: _find_all(raw / sub if part == "ct" else deriv / sub, suffix) for part, suffix in _PARTS.items()}
+    body = _find_all(deriv / sub, BODY_SUFFIX)
+    truth = sorted((deriv / sub).rglob(TRUTH_NAME)) if (deriv / sub).is_dir() else []
+    if all(len(files) <= 1 for files in (*found.values(), body)):
+        extras = {name: hits[0] for name, hits in (("body_mask", list(body.values())), ("truth", truth)) if hits}
+        return [VerseStudy(sub, *(next(iter(found[part].values()), None) for part in _PARTS), extras=extras)]
+    stems = sorted(set().union(*found.values()))
+    return [VerseStudy(stem, *(found[part].get(stem) for part in _PARTS),
+                       extras={"body_mask": body[stem]} if stem in body else {}) for stem in stems]
 
 
 def read_verse_tree(root: str | Path) -> list[VerseStudy]:
-    """List the studies of a VerSe tree, sorted by subject.
+    """List the studies of a VerSe tree, sorted by subject (one per scan where a subject
+    folder holds several).
 
     Raises:
         InputError: ``root`` is not a folder or has neither ``rawdata/`` nor ``derivatives/``.
@@ -63,23 +91,7 @@ def read_verse_tree(root: str | Path) -> list[VerseStudy]:
         {p.name for base in (raw, deriv) if base.is_dir() for p in base.iterdir()
          if p.is_dir() and p.name.startswith("sub-")}
     )
-    studies = []
-    for sub in subjects:
-        extras = {}
-        for name, suffix in (("body_mask", BODY_SUFFIX), ("truth", TRUTH_NAME)):
-            found = _find(deriv / sub, suffix)
-            if found is not None:
-                extras[name] = found
-        studies.append(
-            VerseStudy(
-                subject=sub,
-                ct=_find(raw / sub, CT_SUFFIX),
-                mask=_find(deriv / sub, MASK_SUFFIX),
-                centroids=_find(deriv / sub, CENTROID_SUFFIX),
-                extras=extras,
-            )
-        )
-    return studies
+    return sorted((study for sub in subjects for study in _subject_studies(raw, deriv, sub)), key=lambda s: s.subject)
 
 
 def study_paths(root: str | Path, subject: str) -> dict[str, Path]:

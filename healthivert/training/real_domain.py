@@ -49,7 +49,12 @@ def pick_subjects(available: Sequence[str], include: Sequence[str], exclude: Seq
 def tree_studies(root: str, include: Sequence[str], exclude: Sequence[str]) -> list[VerseStudy]:
     """The studies of a VerSe tree with a CT and a mask, chosen by ``pick_subjects``."""
     studies = {s.subject: s for s in read_verse_tree(root) if s.ct is not None and s.mask is not None}
-    chosen = pick_subjects(sorted(studies), include, exclude, root)
+
+    def scans(names: Sequence[str]) -> list[str]:  # a subject folder's name stands for all its scans
+        return [hit for n in names for hit in
+                ([n] if n in studies else [s for s in sorted(studies) if studies[s].in_folder(n)] or [n])]
+
+    chosen = pick_subjects(sorted(studies), scans(include), scans(exclude), root)
     return [studies[s] for s in chosen]
 
 

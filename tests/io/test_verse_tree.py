@@ -62,6 +62,26 @@ def test_read_verse_tree_finds_files_in_session_folders(tree):
     assert sub_c.ct == tree / "rawdata" / "sub-c" / "ses-1" / "sub-c_ses-1_ct.nii.gz"
 
 
+def test_a_subject_folder_with_several_scans_gives_a_study_per_scan(tmp_path):
+    """VerSe 2019's split scans share a subject folder: each is a study named by its stem, its
+    CT, mask and centroids paired by that stem (before: the first CT with the first mask, and
+    the other scan dropped); one scan's missing mask is said, not filled from the other."""
+    raw, der = tmp_path / "rawdata" / "sub-verse400", tmp_path / "derivatives" / "sub-verse400"
+    for stem in ("sub-verse400_split-verse090", "sub-verse400_split-verse155"):
+        _touch(raw / f"{stem}_ct.nii.gz")
+        _touch(der / f"{stem}_seg-subreg_ctd.json")
+    _touch(der / "sub-verse400_split-verse155_seg-vert_msk.nii.gz")
+    _touch(tmp_path / "rawdata" / "sub-verse008" / "sub-verse008_ct.nii.gz")
+    studies = {s.subject: s for s in read_verse_tree(tmp_path)}
+    assert list(studies) == ["sub-verse008", "sub-verse400_split-verse090", "sub-verse400_split-verse155"]
+    first, second = studies["sub-verse400_split-verse090"], studies["sub-verse400_split-verse155"]
+    assert first.missing == ["mask"] and second.missing == []
+    assert first.ct.name == "sub-verse400_split-verse090_ct.nii.gz"
+    assert second.mask.name == "sub-verse400_split-verse155_seg-vert_msk.nii.gz"
+    assert second.centroids.name == "sub-verse400_split-verse155_seg-subreg_ctd.json"
+    assert first.in_folder("sub-verse400") and not studies["sub-verse008"].in_folder("sub-verse400")
+
+
 def test_read_verse_tree_errors(tmp_path):
     with pytest.raises(InputError, match="nowhere: no such folder"):
         read_verse_tree(tmp_path / "nowhere")

@@ -20,6 +20,7 @@ from healthivert.training.real_domain import (
     masked_dice_ce,
     pick_subjects,
     sacrum_below_l5,
+    tree_studies,
     unlabelled_bone,
 )
 from healthivert.training.segmenter import (
@@ -47,6 +48,21 @@ def test_pick_subjects_includes_excludes_and_names_what_is_wrong():
         pick_subjects(available, ("sub-a",), ("sub-a",), "tree")
     with pytest.raises(InputError, match="every VerSe subject is excluded"):
         pick_subjects(["sub-a"], (), ("sub-a",), "tree")
+
+
+def test_a_subject_named_for_its_folder_stands_for_all_its_scans(tmp_path):
+    """Leaving a subject out must leave out every scan of it (VerSe 2019's split scans)."""
+    for stem in ("sub-verse400_split-verse090", "sub-verse400_split-verse155", "sub-verse008"):
+        sub = stem.split("_")[0]
+        for folder, name in (("rawdata", f"{stem}_ct.nii.gz"), ("derivatives", f"{stem}_seg-vert_msk.nii.gz")):
+            (tmp_path / folder / sub).mkdir(parents=True, exist_ok=True)
+            (tmp_path / folder / sub / name).write_bytes(b"")
+    names = lambda studies: [s.subject for s in studies]  # noqa: E731
+    assert names(tree_studies(str(tmp_path), (), ("sub-verse400",))) == ["sub-verse008"]
+    assert names(tree_studies(str(tmp_path), ("sub-verse400",), ())) == [
+        "sub-verse400_split-verse090", "sub-verse400_split-verse155"]
+    assert names(tree_studies(str(tmp_path), (), ("sub-verse400_split-verse090",))) == [
+        "sub-verse008", "sub-verse400_split-verse155"]
 
 
 @pytest.mark.parametrize(("text", "message"), [

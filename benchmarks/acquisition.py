@@ -33,6 +33,7 @@ from healthivert.grading import get_grader
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.io.images import load_mask
 from healthivert.io.volume import Volume, empty_sitk_image, sitk_from_array, volume_from_sitk
+from healthivert.labels import VERSE_NAMES
 from healthivert.pipeline import analyse_study, grade_records
 from healthivert.sections import SECTIONS
 
@@ -82,6 +83,10 @@ def grade(mask: Volume) -> dict[int, tuple[int | None, dict[str, float]]]:
             for r in analysis.records}
 
 
+def _g(grade: int | None) -> str:
+    return "not graded" if grade is None else str(grade)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -101,11 +106,11 @@ def main() -> int:
     print(f"## The expert masks of {', '.join(SUBJECTS)} on other grids (prior + svm, "
           f"{len(truth)} expert-graded vertebrae)\n")
     print("| grid | fractures found | normals kept | not graded | grades as on the mask as given | "
-          "largest section height change (mm) |")
-    print("|---|---|---|---|---|---|")
+          "largest section height change (mm) | grades changed (experts' grade: as given -> here) |")
+    print("|---|---|---|---|---|---|---|")
     for name, by_subject in results.items():
         found = kept = refused = same = 0
-        change = 0.0
+        change, changed = 0.0, []
         for (subject, label), expert in truth.items():
             got, heights = by_subject[subject].get(label, (None, {}))
             ref_grade, ref_heights = given[subject].get(label, (None, {}))
@@ -113,11 +118,13 @@ def main() -> int:
             found += expert >= 1 and got is not None and got >= 1
             kept += expert == 0 and got == 0
             same += got == ref_grade
+            if got != ref_grade:
+                changed.append(f"{subject} {VERSE_NAMES[label]} ({expert}: {_g(ref_grade)} -> {_g(got)})")
             if heights and ref_heights:
                 change = max(change, max(abs(heights[s] - ref_heights[s]) for s in SECTIONS))
         fractures = sum(g >= 1 for g in truth.values())
         print(f"| {name} | {found}/{fractures} | {kept}/{len(truth) - fractures} | {refused}/{len(truth)} | "
-              f"{same}/{len(truth)} | {change:.1f} |")
+              f"{same}/{len(truth)} | {change:.1f} | {', '.join(changed) or '-'} |")
     return 0
 
 

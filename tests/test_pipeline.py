@@ -12,7 +12,7 @@ import pytest
 from healthivert.grading import get_grader
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.normative import REFERENCE_HEIGHT_MM
-from healthivert.pipeline import BOUND_STATUS, CERVICAL_STATUS, analyse_study, grade_records
+from healthivert.pipeline import BOUND_STATUS, CERVICAL_STATUS, analyse_study, grade_records, thick_slice_note
 from healthivert.sections import SECTIONS
 from tests.geometry.builders import box_mask
 
@@ -165,3 +165,15 @@ def test_a_label_far_too_tall_is_not_graded_nor_anyones_reference(l3_mm, why):
     for label in (19, 20, 21, 23):
         assert records[label]["status"] == "graded" and records[label]["genant_grade"] == 0
         assert "L3" not in records[label]["pseudo_healthy_from"]
+
+
+def test_thick_slices_along_the_spine_make_a_note():
+    """5 mm voxels along S (the axis nearest S when the grid is permuted) make a note; 3 mm do not."""
+    boxes = {20: (slice(2, 8), slice(2, 8), slice(2, 6))}
+    assert thick_slice_note(box_mask(boxes, (10, 10, 10), spacing_mm=(1.0, 1.0, 3.0))) is None
+    note = thick_slice_note(box_mask(boxes, (10, 10, 10), spacing_mm=(1.0, 1.0, 5.0)))
+    assert note is not None and "5.0 mm along the spine" in note
+    assert thick_slice_note(box_mask(boxes, (10, 10, 10), spacing_mm=(5.0, 1.0, 1.0))) is None  # 5 mm left-right
+    permuted = box_mask(boxes, (10, 10, 10))
+    permuted.affine[:3, :3] = [[0, 0, 1.0], [0, 1.0, 0], [5.0, 0, 0]]  # array axis 0 runs along S, 5 mm
+    assert "5.0 mm" in thick_slice_note(permuted)

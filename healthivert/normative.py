@@ -27,7 +27,6 @@ REFERENCE_HEIGHT_MM = {
 }
 
 
-
 def graded_level(label: int) -> bool:
     """Whether Genant grading covers this level: the thoracic and lumbar vertebrae (T1-L5, with
     T13 and L6 where a spine has them; VerSe's expert grades cover the same). A cervical

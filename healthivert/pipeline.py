@@ -418,7 +418,9 @@ def run_study(
                                                         model_set(options.models).path("segmenter"), notes,
                                                         options.first_label)
     load_s = time.perf_counter() - t0
-    notes.extend(note for note in [thick_slice_note(mask)] if note)
+    thick = thick_slice_note(mask)
+    if thick:
+        notes.append(thick)
     analysis = analyse_study(mask, centroids, ct, options.synthesizer, computed, progress, synthesize)
     t = time.perf_counter()
     grade_records(analysis, grader)

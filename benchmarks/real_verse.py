@@ -91,7 +91,15 @@ from healthivert.io.atomic import atomic_write_text
 from healthivert.io.csv_text import csv_text
 from healthivert.io.volume import Volume
 from healthivert.labels import SPINE_ORDER, VERSE_NAMES
-from healthivert.pipeline import RunOptions, StudyAnalysis, analyse_study, grade_records, graders_for, load_inputs
+from healthivert.pipeline import (
+    RunOptions,
+    StudyAnalysis,
+    analyse_study,
+    grade_records,
+    graders_for,
+    guessed_labels,
+    load_inputs,
+)
 from healthivert.report.contract import CSV_COLUMNS, csv_row
 from healthivert.report.record import Heights, SectionValues, VertebraRecord
 from healthivert.sections import SECTIONS
@@ -240,8 +248,9 @@ def run_case(case: Case, synthesizers: list[str], tsm, from_ct: bool = False, se
     """Pipeline name -> the vertebra records (with grades) of one study; ``from_ct``: the mask is
     segmented from the CT (by ``segmenter``, or the shipped weights) instead of read."""
     t0 = time.perf_counter()
-    mask, ct, centroids, computed, _ = load_inputs(None if from_ct else case.mask, case.ct, None,
-                                                   segmenter_weights=segmenter)
+    mask, ct, centroids, computed, labels = load_inputs(None if from_ct else case.mask, case.ct, None,
+                                                        segmenter_weights=segmenter)
+    guessed = guessed_labels(labels)
     case.timings["load"] = time.perf_counter() - t0
     out: dict[str, list[VertebraRecord]] = {}
     first: StudyAnalysis | None = None
@@ -250,14 +259,15 @@ def run_case(case: Case, synthesizers: list[str], tsm, from_ct: bool = False, se
         if synth == "gan" and ct is None:
             continue
         t = time.perf_counter()
-        analyses[synth] = analysis = analyse_study(mask, centroids, ct, synth, computed)
+        analyses[synth] = analysis = analyse_study(mask, centroids, ct, synth, computed, guessed=guessed)
         first = first or analysis
         names: tuple[str, ...] = (synth,)
         if synth == "gan":  # as `healthivert run` has it: the prior where they disagree (the guard)
             analyses["gan-raw"], names = analyses.pop("gan"), ("gan-raw",)
             if "prior" in analyses:  # without the prior's bodies the guard cannot run: raw only
                 kept = combine(analysis.healthy, analyses["prior"].healthy)
-                analyses["gan"] = analyse_study(mask, centroids, ct, synth, computed, synthesize=lambda _, k=kept: k)
+                analyses["gan"] = analyse_study(mask, centroids, ct, synth, computed, synthesize=lambda _, k=kept: k,
+                                                guessed=guessed)
                 names = ("gan-raw", "gan")
         for name in names:
             for g in GRADERS:

@@ -4,7 +4,7 @@ heights, RHLV and maps -> Genant grades -> the result folder (see docs/design.md
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -23,7 +23,15 @@ from healthivert.io.centroids import centroids_from_mask, read_centroids
 from healthivert.io.images import check_overlap, load_ct, load_mask, write_volume
 from healthivert.io.study_info import dicom_study_info
 from healthivert.io.volume import Volume
-from healthivert.labels import ANCHOR_USER, UNANCHORED_NOTE, VERSE_NAMES, VERTEBRA_LABELS, relabel_from_top, verse_label
+from healthivert.labels import (
+    ANCHOR_USER,
+    SPINE_ORDER,
+    UNANCHORED_NOTE,
+    VERSE_NAMES,
+    VERTEBRA_LABELS,
+    relabel_from_top,
+    verse_label,
+)
 from healthivert.measurement.heights import VertebraMeasurement, measure_vertebra
 from healthivert.measurement.plausibility import merged_suspects, taller_than_predicted
 from healthivert.models import describe_model, model_set
@@ -130,6 +138,8 @@ def relabel(mask: Volume, first_label: str, labels: dict, notes: list[str] | Non
         raise InputError(f"--first-label {first_label}: {exc}") from None
     was = labels.get("anchor")
     labels.update(anchor=ANCHOR_USER, anchored=True, shift=shift, was=was)
+    if labels.get("guessed"):
+        labels["guessed"] = [VERSE_NAMES[verse_label(name) + shift] for name in labels["guessed"]]
     if notes is not None:  # the guess the user corrected is no longer a warning
         notes[:] = [n for n in notes if not n.startswith(UNANCHORED_NOTE)]
         notes.append(f"labels shifted by {shift:+d} level{'s' if abs(shift) != 1 else ''} from the "
@@ -178,7 +188,8 @@ def load_inputs(
     else:
         seg = segment_study(ct, segmenter_weights)
         mask = seg.mask
-        labels = {"source": "segmented from the CT", "anchor": seg.anchor, "anchored": seg.anchored}
+        labels = {"source": "segmented from the CT", "anchor": seg.anchor, "anchored": seg.anchored,
+                  **({"guessed": [VERSE_NAMES[g] for g in seg.guessed]} if seg.guessed else {})}
         if notes is not None:
             notes.extend(["mask segmented from the CT: on real CTs a segmenter can merge two vertebrae or shift "
                           "the labels; check mask.nii.gz in the viewer before trusting these grades", *seg.notes])
@@ -211,6 +222,16 @@ class StudyAnalysis:
 
 
 CERVICAL_STATUS = "not graded: a cervical vertebra (Genant grading covers T1-L5)"
+#: a vertebra beside a cut the segmenter placed at the expected length (no disc seen): its
+#: heights rest on that guess (sub-verse014's L4 held 8 mm of L5's back), so it is neither graded
+#: nor a reference
+GUESSED_STATUS = ("not graded: the segmenter saw no disc between it and {other} and guessed the boundary; "
+                  "check the mask")
+
+
+def guessed_labels(labels: dict) -> set[int]:
+    """The VerSe labels whose boundary the segmenter guessed (``result.json``'s ``labels.guessed``)."""
+    return {verse_label(name) for name in labels.get("guessed") or []}
 
 
 def _listed(items: Sequence[str]) -> str:
@@ -267,12 +288,13 @@ def _fill_measurement(rec: VertebraRecord, m: VertebraMeasurement, ph: PseudoHea
 def analyse_study(
     mask: Volume, centroids: dict[int, np.ndarray], ct: Volume | None = None,
     synthesizer: str = "prior", computed_centroids: Sequence[int] = (), progress: Progress | None = None,
-    synthesize=None,
+    synthesize=None, guessed: Collection[int] = (),
 ) -> StudyAnalysis:
     """Straighten, synthesise and measure every vertebra; records carry status, no grade yet.
 
     ``synthesize`` is the synthesizer itself when it is not the registered ``synthesizer``'s
-    default (retrained weights: :func:`synthesizer_for`).
+    default (retrained weights: :func:`synthesizer_for`). ``guessed``: labels whose boundary the
+    segmenter guessed (:func:`guessed_labels`): not graded, and no other vertebra's reference.
     """
     timings: dict[str, float] = {}
     synthesize = synthesize or get_synthesizer(synthesizer)
@@ -280,7 +302,7 @@ def analyse_study(
     _, vertebrae = straighten_vertebrae(mask, centroids, ct, progress=progress)
     timings["straighten"] = time.perf_counter() - t
     t = time.perf_counter()
-    healthy = synthesize(vertebrae)
+    healthy = synthesize([v for v in vertebrae if v.label not in guessed])
     timings["synthesize"] = time.perf_counter() - t
     t = time.perf_counter()
     records, measured, bounded = [], {}, {}
@@ -290,6 +312,10 @@ def analyse_study(
         notes = []
         if not graded_level(v.label):
             rec.status = CERVICAL_STATUS
+        elif v.label in guessed:
+            others = [VERSE_NAMES[g] for g in sorted(guessed, key=SPINE_ORDER.get)
+                      if abs(g - v.label) == 1 or {g, v.label} in ({19, 28}, {28, 20})]  # T13 between T12 and L1
+            rec.status = GUESSED_STATUS.format(other=" and ".join(others) or "its neighbour")
         elif v.cut_by_fov:
             rec.status = fov_status_text(v)
             ph = healthy.get(v.label)
@@ -421,7 +447,8 @@ def run_study(
     thick = thick_slice_note(mask)
     if thick:
         notes.append(thick)
-    analysis = analyse_study(mask, centroids, ct, options.synthesizer, computed, progress, synthesize)
+    analysis = analyse_study(mask, centroids, ct, options.synthesizer, computed, progress, synthesize,
+                             guessed_labels(labels))
     t = time.perf_counter()
     grade_records(analysis, grader)
     timings = {"load": load_s, **analysis.timings, "grade": time.perf_counter() - t}

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import pytest
 
+from healthivert import pipeline
 from healthivert.grading import get_grader
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.normative import REFERENCE_HEIGHT_MM
 from healthivert.pipeline import BOUND_STATUS, CERVICAL_STATUS, analyse_study, grade_records, thick_slice_note
 from healthivert.sections import SECTIONS
+from healthivert.segmentation import infer
 from tests.geometry.builders import box_mask
 
 FOOT = (slice(10, 40), slice(10, 40))
@@ -177,3 +179,31 @@ def test_thick_slices_along_the_spine_make_a_note():
     permuted = box_mask(boxes, (10, 10, 10))
     permuted.affine[:3, :3] = [[0, 0, 1.0], [0, 1.0, 0], [5.0, 0, 0]]  # array axis 0 runs along S, 5 mm
     assert "5.0 mm" in thick_slice_note(permuted)
+
+
+def test_vertebrae_beside_a_guessed_boundary_are_not_graded_nor_a_reference():
+    """The segmenter split L2 from L3 where it expected a disc it did not see: neither is
+    graded, neither informs another's pseudo-healthy body (L4 takes L5 alone, L1 its own walls)."""
+    mask = _spine({20: 24, 21: 25, 22: 25, 23: 26, 24: 26}, gap=4)
+    analysis = analyse_study(mask, centroids_from_mask(mask), guessed={21, 22})
+    grade_records(analysis, get_grader("rule"))
+    records = {r.label: r.to_json() for r in analysis.records}
+    assert records[21]["status"].startswith("not graded: the segmenter saw no disc between it and L3")
+    assert records[22]["status"].startswith("not graded: the segmenter saw no disc between it and L2")
+    assert 21 not in analysis.measured and 22 not in analysis.measured and "rhlv" not in records[21]
+    assert records[23]["pseudo_healthy_from"] == ["L5"] and records[23]["genant_grade"] == 0
+    assert records[20]["status"].startswith("graded from intra-vertebral ratios")
+
+
+def test_the_guessed_boundaries_of_a_segmented_ct_follow_a_relabel(monkeypatch):
+    """The segmenter's guessed boundaries reach result.json's labels by name, shifted with the
+    labels when --first-label moves them, and back to VerSe labels for the analysis."""
+    mask = _spine({21: 25, 22: 25, 23: 26}, gap=4)
+    seg = infer.Segmentation(mask, "none: labels guessed", [], guessed=(22, 23))
+    monkeypatch.setattr(pipeline, "segment_study", lambda ct, weights=None: seg)
+    ct = mask.with_array(mask.array.astype("float32"))
+    monkeypatch.setattr(pipeline, "load_ct", lambda path: ct)
+    labels = pipeline.load_inputs(None, "ct.nii.gz", None).labels
+    assert labels["guessed"] == ["L3", "L4"] and pipeline.guessed_labels(labels) == {22, 23}
+    shifted = pipeline.load_inputs(None, "ct.nii.gz", None, first_label="T12").labels
+    assert shifted["guessed"] == ["L1", "L2"] and shifted["shift"] == -2

@@ -58,6 +58,7 @@ _LABELS = {
         "anchored": {"type": "boolean"},
         "shift": {"type": "integer"},
         "was": {"type": ["string", "null"]},
+        "guessed": {"type": "array", "items": {"type": "string"}},
     },
 }
 

@@ -16,6 +16,7 @@ from healthivert.segmentation.config import SegmenterConfig
 from healthivert.segmentation.identify import (
     _axis_profile,
     _one_column,
+    below_lowest_body,
     confirmed_discs,
     identify,
     refine_cuts,
@@ -61,6 +62,35 @@ def test_identify_counts_up_from_the_sacrum(n, sacrum, expected, anchored):
     assert sorted(z_of, key=lambda lab: -z_of[lab]) == sorted(z_of)
     if not sacrum:
         assert any("guessed to be L5" in note for note in ident.notes)
+
+
+@pytest.mark.parametrize("tilt_deg", [0.0, 30.0])
+def test_bone_below_the_lowest_body_is_not_that_vertebra(tilt_deg):
+    """L4 above L5 (2 mm grid), the spine tilted by the lordosis; L5's label runs on through a
+    filled disc into a piece of S1 below its body, and its arch reaches down behind the body.
+    What lies more than 4 mm below L5's tilted inferior endplate, under the body, goes; the
+    body, the arch and L4 stay."""
+    shape = (40, 50, 70)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    centre = np.array([40.0, 50.0, 50.0])  # L5's body centre (mm)
+    t = np.radians(tilt_deg)
+    rot = np.array([[1, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
+    pts = np.stack(np.meshgrid(*(np.arange(n) * 2.0 for n in shape), indexing="ij"), -1)
+    q = (pts - centre) @ rot  # coordinates in the tilted spine's frame: x LR, y AP, z along the axis
+    in_body = (np.abs(q[..., 0]) < 20) & (np.abs(q[..., 1]) < 15)
+    l5_body = in_body & (np.abs(q[..., 2]) < 12)
+    l4_body = in_body & (np.abs(q[..., 2] - 32) < 12)
+    below = in_body & (q[..., 2] < -12) & (q[..., 2] > -34)  # the filled disc and the top of S1
+    arch = (np.abs(q[..., 0]) < 6) & (q[..., 1] < -20) & (q[..., 1] > -34) & (q[..., 2] > -26) & (q[..., 2] < 8)
+    labels = np.zeros(shape, np.uint8)
+    labels[l5_body | below | arch] = 24
+    labels[l4_body] = 23
+    bodies = np.where(l5_body, 24, np.where(l4_body, 23, 0)).astype(np.uint8)
+    gone = below_lowest_body(labels, bodies, affine)
+    assert not (gone & (l5_body | arch | l4_body)).any()
+    assert gone[below & (q[..., 2] < -18)].mean() > 0.95  # past the 4 mm margin (and a voxel)
+    assert not gone[below & (q[..., 2] > -13)].any()  # within 2 mm of the endplate
+    assert not below_lowest_body(labels, np.where(bodies == 23, 0, bodies), affine).any()  # one body: nothing
 
 
 def test_identify_ignores_a_sacrum_level_with_the_vertebrae():

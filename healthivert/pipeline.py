@@ -225,8 +225,7 @@ CERVICAL_STATUS = "not graded: a cervical vertebra (Genant grading covers T1-L5)
 #: a vertebra beside a cut the segmenter placed at the expected length (no disc seen): its
 #: heights rest on that guess (sub-verse014's L4 held 8 mm of L5's back), so it is neither graded
 #: nor a reference
-GUESSED_STATUS = ("not graded: the segmenter saw no disc between it and {other} and guessed the boundary; "
-                  "check the mask")
+GUESSED_STATUS = "not graded: boundary guessed by the segmenter (no disc seen between it and {other}); check the mask"
 
 
 def guessed_labels(labels: dict) -> set[int]:

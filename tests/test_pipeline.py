@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from healthivert import pipeline
+from healthivert.evaluation import reason_group
 from healthivert.grading import get_grader
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.normative import REFERENCE_HEIGHT_MM
@@ -188,8 +189,10 @@ def test_vertebrae_beside_a_guessed_boundary_are_not_graded_nor_a_reference():
     analysis = analyse_study(mask, centroids_from_mask(mask), guessed={21, 22})
     grade_records(analysis, get_grader("rule"))
     records = {r.label: r.to_json() for r in analysis.records}
-    assert records[21]["status"].startswith("not graded: the segmenter saw no disc between it and L3")
-    assert records[22]["status"].startswith("not graded: the segmenter saw no disc between it and L2")
+    guess = "not graded: boundary guessed by the segmenter (no disc seen between it and {})"
+    assert records[21]["status"].startswith(guess.format("L3"))
+    assert records[22]["status"].startswith(guess.format("L2"))
+    assert reason_group(records[21]["status"]) == "boundary guessed by the segmenter"
     assert 21 not in analysis.measured and 22 not in analysis.measured and "rhlv" not in records[21]
     assert records[23]["pseudo_healthy_from"] == ["L5"] and records[23]["genant_grade"] == 0
     assert records[20]["status"].startswith("graded from intra-vertebral ratios")

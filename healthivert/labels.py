@@ -44,6 +44,14 @@ TOTALSEG_TO_VERSE.update({44 + k: 7 - k for k in range(7)})
 # Anatomical order from cranial to caudal (T13 after T12, L6 after L5).
 _ORDER = [*range(1, 20), 28, *range(20, 26), 26]
 SPINE_ORDER: dict[int, int] = {label: i for i, label in enumerate(_ORDER)}
+T13 = 28
+
+
+def level_gap(a: int, b: int, with_t13: bool = False) -> int:
+    """Levels between two vertebrae (1: adjacent). T13 sits between T12 and L1 in
+    ``SPINE_ORDER`` but counts only in a spine that has one: in all others T12 and L1 are adjacent."""
+    lo, hi = sorted((SPINE_ORDER[a], SPINE_ORDER[b]))
+    return hi - lo - int(not with_t13 and lo < SPINE_ORDER[T13] < hi)
 
 
 def verse_name(label: int) -> str:

@@ -26,9 +26,11 @@ from healthivert.io.volume import Volume
 from healthivert.labels import (
     ANCHOR_USER,
     SPINE_ORDER,
+    T13,
     UNANCHORED_NOTE,
     VERSE_NAMES,
     VERTEBRA_LABELS,
+    level_gap,
     relabel_from_top,
     verse_label,
 )
@@ -312,8 +314,9 @@ def analyse_study(
         if not graded_level(v.label):
             rec.status = CERVICAL_STATUS
         elif v.label in guessed:
+            with_t13 = any(u.label == T13 for u in vertebrae)
             others = [VERSE_NAMES[g] for g in sorted(guessed, key=SPINE_ORDER.get)
-                      if abs(g - v.label) == 1 or {g, v.label} in ({19, 28}, {28, 20})]  # T13 between T12 and L1
+                      if level_gap(g, v.label, with_t13) == 1]
             rec.status = GUESSED_STATUS.format(other=" and ".join(others) or "its neighbour")
         elif v.cut_by_fov:
             rec.status = fov_status_text(v)

@@ -7,12 +7,11 @@ C1 ... L5 (L6), as ``healthivert run --first-label`` does.
 
 from __future__ import annotations
 
-from healthivert.labels import VERSE_NAMES
+from healthivert.labels import T13, VERSE_NAMES
 
 MAX_SHIFT = 3
 #: the labels a shift may move along (C1 ... L6), in VerSe numbering
 _SHIFTABLE = range(1, 26)
-T13 = 28
 
 
 def check_shift(labels: list[int], shift: int) -> None:

@@ -449,10 +449,10 @@ def below_lowest_body(labels: np.ndarray, bodies: np.ndarray, affine: np.ndarray
     along that axis, so a body tilted by the lordosis keeps its own endplate. Hand-written: no
     library fits a vertebra's endplate. Returns a bool mask (all False with fewer than two bodies).
     """
-    none = np.zeros(labels.shape, bool)
+    out = np.zeros(labels.shape, bool)
     present = sorted((int(v) for v in np.unique(bodies) if v and v != SACRUM_LABEL), key=SPINE_ORDER.get)
     if len(present) < 2:
-        return none
+        return out
     low, above = present[-1], present[-2]
     step = float(np.mean(np.linalg.norm(affine[:3, :3], axis=0)))
 
@@ -492,7 +492,6 @@ def below_lowest_body(labels: np.ndarray, bodies: np.ndarray, affine: np.ndarray
     under = np.zeros(len(h), bool)
     under[inside] = footprint[c[inside, 0], c[inside, 1]]
     under &= h < np.c_[c - 1, np.ones(len(h))] @ coef - margin_mm
-    out = none.copy()
     out[tuple(np.argwhere(own)[under].T)] = True
     return out
 
@@ -568,6 +567,6 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
         out[instances == i] = label
     body_labels = np.where(bodies > 0, out, 0).astype(np.uint8)
     if not sacrum.any():  # with no sacrum found, the next bone down may have joined the lowest label
-        out[below_lowest_body(out, body_labels, affine)] = 0
+        out[below_lowest_body(out, body_labels, affine)] = 0  # never a body voxel
     guessed = tuple(sorted({label for i, label in zip(order, labels) if i in beside_guess and label}))
-    return Identification(out, anchor, notes + more, np.where(body_labels > 0, out, 0).astype(np.uint8), guessed)
+    return Identification(out, anchor, notes + more, body_labels, guessed)

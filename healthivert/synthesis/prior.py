@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from healthivert.geometry.vertebrae import StraightVertebra
-from healthivert.labels import SPINE_ORDER
+from healthivert.labels import T13, level_gap
 from healthivert.measurement.plausibility import NO_REFERENCE_RATIO, merged_suspects
 from healthivert.normative import REFERENCE_HEIGHT_MM, graded_level, wedge_drop_mm
 from healthivert.sections import SECTIONS, full_columns, relative_height_loss, section_heights
@@ -90,16 +90,6 @@ def rewedge(target: StraightVertebra, source: StraightVertebra, mapped: np.ndarr
     return np.where(mapped > 0, flat * ratio - (alpha - 0.5) * wedge_drop_mm(target.label, depth), 0.0)
 
 
-T13 = 28
-
-
-def _level_gap(a: int, b: int, with_t13: bool = False) -> int:
-    """Levels between two vertebrae. T13 sits between T12 and L1 in ``SPINE_ORDER`` but counts
-    only in a spine that has one: in all others T12 and L1 are adjacent."""
-    lo, hi = sorted((SPINE_ORDER[a], SPINE_ORDER[b]))
-    return hi - lo - int(not with_t13 and lo < SPINE_ORDER[T13] < hi)
-
-
 def estimate_from_neighbours(
     target: StraightVertebra, neighbours: list[tuple[StraightVertebra, np.ndarray]], with_t13: bool = False,
 ) -> np.ndarray | None:
@@ -107,7 +97,7 @@ def estimate_from_neighbours(
     total = np.zeros_like(target.heights_mm, dtype=float)
     weight = np.zeros_like(total)
     for nb, heights in neighbours:
-        w = NEIGHBOUR_WEIGHTS[_level_gap(nb.label, target.label, with_t13)]
+        w = NEIGHBOUR_WEIGHTS[level_gap(nb.label, target.label, with_t13)]
         mapped = map_onto(nb, heights, target)
         ratio = REFERENCE_HEIGHT_MM[target.label] / REFERENCE_HEIGHT_MM[nb.label]
         valid = full_columns(mapped, NEIGHBOUR_FULL_FRACTION)
@@ -152,7 +142,7 @@ def synthesize_prior(vertebrae: list[StraightVertebra]) -> dict[int, PseudoHealt
     too_tall = merged_suspects(usable, NO_REFERENCE_RATIO)
     near = {
         v.label: [n for n in usable if n.label != v.label and n.label not in too_tall
-                  and _level_gap(n.label, v.label, with_t13) in NEIGHBOUR_WEIGHTS and not n.cut_by_fov]
+                  and level_gap(n.label, v.label, with_t13) in NEIGHBOUR_WEIGHTS and not n.cut_by_fov]
         for v in usable
     }
     estimates: dict[int, np.ndarray | None] = {}

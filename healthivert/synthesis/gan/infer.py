@@ -17,11 +17,12 @@ import torch
 
 from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import StraightVertebra
+from healthivert.labels import T13, level_gap
 from healthivert.sections import SECTIONS, relative_height_loss, section_heights
 from healthivert.synthesis.base import PseudoHealthy, body_from_heights
 from healthivert.synthesis.gan.canvas import COL_MIN_MM, COLS, VIEWS, VertebraStack, kept_band_rows, make_sample
 from healthivert.synthesis.gan.model import DEFAULT_WEIGHTS, GANModel, load_gan
-from healthivert.synthesis.prior import RESTORE_ABOVE, T13, _level_gap
+from healthivert.synthesis.prior import RESTORE_ABOVE
 
 BATCH = 64
 
@@ -120,7 +121,7 @@ def synthesize_gan(vertebrae: list[StraightVertebra], model: GANModel) -> dict[i
     with_t13 = any(v.label == T13 for v in vertebrae)
     out = {}
     def next_to(k: int, j: int) -> bool:
-        return 0 <= j < len(usable) and _level_gap(usable[j].label, usable[k].label, with_t13) == 1
+        return 0 <= j < len(usable) and level_gap(usable[j].label, usable[k].label, with_t13) == 1
 
     def adjacent(k: int, j: int) -> tuple[int, float] | None:
         """(label, restoration factor) of vertebra j when it is restored and next to vertebra k."""

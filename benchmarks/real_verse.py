@@ -411,8 +411,9 @@ def height_agreement_lines(cases: list[Case], rows: list[Row]) -> list[str]:
     against those measured on the cases' expert masks, per case and in all: vertebrae measured on
     both under the same label, mean signed (CT minus expert) per section and mean absolute (mm)."""
     def line(name: str, diffs: list[list[float]]) -> str:
-        d = np.array(diffs, float)
-        return f"| {name} | {len(d)} | {' / '.join(f'{x:+.2f}' for x in d.mean(axis=0))} | {np.abs(d).mean():.2f} |"
+        d = np.array(diffs, float)  # a section cut by the view is not measured (NaN): left out
+        return (f"| {name} | {len(d)} | {' / '.join(f'{x:+.2f}' for x in np.nanmean(d, axis=0))} | "
+                f"{np.nanmean(np.abs(d)):.2f} |")
 
     out = ["| study | vertebrae | mean signed a / m / p (mm) | mean absolute (mm) |", "|---|---|---|---|"]
     every = []

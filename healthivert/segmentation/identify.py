@@ -99,9 +99,11 @@ CAUDAL_MERGE_RATIO = 1.7
 # distance along SI from there (the spine's curve): adjacent bodies are offset by < 10 mm
 COLUMN_OFFSET_MM = 15.0
 # a disc lowers the bone fraction across the axis below the bodies either side of it by 0.29-1.0
-# (median 0.83; the network's output on phantom seeds 8100-8105): a narrowing of the opened body
-# (a waist, a fracture cleft) with about as much bone across it as around it is no disc
-DISC_MIN_DIP = 0.25
+# on phantoms (median 0.83; the network's output on seeds 8100-8105) and by 0.22-0.97 on the real
+# CTs at hand (a real disc the network half fills: sub-verse014's T12/L1, 0.22-0.33 as the windows
+# fall); the narrowings of the opened bodies that were no disc (a waist, the top of S1, a body
+# cut by the view) lowered it by 0.01-0.09 there and none showed on phantoms seeds 6000-6011
+DISC_MIN_DIP = 0.15
 DIP_REACH_MM = 16.0  # the bodies either side: within one thoracic body height of the cut
 # body voxels this close to a cut are not seeded but grown into (a disc tilted 15 degrees to the
 # plane across the axis strays ~5 mm from it at the front or back of a 40 mm deep body)

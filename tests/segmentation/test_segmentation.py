@@ -262,6 +262,19 @@ def test_split_long_segments_splits_the_caudal_segment_only_past_a_tilted_l5():
     assert list(split_long_segments(np.array([16, 26, 36, 46]), area[:56], profile[:56])) == [16, 26, 36, 46]
 
 
+def test_split_long_segments_judges_again_after_a_split():
+    """Five vertebrae and a partly seen one (sub-verse014's axis): L4-L5 (35 points) and
+    T12-L1 at the top (23) each merged. Judged once against a median the merges lengthen, only
+    the caudal segment is split; judged again, the top one reads 1.5 lengths and is split too,
+    at its dip."""
+    area = np.full(88, 100.0)
+    profile = np.ones(88)
+    profile[[20, 76]] = [0.9, 0.8]
+    cuts = np.array([35, 50, 64])
+    assert list(split_long_segments(cuts, area, profile, passes=1)) == [20, 35, 50, 64]
+    assert list(split_long_segments(cuts, area, profile)) == [20, 35, 50, 64, 76]
+
+
 def test_split_long_segments_expects_longer_segments_where_bodies_are_larger():
     # lumbar-like segments (area 400, length 20) below thoracic ones (area 100, length 10):
     # a 20-long thoracic segment is two vertebrae, the 20-long lumbar ones are one each

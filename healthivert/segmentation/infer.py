@@ -179,7 +179,7 @@ def part_arches(labels: np.ndarray, ident: Identification, affine: np.ndarray, r
 
 #: windows overlap by half along the spine (RAS S), by a quarter across it: at a quarter along
 #: it, where the windows fell decided whether the network called the real evaluation CT's S1
-#: sacrum (found with the top mirrored by half a window, lost at 0.375 or 0.625 of one, or with
+#: sacrum (found with both ends mirrored by half a window, lost at 0.375 or 0.625 of one, or with
 #: the bottom unmirrored); at half it was found with each
 WINDOW_OVERLAP = (0.25, 0.25, 0.5)
 #: windows run four at a time: on the 2-core CPU the 3 mm example's 45 windows took 4.0 s

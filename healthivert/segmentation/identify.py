@@ -252,8 +252,8 @@ def split_long_segments(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray,
     """Cuts (indices of axis points, one per slice) with merged segments split, judged again
     against the new segments until none is split (at most ``passes`` times): a merged segment
     lengthens the median it is judged by, the more so when few vertebrae are in view
-    (sub-verse014, five and a partly seen T12: with L4-L5 and T12-L1 each merged, the median
-    read 1.3 lengths and only L4-L5 was split; judged again, T12-L1 read 1.5 and was split).
+    (sub-verse014, five and a partly seen T12, with L4-L5 and T12-L1 each merged: T12-L1 read
+    1.22 expected lengths and only L4-L5 was split; judged again, T12-L1 read 1.53 and was split).
     One pass: :func:`_split_once`."""
     cuts = np.sort(np.asarray(cuts, int))
     for _ in range(passes):

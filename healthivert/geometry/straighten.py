@@ -148,7 +148,7 @@ def body_centres(mask: Volume, curve: SpineCurve, spec: CropSpec = COARSE_SPEC) 
     centres = {}
     for label in curve.anchors:
         grid = straight_grid(curve, label, spec)
-        body = isolate_body(straighten_label(mask, label, grid) >= 0.5, grid.lr_mm, grid.ap_mm)
+        body = isolate_body(straighten_label(mask, label, grid) >= 0.5, grid.lr_mm, grid.ap_mm, grid.spacing_mm[2])
         if body.any():
             centres[label] = grid.world_mm[body].mean(axis=0)
     return centres

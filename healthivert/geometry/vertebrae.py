@@ -212,7 +212,7 @@ def body_aligned(
     """
     start = grid
     soft = straighten_label(mask, label, grid)
-    body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm)
+    body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm, grid.spacing_mm[2])
     if contact and _cut_across(contact) and body_outside_fov(_outside_fov(mask, grid), grid, body):
         return grid, soft, body, 0.0
     unturned = soft, body
@@ -227,7 +227,7 @@ def body_aligned(
             break
         grid = turned
         soft = straighten_label(mask, label, grid)
-        body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm)
+        body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm, grid.spacing_mm[2])
     if total > MAX_TILT_DEG:
         (soft, body), grid, total = unturned, start, 0.0
     return grid, soft, body, round(total, 1)

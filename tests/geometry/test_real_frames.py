@@ -145,3 +145,23 @@ def test_a_real_spine_labelled_from_c6_grades_its_thoracic_vertebrae_against_eac
         healthy = by_name[name].heights_mm.pseudo_healthy
         assert max(healthy.anterior, healthy.middle, healthy.posterior) < 35.0, (name, healthy)
         assert by_name[name].genant_grade == 0, (name, by_name[name].rhlv)
+
+
+def test_a_real_body_segmented_without_its_arch_is_measured_whole():
+    """sub-verse008 from its CT alone (the shipped segmenter): identification gives L5's arch to
+    L4, so L5's label is its body and pedicle roots, with no canal in the mid-line. The body is
+    cut at its own back, not at its lower endplate's concave centre (that kept its front 19 mm
+    and read 18.0 / 31.6 / 31.1 mm, graded 3 by the rule). The experts' mask measures
+    31.9 / 28.2 / 25.2 mm."""
+    from healthivert.pipeline import guessed_labels, load_inputs
+
+    ct = shared_path("real/verse2019_subset") / "rawdata/sub-verse008/sub-verse008_ct.nii.gz"
+    inputs = load_inputs(None, ct, None)
+    analysis = analyse_study(inputs.mask, inputs.centroids, inputs.ct, guessed=guessed_labels(inputs.labels))
+    l5 = {r.name: r for r in analysis.records}["L5"]
+    measured = l5.heights_mm.original
+    for section, expert in zip(SECTIONS, (31.9, 28.2, 25.2)):
+        assert getattr(measured, section) == pytest.approx(expert, abs=3.5), (section, measured)
+    for grader in ("svm", "rule"):
+        grade_records(analysis, get_grader(grader))
+        assert l5.genant_grade == 0, (grader, l5.rhlv)

@@ -107,5 +107,5 @@ def test_a_body_without_its_arch_is_cut_at_its_back_not_at_an_endplate_concavity
     label = body | endplate | roots
     assert posterior_wall_mm(label, LR, AP, 0.5) == 0.0
     np.testing.assert_array_equal(isolate_body(label, LR, AP, 0.5), body | endplate)
-    # the same gap over 4 mm of height (1 mm slices) is taken for the canal, as before
-    assert posterior_wall_mm(label, LR, AP, 1.0) == 24.0
+    # the same gap over 6 mm of height (1.5 mm slices) is taken for the canal, as before
+    assert posterior_wall_mm(label, LR, AP, 1.5) == 24.0

@@ -90,7 +90,8 @@ def isolate_body(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray, si_ste
     """The vertebral body of a binary straightened vertebra (n_lr, n_ap, n_si; SI samples
     ``si_step_mm`` apart).
 
-    A mask that is a body already (no canal gap) comes back as its largest piece.
+    A mask that is a body already (no canal) is cut at the back of its mid-line and comes
+    back as its largest piece.
     """
     # an enclosed cavity (a hole in a segmentation, a vacuum cleft) would pass for the canal's
     # gap; the canal itself is open above and below, so filling in 3-D leaves it alone

@@ -7,9 +7,12 @@ Along the axis the bodies' cross-section shrinks at every disc; the column is cu
 minima where the bone fraction across the axis dips too. The core of each body (its voxels
 well clear of the cuts) takes the segment of its nearest axis point; the rest of the body and
 the arches are grown from the cores through the bone, so a disc tilted to the cut is
-followed. A disc the network filled with bone leaves no minimum: a segment about twice its
-expected length (from its body's width) is split where the bone fraction across the axis is
-lowest. The segments are then counted from an anchor (:func:`anchor_labels`): the sacrum
+followed. With the CT given, the vertebrae below the ribs are then grown again with their
+pedicle roots seeded too (:func:`_with_pedicle_roots`): a lumbar arch otherwise often went to
+the vertebra below, through a facet joint the network fills. A disc the network filled with
+bone leaves no minimum: a segment about twice its expected length (from its body's width) is
+split where the bone fraction across the axis is lowest.
+The segments are then counted from an anchor (:func:`anchor_labels`): the sacrum
 (below the lowest vertebra, on its midline: the one resting on it is L5) and the lowest
 rib-bearing vertebra (T12, :mod:`healthivert.segmentation.ribs`, when the CT is given); both
 are checked against each other when both are in view. With no sacrum found, bone under the
@@ -109,6 +112,12 @@ DIP_REACH_MM = 16.0  # the bodies either side: within one thoracic body height o
 # body voxels this close to a cut are not seeded but grown into (a disc tilted 15 degrees to the
 # plane across the axis strays ~5 mm from it at the front or back of a 40 mm deep body)
 CORE_MARGIN_MM = 6.0
+# bone this far behind a lumbar body's core, on the core's axial slices and levels along the
+# axis and within its left-right extent (the pedicles' roots), is seeded with the body's label:
+# grown from the cores alone, a lumbar arch often went to the vertebra below, reached through a
+# facet joint the network fills at 2 mm. Thoracic spinous processes reach down behind the
+# vertebra below, and seeded there too they went to it (see _with_pedicle_roots).
+PEDICLE_SEED_MM = 10.0
 
 
 def _axial_disc(radius_vox: int) -> np.ndarray:
@@ -334,8 +343,8 @@ def refine_cuts(cuts: np.ndarray, profile: np.ndarray, reach: int = 1) -> np.nda
     return np.unique(np.array(out, dtype=int))
 
 
-def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float
-                         ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float,
+                         rooted: frozenset[int] = frozenset()) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Instances of the spine column, cut at the discs; the same on the bodies alone; and the
     instances on either side of a cut placed at the expected length (a disc not seen).
 
@@ -382,6 +391,11 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
         if body_ml[k] < MIN_BODY_ML:  # a segment needs a vertebral body
             seeds[seeds == k] = 0
     seeds[tuple(idx.T)] *= _away_from_cuts(nearest, cuts, len(axis), step)
+    if rooted:  # the instances (numbered from the bottom) whose pedicle roots are seeded too
+        level = np.full(vertebra.shape, -1, np.int32)
+        level[tuple(idx.T)] = nearest
+        roots = _with_pedicle_roots(seeds, column & ~bodies, level, step)
+        seeds = np.where((seeds == 0) & np.isin(roots, list(rooted)), roots, seeds)
     grown = _grow(seeds, column)
     beside_guess = [k + d for k in np.flatnonzero(np.isin(cuts, guessed)) for d in (1, 2)]  # instances k+1, k+2
     return grown, np.where(bodies, grown, 0), sorted(set(beside_guess))
@@ -401,6 +415,53 @@ def _away_from_cuts(nearest: np.ndarray, cuts: np.ndarray, n: int, step: float) 
     length = np.diff(np.concatenate([[0], cuts, [n]]))[seg]  # axis points in the voxel's segment
     margin = np.minimum(CORE_MARGIN_MM, 0.25 * length * step)
     return (np.minimum(nearest - lo + 0.5, hi - nearest - 0.5) * step >= margin).astype(np.int32)
+
+
+def _behind_cores(seeds: np.ndarray, arches: np.ndarray, group: np.ndarray, depth: int) -> np.ndarray:
+    """Per ``arches`` voxel, the label of the one core (``seeds``) it lies at most ``depth``
+    voxels behind, in the same ``group`` (-1: none) and within the core's left-right extent
+    there; 0 where none does, or where two do."""
+    claims = np.zeros(seeds.shape, np.int32)
+    contested = np.zeros(seeds.shape, bool)
+    candidates = np.argwhere(arches & (group >= 0))
+    cand_group = group[tuple(candidates.T)]
+    for label in np.unique(seeds[seeds > 0]):
+        idx = np.argwhere(seeds == label)
+        idx_group = group[tuple(idx.T)]
+        for g in np.unique(idx_group[idx_group >= 0]):
+            on = idx[idx_group == g]
+            back = on[:, 1].min()  # RAS: the second axis runs to the front
+            c = candidates[cand_group == g]
+            c = c[(c[:, 1] < back) & (c[:, 1] >= back - depth)
+                  & (c[:, 0] >= on[:, 0].min()) & (c[:, 0] <= on[:, 0].max())]
+            where = tuple(c.T)
+            contested[where] |= (claims[where] > 0) & (claims[where] != label)
+            claims[where] = np.where(claims[where] == 0, label, claims[where])
+    return np.where(contested, 0, claims)
+
+
+def _with_pedicle_roots(seeds: np.ndarray, arches: np.ndarray, level: np.ndarray, step: float,
+                        depth_mm: float = PEDICLE_SEED_MM) -> np.ndarray:
+    """``seeds`` (body cores, one label each, on a RAS grid of ``step`` mm) with the ``arches``
+    voxels (bone outside the bodies) up to ``depth_mm`` behind each core, at the core's own
+    axial slices and levels (``level``: each voxel's place along the spine, its nearest axis
+    point; -1 off the column), within its left-right extent, seeded with the core's label.
+
+    Behind a body at its own levels lie its pedicles' roots; the articular processes, which
+    meet the neighbours' at the facet joints, lie farther back. Seeded from the roots, a lumbar
+    arch is grown from its own body. Both the slice and the level must agree: under the
+    lordosis an axial slice through a body also crosses the back of the body below (the real
+    evaluation CT's L5 took part of S1), and a bone far from a wavering axis can lie nearest to
+    a neighbour's axis points (a phantom's L1 gave part of its arch to T12). A voxel behind two
+    cores is left to the growth."""
+    depth = max(1, int(round(depth_mm / step)))
+    by_slice = np.broadcast_to(np.arange(seeds.shape[2], dtype=np.int32), seeds.shape)
+    claims = _behind_cores(seeds, arches, by_slice, depth)
+    claims = np.where(claims == _behind_cores(seeds, arches, level, depth), claims, 0)
+    out = seeds.copy()
+    take = (claims > 0) & (seeds == 0)
+    out[take] = claims[take]
+    return out
 
 
 def _grow(seeds: np.ndarray, within: np.ndarray, max_steps: int = 60) -> np.ndarray:
@@ -551,14 +612,17 @@ def anchor_labels(n: int, sacrum_l5: bool, t12: int | None) -> tuple[list[int], 
 
 
 def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, sacrum_class: int = 2,
-             hu: np.ndarray | None = None) -> Identification:
+             hu: np.ndarray | None = None, _rooted: frozenset[int] | None = None) -> Identification:
     """VerSe labels for a class map in RAS+ (``affine`` voxel -> RAS mm).
 
-    ``hu`` (the CT in HU on the same grid) lets the ribs anchor the labels too.
+    ``hu`` (the CT in HU on the same grid) lets the ribs anchor the labels too, and the
+    vertebrae below the ribs (``_rooted``: their instance ids, found on a first pass) be grown
+    again from their pedicle roots as well.
     Returns labels on the same grid: vertebrae 1-25, sacrum 26, background 0.
     """
     voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
-    instances, bodies, beside_guess = _separate_along_axis(classes == vertebra_class, affine, voxel_ml)
+    instances, bodies, beside_guess = _separate_along_axis(classes == vertebra_class, affine, voxel_ml,
+                                                           _rooted or frozenset())
     ids = [int(i) for i in np.unique(instances) if i]
     out = np.zeros(classes.shape, np.uint8)
     notes: list[str] = []
@@ -579,7 +643,13 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
         order = [i for i in order if centre[i][2] > sac_z]
     t12 = None
     if hu is not None and order:
-        t12_id = lowest_rib_bearing(order, rib_bearing(instances, hu, affine, out == SACRUM_LABEL))
+        ribs = rib_bearing(instances, hu, affine, out == SACRUM_LABEL)
+        if _rooted is None:  # again, with the pedicle roots of the rib-free vertebrae below the ribs
+            last_rib = max((k for k, i in enumerate(order) if ribs.get(i, False)), default=-1)
+            lumbar = frozenset(order[last_rib + 1:])
+            if lumbar:
+                return identify(classes, affine, vertebra_class, sacrum_class, hu, lumbar)
+        t12_id = lowest_rib_bearing(order, ribs)
         t12 = order.index(t12_id) if t12_id is not None else None
     labels, anchor, more = anchor_labels(len(order), bool(sacrum.any()), t12)
     for i, label in zip(order, labels):

@@ -16,6 +16,7 @@ from healthivert.segmentation.config import SegmenterConfig
 from healthivert.segmentation.identify import (
     _axis_profile,
     _one_column,
+    _with_pedicle_roots,
     below_lowest_body,
     confirmed_discs,
     identify,
@@ -226,6 +227,59 @@ def test_identify_ignores_bone_in_front_of_the_column(offset_vox):
     ident = identify(classes, affine)
     assert sorted(int(x) for x in np.unique(ident.labels) if x) == [20, 21, 22, 23, 24]
     assert not ident.labels[:, 22:, top:].any()
+
+
+def test_pedicle_roots_behind_each_core_take_its_label():
+    """Arch voxels up to 10 mm behind a body's core (RAS: lower second index), on the core's
+    own axial slices and levels and within its left-right extent, are seeded with its label;
+    farther back, beside it, on other slices or levels, or behind two cores they are left to
+    the growth."""
+    seeds = np.zeros((20, 30, 12), np.int32)
+    seeds[5:15, 20:28, 2:5] = 1  # a lower core, slices 2-4
+    seeds[5:15, 20:28, 7:10] = 2  # an upper core, slices 7-9
+    seeds[5:15, 22:28, 5] = 1  # slice 5: both cores, the lower one's back 2 voxels further forward
+    seeds[5:15, 20:22, 5] = 2
+    arches = np.zeros(seeds.shape, bool)
+    arches[:, :20, :] = True
+    level = np.broadcast_to(np.arange(seeds.shape[2]), seeds.shape).copy()  # levels: the axial slices
+    level[:, 15:17, 3] = 8  # ... save these, nearest to the upper core's axis points (a wavering axis)
+    out = _with_pedicle_roots(seeds, arches, level, step=2.0, depth_mm=10.0)
+    assert not out[:, 15:17, 3].any(), "slice and level disagree"
+    out[5:15, 15:17, 3] = 1
+    assert (out[5:15, 15:20, 2:5] == 1).all() and (out[5:15, 15:20, 7:10] == 2).all()
+    assert not out[5:15, :15, :].any(), "deeper than 10 mm behind the core"
+    assert not out[:5, :20, :].any() and not out[15:, :20, :].any(), "beside the core"
+    assert not out[:, :20, 6].any() and not out[:, :20, 10:].any(), "on a slice without a core"
+    assert not out[5:15, 17:20, 5].any(), "behind two cores"
+    assert (out[5:15, 15:17, 5] == 2).all()  # within reach of the upper core's back alone
+    np.testing.assert_array_equal(out[:, 20:, :], seeds[:, 20:, :])  # the cores are unchanged
+
+
+@pytest.mark.parametrize(("rib_from_top", "rooted"), [(0, 4), (2, 2), (None, 5)])
+def test_identify_seeds_the_pedicle_roots_of_the_vertebrae_below_the_ribs(monkeypatch, rib_from_top, rooted):
+    """With the CT given, identification grows the vertebrae again with the pedicle roots of
+    those below the lowest rib-bearing one seeded (all of them when none bears a rib); the
+    thoracic ones' spinous processes reach down behind the next vertebra and are left alone."""
+    from healthivert.segmentation import identify as ident_module
+
+    calls = []
+    real = ident_module._separate_along_axis
+
+    def spy(vertebra, affine, voxel_ml, rooted=frozenset()):
+        calls.append(rooted)
+        return real(vertebra, affine, voxel_ml, rooted)
+
+    def ribs(instances, hu, affine, sacrum=None):
+        ids = sorted((int(i) for i in np.unique(instances) if i), reverse=True)  # cranial first
+        return {i: rib_from_top is not None and k <= rib_from_top for k, i in enumerate(ids)}
+
+    monkeypatch.setattr(ident_module, "_separate_along_axis", spy)
+    monkeypatch.setattr(ident_module, "rib_bearing", ribs)
+    classes = _stack(5, True)
+    ident = identify(classes, np.diag([2.0, 2.0, 2.0, 1.0]), hu=np.zeros(classes.shape, np.float32))
+    assert len(calls) == 2 and calls[0] == frozenset() and len(calls[1]) == rooted
+    assert sorted(int(x) for x in np.unique(ident.labels) if x) == [20, 21, 22, 23, 24, 26]
+    assert identify(classes, np.diag([2.0, 2.0, 2.0, 1.0])) and calls[2:] == [frozenset()]  # no CT: one pass
 
 
 def test_split_long_segments_cuts_a_double_length_segment_at_its_dip():

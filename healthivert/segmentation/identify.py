@@ -116,7 +116,9 @@ CORE_MARGIN_MM = 6.0
 # axis and within its left-right extent (the pedicles' roots), is seeded with the body's label:
 # grown from the cores alone, a lumbar arch often went to the vertebra below, reached through a
 # facet joint the network fills at 2 mm. Thoracic spinous processes reach down behind the
-# vertebra below, and seeded there too they went to it (see _with_pedicle_roots).
+# vertebra below, and seeded there too they went to it (see _with_pedicle_roots). The three
+# real VerSe subjects, each segmented by weights that never saw it: mean Dice per vertebra
+# 0.806 without, 0.814 with (seeded at every level: 0.807 / 0.814 / 0.815 at 6 / 10 / 14 mm)
 PEDICLE_SEED_MM = 10.0
 
 

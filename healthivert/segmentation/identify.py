@@ -31,7 +31,9 @@ merged piece is 1.5 expected lengths long).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -345,10 +347,23 @@ def refine_cuts(cuts: np.ndarray, profile: np.ndarray, reach: int = 1) -> np.nda
     return np.unique(np.array(out, dtype=int))
 
 
-def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float,
-                         rooted: frozenset[int] = frozenset()) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Instances of the spine column, cut at the discs; the same on the bodies alone; and the
-    instances on either side of a cut placed at the expected length (a disc not seen).
+class _Column(NamedTuple):
+    """The spine column cut into segments, ready to grow (:func:`_grow_column`): the body
+    cores (``seeds``, segment ids numbered from the bottom), the bone on the column, the bodies,
+    each column voxel's nearest axis point (``level``, -1 off the column), the grid step (mm)
+    and the segments on either side of a cut placed at the expected length (a disc not seen)."""
+
+    seeds: np.ndarray
+    column: np.ndarray
+    bodies: np.ndarray
+    level: np.ndarray
+    step: float
+    beside_guess: list[int]
+
+
+def _column_segments(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> _Column | None:
+    """The spine column cut at the discs, with a seed (its body's core) per segment; None
+    without a body.
 
     The bodies' centres give the spine axis and their cross-section along it, which falls to
     (near) nothing at each disc. Bone within ``COLUMN_RADIUS_MM`` of the axis is the column;
@@ -364,7 +379,7 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
     step = float(np.mean(np.linalg.norm(affine[:3, :3], axis=0)))
     bodies = _bodies(vertebra, affine, voxel_ml)
     if not bodies.any():
-        return np.zeros(vertebra.shape, np.int32), np.zeros(vertebra.shape, np.int32), []
+        return None
     all_z, axis, area = _spine_axis(bodies, step)
     cuts, _ = find_peaks(-ndimage.uniform_filter1d(area, 2), distance=max(1, int(MIN_SPACING_MM / step)),
                          prominence=area.max() * 0.15)
@@ -382,6 +397,8 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
     idx, nearest = idx[on_column], nearest[on_column]
     column = np.zeros(vertebra.shape, bool)
     column[tuple(idx.T)] = True
+    level = np.full(vertebra.shape, -1, np.int32)
+    level[tuple(idx.T)] = nearest
     # bodies take the segment of their nearest axis point; the rest of each vertebra (pedicles,
     # laminae, processes) is reached by growing the bodies through the column, so a process
     # that reaches down past the disc still joins the body it is attached to
@@ -393,14 +410,19 @@ def _separate_along_axis(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: flo
         if body_ml[k] < MIN_BODY_ML:  # a segment needs a vertebral body
             seeds[seeds == k] = 0
     seeds[tuple(idx.T)] *= _away_from_cuts(nearest, cuts, len(axis), step)
-    if rooted:  # the instances (numbered from the bottom) whose pedicle roots are seeded too
-        level = np.full(vertebra.shape, -1, np.int32)
-        level[tuple(idx.T)] = nearest
-        roots = _with_pedicle_roots(seeds, column & ~bodies, level, step)
-        seeds = np.where((seeds == 0) & np.isin(roots, list(rooted)), roots, seeds)
-    grown = _grow(seeds, column)
     beside_guess = [k + d for k in np.flatnonzero(np.isin(cuts, guessed)) for d in (1, 2)]  # instances k+1, k+2
-    return grown, np.where(bodies, grown, 0), sorted(set(beside_guess))
+    return _Column(seeds, column, bodies, level, step, sorted(set(beside_guess)))
+
+
+def _grow_column(col: _Column, rooted: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Instances of the column grown from its seeds, and the same on the bodies alone; the
+    segments in ``rooted`` are grown from their pedicle roots too (:func:`_with_pedicle_roots`)."""
+    seeds = col.seeds
+    if rooted:
+        roots = _with_pedicle_roots(seeds, col.column & ~col.bodies, col.level, col.step)
+        seeds = np.where((seeds == 0) & np.isin(roots, list(rooted)), roots, seeds)
+    grown = _grow(seeds, col.column)
+    return grown, np.where(col.bodies, grown, 0)
 
 
 def _away_from_cuts(nearest: np.ndarray, cuts: np.ndarray, n: int, step: float) -> np.ndarray:
@@ -613,44 +635,53 @@ def anchor_labels(n: int, sacrum_l5: bool, t12: int | None) -> tuple[list[int], 
     return labels, anchor, notes
 
 
+def _mark_sacral(sacrum: np.ndarray, instances: np.ndarray, sacral: Collection[int]) -> np.ndarray:
+    """Labels with the sacrum and the ``sacral`` instances (column bone below the sacrum's
+    centre: S1 taken for a vertebra) set to the sacrum's label; those instances are removed
+    from ``instances`` (in place)."""
+    out = np.where(sacrum, SACRUM_LABEL, 0).astype(np.uint8)
+    for i in sacral:
+        out[instances == i] = SACRUM_LABEL
+        instances[instances == i] = 0
+    return out
+
+
 def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, sacrum_class: int = 2,
-             hu: np.ndarray | None = None, _rooted: frozenset[int] | None = None) -> Identification:
+             hu: np.ndarray | None = None) -> Identification:
     """VerSe labels for a class map in RAS+ (``affine`` voxel -> RAS mm).
 
     ``hu`` (the CT in HU on the same grid) lets the ribs anchor the labels too, and the
-    vertebrae below the ribs (``_rooted``: their instance ids, found on a first pass) be grown
-    again from their pedicle roots as well.
+    vertebrae below the ribs be grown again from their pedicle roots as well.
     Returns labels on the same grid: vertebrae 1-25, sacrum 26, background 0.
     """
     voxel_ml = float(abs(np.linalg.det(affine[:3, :3]))) / 1000.0
-    instances, bodies, beside_guess = _separate_along_axis(classes == vertebra_class, affine, voxel_ml,
-                                                           _rooted or frozenset())
+    col = _column_segments(classes == vertebra_class, affine, voxel_ml)
+    if col is None:
+        return Identification(np.zeros(classes.shape, np.uint8), ANCHOR_NONE, ["no vertebra found"])
+    instances, bodies = _grow_column(col)
     ids = [int(i) for i in np.unique(instances) if i]
-    out = np.zeros(classes.shape, np.uint8)
     notes: list[str] = []
     if not ids:
-        return Identification(out, ANCHOR_NONE, ["no vertebra found"])
+        return Identification(np.zeros(classes.shape, np.uint8), ANCHOR_NONE, ["no vertebra found"])
     coms = ndimage.center_of_mass(np.ones(classes.shape), instances, ids)
     centre = {i: affine[:3, :3] @ np.array(c) + affine[:3, 3] for i, c in zip(ids, coms)}
     order = sorted(ids, key=lambda i: -centre[i][2])  # cranial first
     sacrum, ignored = _sacrum(classes == sacrum_class, [centre[i] for i in order], affine, voxel_ml)
     if ignored:
         notes.append("a sacrum-like piece beside the vertebrae was ignored")
+    sacral: list[int] = []
     if sacrum.any():
         sac_z = float((affine[:3, :3] @ np.array(ndimage.center_of_mass(sacrum)) + affine[:3, 3])[2])
-        out[sacrum] = SACRUM_LABEL
-        for i in [i for i in order if centre[i][2] <= sac_z]:  # column bone below the sacrum's centre
-            out[instances == i] = SACRUM_LABEL                 # is sacral (S1 taken for a vertebra)
-            instances[instances == i] = 0
+        sacral = [i for i in order if centre[i][2] <= sac_z]
         order = [i for i in order if centre[i][2] > sac_z]
+    out = _mark_sacral(sacrum, instances, sacral)
     t12 = None
     if hu is not None and order:
         ribs = rib_bearing(instances, hu, affine, out == SACRUM_LABEL)
-        if _rooted is None:  # again, with the pedicle roots of the rib-free vertebrae below the ribs
-            last_rib = max((k for k, i in enumerate(order) if ribs.get(i, False)), default=-1)
-            lumbar = frozenset(order[last_rib + 1:])
-            if lumbar:
-                return identify(classes, affine, vertebra_class, sacrum_class, hu, lumbar)
+        last_rib = max((k for k, i in enumerate(order) if ribs.get(i, False)), default=-1)
+        if order[last_rib + 1:]:  # grown again with the roots of the rib-free vertebrae below the ribs
+            instances, bodies = _grow_column(col, order[last_rib + 1:])
+            out = _mark_sacral(sacrum, instances, sacral)
         t12_id = lowest_rib_bearing(order, ribs)
         t12 = order.index(t12_id) if t12_id is not None else None
     labels, anchor, more = anchor_labels(len(order), bool(sacrum.any()), t12)
@@ -659,5 +690,5 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
     body_labels = np.where(bodies > 0, out, 0).astype(np.uint8)
     if not sacrum.any():  # with no sacrum found, the next bone down may have joined the lowest label
         out[below_lowest_body(out, body_labels, affine)] = 0  # never a body voxel
-    guessed = tuple(sorted({label for i, label in zip(order, labels) if i in beside_guess and label}))
+    guessed = tuple(sorted({label for i, label in zip(order, labels) if i in col.beside_guess and label}))
     return Identification(out, anchor, notes + more, body_labels, guessed)

@@ -259,27 +259,34 @@ def test_pedicle_roots_behind_each_core_take_its_label():
 def test_identify_seeds_the_pedicle_roots_of_the_vertebrae_below_the_ribs(monkeypatch, rib_from_top, rooted):
     """With the CT given, identification grows the vertebrae again with the pedicle roots of
     those below the lowest rib-bearing one seeded (all of them when none bears a rib); the
-    thoracic ones' spinous processes reach down behind the next vertebra and are left alone."""
+    thoracic ones' spinous processes reach down behind the next vertebra and are left alone.
+    The column is cut into segments once; only the growth runs again."""
     from healthivert.segmentation import identify as ident_module
 
-    calls = []
-    real = ident_module._separate_along_axis
+    segmented, grown = [], []
+    real_segments, real_grow = ident_module._column_segments, ident_module._grow_column
 
-    def spy(vertebra, affine, voxel_ml, rooted=frozenset()):
-        calls.append(rooted)
-        return real(vertebra, affine, voxel_ml, rooted)
+    def segments(*args):
+        segmented.append(True)
+        return real_segments(*args)
+
+    def grow(col, rooted_ids=()):
+        grown.append(sorted(rooted_ids))
+        return real_grow(col, rooted_ids)
 
     def ribs(instances, hu, affine, sacrum=None):
         ids = sorted((int(i) for i in np.unique(instances) if i), reverse=True)  # cranial first
         return {i: rib_from_top is not None and k <= rib_from_top for k, i in enumerate(ids)}
 
-    monkeypatch.setattr(ident_module, "_separate_along_axis", spy)
+    monkeypatch.setattr(ident_module, "_column_segments", segments)
+    monkeypatch.setattr(ident_module, "_grow_column", grow)
     monkeypatch.setattr(ident_module, "rib_bearing", ribs)
     classes = _stack(5, True)
     ident = identify(classes, np.diag([2.0, 2.0, 2.0, 1.0]), hu=np.zeros(classes.shape, np.float32))
-    assert len(calls) == 2 and calls[0] == frozenset() and len(calls[1]) == rooted
+    assert segmented == [True] and grown == [[], list(range(1, rooted + 1))]  # segments count from the bottom
     assert sorted(int(x) for x in np.unique(ident.labels) if x) == [20, 21, 22, 23, 24, 26]
-    assert identify(classes, np.diag([2.0, 2.0, 2.0, 1.0])) and calls[2:] == [frozenset()]  # no CT: one pass
+    identify(classes, np.diag([2.0, 2.0, 2.0, 1.0]))  # no CT: no ribs, one growth
+    assert len(segmented) == 2 and grown[2:] == [[]]
 
 
 def test_split_long_segments_cuts_a_double_length_segment_at_its_dip():

@@ -147,17 +147,23 @@ def test_a_real_spine_labelled_from_c6_grades_its_thoracic_vertebrae_against_eac
         assert by_name[name].genant_grade == 0, (name, by_name[name].rhlv)
 
 
+@cache
+def _verse008_from_its_ct():
+    """sub-verse008 segmented from its CT alone by the shipped segmenter, then analysed."""
+    from healthivert.pipeline import guessed_labels, load_inputs
+
+    ct = shared_path("real/verse2019_subset") / "rawdata/sub-verse008/sub-verse008_ct.nii.gz"
+    inputs = load_inputs(None, ct, None)
+    return analyse_study(inputs.mask, inputs.centroids, inputs.ct, guessed=guessed_labels(inputs.labels))
+
+
 def test_a_real_body_segmented_without_its_arch_is_measured_whole():
     """sub-verse008 from its CT alone (the shipped segmenter): identification gives L5's arch to
     L4, so L5's label is its body and pedicle roots, with no canal in the mid-line. The body is
     cut at its own back, not at its lower endplate's concave centre (that kept its front 19 mm
     and read 18.0 / 31.6 / 31.1 mm, graded 3 by the rule). The experts' mask measures
     31.9 / 28.2 / 25.2 mm."""
-    from healthivert.pipeline import guessed_labels, load_inputs
-
-    ct = shared_path("real/verse2019_subset") / "rawdata/sub-verse008/sub-verse008_ct.nii.gz"
-    inputs = load_inputs(None, ct, None)
-    analysis = analyse_study(inputs.mask, inputs.centroids, inputs.ct, guessed=guessed_labels(inputs.labels))
+    analysis = _verse008_from_its_ct()
     l5 = {r.name: r for r in analysis.records}["L5"]
     measured = l5.heights_mm.original
     for section, expert in zip(SECTIONS, (31.9, 28.2, 25.2)):
@@ -165,3 +171,19 @@ def test_a_real_body_segmented_without_its_arch_is_measured_whole():
     for grader in ("svm", "rule"):
         grade_records(analysis, get_grader(grader))
         assert l5.genant_grade == 0, (grader, l5.rhlv)
+
+
+def test_a_piece_of_the_vertebra_the_view_cuts_does_not_stop_its_neighbour_being_graded():
+    """sub-verse008's CT ends 13 mm into T11. Segmented from the CT, that piece of T11 joins
+    T12's label across the disc, and T12's body then reached the image's top: not graded. Its
+    body is split at the disc; it is measured whole and graded 0, as on the experts' mask
+    (25.6 / 24.5 / 24.8 mm)."""
+    analysis = _verse008_from_its_ct()
+    t12 = {r.name: r for r in analysis.records}["T12"]
+    measured = t12.heights_mm.original
+    assert measured is not None, t12.status
+    for section, expert in zip(SECTIONS, (25.6, 24.5, 24.8)):
+        assert getattr(measured, section) == pytest.approx(expert, abs=2.5), (section, measured)
+    for grader in ("svm", "rule"):
+        grade_records(analysis, get_grader(grader))
+        assert t12.genant_grade == 0, (grader, t12.rhlv)

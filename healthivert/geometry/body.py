@@ -121,7 +121,9 @@ def isolate_body(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray, si_ste
     wall = posterior_wall_mm(label, lr_mm, ap_mm, si_step_mm)
     if wall is not None:
         body[:, ap_mm < wall, :] = False
-    body = _split_at_disc(_largest_piece(body))
+    body = _largest_piece(body)
+    for _ in range(2):  # a label may hold a piece of each neighbour
+        body = _split_at_disc(body)
     return ndimage.binary_fill_holes(body)
 
 
@@ -136,8 +138,8 @@ def _largest_piece(mask: np.ndarray) -> np.ndarray:
 def _split_at_disc(body: np.ndarray) -> np.ndarray:
     """``body`` (n_lr, n_ap, n_si) without a piece of its neighbour beyond a disc: where its SI
     cross-section falls below ``DISC_WAIST_FRACTION`` of the largest on both sides, the side
-    with less bone goes (with the waist itself) if it holds under ``PIECE_FRACTION`` of the
-    other's, and of the rest the largest piece stays."""
+    with less bone goes, with the waist's deepest samples, if it holds under ``PIECE_FRACTION``
+    of the other's; of the rest the largest piece stays."""
     area = body.sum(axis=(0, 1)).astype(float)
     present = np.flatnonzero(area)
     if present.size < 3:
@@ -146,14 +148,23 @@ def _split_at_disc(body: np.ndarray) -> np.ndarray:
     a = area[lo:hi]
     before = np.maximum.accumulate(a)  # the largest cross-section up to each sample
     after = np.maximum.accumulate(a[::-1])[::-1]
-    ratio = a[1:-1] / np.minimum(before[1:-1], after[1:-1])
-    k = 1 + int(np.argmin(ratio))
-    if ratio[k - 1] >= DISC_WAIST_FRACTION:
+    ratio = np.ones_like(a)
+    ratio[1:-1] = a[1:-1] / np.minimum(before[1:-1], after[1:-1])
+    k = int(np.argmin(ratio))
+    if ratio[k] >= DISC_WAIST_FRACTION:
         return body
-    below, above = a[:k].sum(), a[k + 1:].sum()
+    # the disc: the deepest sample and those beside it about as deep (a flat-bottomed waist),
+    # not the endplates' ramps on either side, which are the bodies' own
+    flat = ratio <= ratio[k] + 0.05
+    first, last = k, k
+    while flat[first - 1]:
+        first -= 1
+    while flat[last + 1]:
+        last += 1
+    below, above = a[:first].sum(), a[last + 1:].sum()
     if min(below, above) >= PIECE_FRACTION * max(below, above):
         return body
-    keep = slice(lo, lo + k) if below > above else slice(lo + k + 1, hi)
+    keep = slice(lo, lo + first) if below > above else slice(lo + last + 1, hi)
     out = np.zeros_like(body)
     out[:, :, keep] = body[:, :, keep]
     return _largest_piece(out)

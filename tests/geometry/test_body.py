@@ -147,3 +147,12 @@ def test_two_whole_bodies_beyond_a_disc_stay_together():
     upper = _region((-15, 15), (0, 30), (29, 49))
     label = lower | rim | upper
     np.testing.assert_array_equal(isolate_body(label, LR, AP, 1.0), label)
+
+
+def test_pieces_of_both_neighbours_are_dropped():
+    body = _region((-15, 15), (0, 30), (15, 40))
+    rims = (_region((-15, 15), (0, 30), (12, 14)) | _region((-15, 15), (0, 30), (41, 43))) \
+        & ~_region((-10, 10), (5, 30), (0, N_SI - 1))
+    below, above = _region((-15, 15), (0, 30), (4, 11)), _region((-15, 15), (0, 30), (44, 53))
+    out = isolate_body(body | rims | below | above, LR, AP, 1.0)
+    np.testing.assert_array_equal(out, body)

@@ -129,6 +129,9 @@ def test_a_real_top_vertebra_the_crop_ends_at_is_normal_by_lower_bounds():
         assert tight["T9"]["heights_mm"]["original"][s] <= padded["T9"]["heights_mm"]["original"][s] + 0.05
         assert tight["T9"]["heights_mm"]["original"][s] == pytest.approx(
             padded["T9"]["heights_mm"]["original"][s], abs=0.5)
+    # its pseudo-healthy front comes from T10's body, not the bone the mask holds in front of
+    # it (T9 read 20 % taller in front than predicted, 32 % from its CT, and was refused)
+    assert abs(padded["T9"]["rhlv"]["anterior"]) < 0.08, padded["T9"]["rhlv"]
 
 
 def test_a_real_spine_labelled_from_c6_grades_its_thoracic_vertebrae_against_each_other():

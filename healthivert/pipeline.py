@@ -360,6 +360,9 @@ def analyse_study(
             notes.append(f"body touches the {', '.join(v.touches_fov)} edge of the image; its sections are whole")
         if v.tilt_deg:
             notes.append(f"measured in the body's own frame, {v.tilt_deg:.0f} degrees off the spine curve's")
+        if v.beyond_disc_mm:
+            notes.append(f"{v.beyond_disc_mm:.0f} mm of bone beyond a disc left out of the body: the label holds "
+                         "a piece of a neighbour; check the mask")
         rec.notes = notes
         records.append(rec)
     timings["measure"] = time.perf_counter() - t

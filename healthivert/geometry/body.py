@@ -107,9 +107,11 @@ def posterior_wall_mm(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray, s
     return float(np.median(backs)) if backs else None
 
 
-def isolate_body(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray, si_step_mm: float) -> np.ndarray:
+def isolate_body(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray, si_step_mm: float,
+                 split_at_discs: bool = True) -> np.ndarray:
     """The vertebral body of a binary straightened vertebra (n_lr, n_ap, n_si; SI samples
-    ``si_step_mm`` apart).
+    ``si_step_mm`` apart); with ``split_at_discs`` false, with any neighbour's piece beyond a
+    disc still in it.
 
     A mask that is a body already (no canal) is cut at the back of its mid-line and comes
     back as its largest piece.
@@ -122,7 +124,7 @@ def isolate_body(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray, si_ste
     if wall is not None:
         body[:, ap_mm < wall, :] = False
     body = _largest_piece(body)
-    for _ in range(2):  # a label may hold a piece of each neighbour
+    for _ in range(2 if split_at_discs else 0):  # a label may hold a piece of each neighbour
         body = _split_at_disc(body)
     return ndimage.binary_fill_holes(body)
 

@@ -50,6 +50,8 @@ class StraightVertebra:
             no image face cuts the label across (it only touches them) and the cut sections'
             columns run into the image's edge along SI, so the edge can only have shortened
             them (the footprint is whole).
+        beyond_disc_mm: SI extent (mm) of bone the label holds beyond a disc, left out of the
+            body as a piece of a neighbour (:mod:`healthivert.geometry.body`); 0 for none.
     """
 
     label: int
@@ -64,6 +66,7 @@ class StraightVertebra:
     touches_fov: list[str] = field(default_factory=list)
     tilt_deg: float = 0.0
     heights_bounded: bool = False
+    beyond_disc_mm: float = 0.0
 
 
 def column_extent(body: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -233,6 +236,16 @@ def body_aligned(
     return grid, soft, body, round(total, 1)
 
 
+def beyond_disc_mm(soft: np.ndarray, body: np.ndarray, grid: StraightGrid) -> float:
+    """SI extent (mm) of the bone that body isolation left out beyond a disc (a piece of a
+    neighbour in the label); 0 when there was none."""
+    whole = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm, grid.spacing_mm[2], split_at_discs=False)
+    dropped = (whole & ~body).any(axis=(0, 1))
+    if not dropped.any() or whole.sum() == body.sum():
+        return 0.0
+    return float(np.count_nonzero(dropped)) * float(grid.spacing_mm[2])
+
+
 def _si_axis(grid: StraightGrid) -> np.ndarray:
     axis = grid.world_mm[0, 0, -1] - grid.world_mm[0, 0, 0]
     return axis / np.linalg.norm(axis)
@@ -263,7 +276,8 @@ def straighten_vertebrae(
         label_map = straighten_labels(mask, grid) if ct is not None else None
         fov = fov_status(mask, grid, body, heights, contact)
         out.append(StraightVertebra(label, grid, soft, body, heights, ct_crop, fov.cut_by_fov, label_map,
-                                    fov.cut_sections, fov.touches_fov, tilt, fov.heights_bounded))
+                                    fov.cut_sections, fov.touches_fov, tilt, fov.heights_bounded,
+                                    beyond_disc_mm(soft, body, grid)))
         if progress:
             progress(i + 1, len(labels), f"straightened label {label}")
     return curve, out

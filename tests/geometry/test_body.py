@@ -124,6 +124,8 @@ def test_a_piece_of_the_neighbour_beyond_a_disc_is_dropped():
     assert not out[neighbour].any(), "the neighbour's piece was kept"
     assert out[body].all(), "part of the body was lost"
     assert not out[:, :, 39:].any()
+    kept = isolate_body(label, LR, AP, 1.0, split_at_discs=False)
+    assert kept[neighbour].all() and kept[body].all()
 
 
 def test_a_body_with_a_concave_wall_is_not_split():

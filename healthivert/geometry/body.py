@@ -25,6 +25,8 @@ stay together: a label that merged two vertebrae is refused as such later
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy import ndimage
 
@@ -107,15 +109,25 @@ def posterior_wall_mm(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray, s
     return float(np.median(backs)) if backs else None
 
 
-def isolate_body(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray, si_step_mm: float,
-                 split_at_discs: bool = True) -> np.ndarray:
+class IsolatedBody(NamedTuple):
+    """A vertebral body isolated from its label (:func:`isolated_body`)."""
+
+    body: np.ndarray  # bool (n_lr, n_ap, n_si)
+    beyond_disc: int  # SI samples of bone left out beyond a disc (a neighbour's piece); 0 for none
+
+
+def isolate_body(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray, si_step_mm: float) -> np.ndarray:
     """The vertebral body of a binary straightened vertebra (n_lr, n_ap, n_si; SI samples
-    ``si_step_mm`` apart); with ``split_at_discs`` false, with any neighbour's piece beyond a
-    disc still in it.
+    ``si_step_mm`` apart).
 
     A mask that is a body already (no canal) is cut at the back of its mid-line and comes
     back as its largest piece.
     """
+    return isolated_body(label, lr_mm, ap_mm, si_step_mm).body
+
+
+def isolated_body(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray, si_step_mm: float) -> IsolatedBody:
+    """:func:`isolate_body`, with how much bone beyond a disc it left out."""
     # an enclosed cavity (a hole in a segmentation, a vacuum cleft) would pass for the canal's
     # gap; the canal itself is open above and below, so filling in 3-D leaves it alone
     label = ndimage.binary_fill_holes(label)
@@ -124,9 +136,11 @@ def isolate_body(label: np.ndarray, lr_mm: np.ndarray, ap_mm: np.ndarray, si_ste
     if wall is not None:
         body[:, ap_mm < wall, :] = False
     body = _largest_piece(body)
-    for _ in range(2 if split_at_discs else 0):  # a label may hold a piece of each neighbour
-        body = _split_at_disc(body)
-    return ndimage.binary_fill_holes(body)
+    beyond = 0
+    for _ in range(2):  # a label may hold a piece of each neighbour
+        body, dropped = _split_at_disc(body)
+        beyond += dropped
+    return IsolatedBody(ndimage.binary_fill_holes(body), beyond)
 
 
 def _largest_piece(mask: np.ndarray) -> np.ndarray:
@@ -137,15 +151,15 @@ def _largest_piece(mask: np.ndarray) -> np.ndarray:
     return lab == (1 + int(np.argmax(sizes)))
 
 
-def _split_at_disc(body: np.ndarray) -> np.ndarray:
+def _split_at_disc(body: np.ndarray) -> tuple[np.ndarray, int]:
     """``body`` (n_lr, n_ap, n_si) without a piece of its neighbour beyond a disc: where its SI
     cross-section falls below ``DISC_WAIST_FRACTION`` of the largest on both sides, the side
     with less bone goes, with the waist's deepest samples, if it holds under ``PIECE_FRACTION``
-    of the other's; of the rest the largest piece stays."""
+    of the other's; of the rest the largest piece stays. Also: the SI samples of bone left out."""
     area = body.sum(axis=(0, 1)).astype(float)
     present = np.flatnonzero(area)
     if present.size < 3:
-        return body
+        return body, 0
     lo, hi = int(present[0]), int(present[-1]) + 1
     a = area[lo:hi]
     before = np.maximum.accumulate(a)  # the largest cross-section up to each sample
@@ -154,7 +168,7 @@ def _split_at_disc(body: np.ndarray) -> np.ndarray:
     ratio[1:-1] = a[1:-1] / np.minimum(before[1:-1], after[1:-1])
     k = int(np.argmin(ratio))
     if ratio[k] >= DISC_WAIST_FRACTION:
-        return body
+        return body, 0
     # the disc: the deepest sample and those beside it about as deep (a flat-bottomed waist),
     # not the endplates' ramps on either side, which are the bodies' own
     flat = ratio <= ratio[k] + 0.05
@@ -165,8 +179,9 @@ def _split_at_disc(body: np.ndarray) -> np.ndarray:
         last += 1
     below, above = a[:first].sum(), a[last + 1:].sum()
     if min(below, above) >= PIECE_FRACTION * max(below, above):
-        return body
+        return body, 0
     keep = slice(lo, lo + first) if below > above else slice(lo + last + 1, hi)
     out = np.zeros_like(body)
     out[:, :, keep] = body[:, :, keep]
-    return _largest_piece(out)
+    kept = _largest_piece(out)
+    return kept, int(np.count_nonzero(area)) - int(np.count_nonzero(kept.any(axis=(0, 1))))

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from healthivert.geometry.align import MAX_TILT_DEG, TOLERANCE_DEG, body_normal, tilt_deg, tilted_grid
-from healthivert.geometry.body import isolate_body
+from healthivert.geometry.body import IsolatedBody, isolated_body
 from healthivert.geometry.curve import SpineCurve
 from healthivert.geometry.straighten import (
     CropSpec,
@@ -202,7 +202,7 @@ def fov_status(mask: Volume, grid: StraightGrid, body: np.ndarray, heights_mm: n
 
 def body_aligned(
     mask: Volume, label: int, grid: StraightGrid, rounds: int = 3, contact: dict[str, float] | None = None,
-) -> tuple[StraightGrid, np.ndarray, np.ndarray, float]:
+) -> tuple[StraightGrid, np.ndarray, IsolatedBody, float]:
     """(grid, soft indicator, body, tilt in degrees) of a vertebra in its body's own frame.
 
     Starting from the curve's frame, the crop is turned until the tilt both endplates share is
@@ -215,13 +215,13 @@ def body_aligned(
     """
     start = grid
     soft = straighten_label(mask, label, grid)
-    body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm, grid.spacing_mm[2])
-    if contact and _cut_across(contact) and body_outside_fov(_outside_fov(mask, grid), grid, body):
-        return grid, soft, body, 0.0
-    unturned = soft, body
+    found = isolated_body(soft >= 0.5, grid.lr_mm, grid.ap_mm, grid.spacing_mm[2])
+    if contact and _cut_across(contact) and body_outside_fov(_outside_fov(mask, grid), grid, found.body):
+        return grid, soft, found, 0.0
+    unturned = soft, found
     total = 0.0
     for _ in range(rounds):
-        normal = body_normal(body, grid)
+        normal = body_normal(found.body, grid)
         if normal is None or tilt_deg(normal) < TOLERANCE_DEG:
             break
         turned = tilted_grid(grid, normal)
@@ -230,20 +230,10 @@ def body_aligned(
             break
         grid = turned
         soft = straighten_label(mask, label, grid)
-        body = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm, grid.spacing_mm[2])
+        found = isolated_body(soft >= 0.5, grid.lr_mm, grid.ap_mm, grid.spacing_mm[2])
     if total > MAX_TILT_DEG:
-        (soft, body), grid, total = unturned, start, 0.0
-    return grid, soft, body, round(total, 1)
-
-
-def beyond_disc_mm(soft: np.ndarray, body: np.ndarray, grid: StraightGrid) -> float:
-    """SI extent (mm) of the bone that body isolation left out beyond a disc (a piece of a
-    neighbour in the label); 0 when there was none."""
-    whole = isolate_body(soft >= 0.5, grid.lr_mm, grid.ap_mm, grid.spacing_mm[2], split_at_discs=False)
-    dropped = (whole & ~body).any(axis=(0, 1))
-    if not dropped.any() or whole.sum() == body.sum():
-        return 0.0
-    return float(np.count_nonzero(dropped)) * float(grid.spacing_mm[2])
+        (soft, found), grid, total = unturned, start, 0.0
+    return grid, soft, found, round(total, 1)
 
 
 def _si_axis(grid: StraightGrid) -> np.ndarray:
@@ -270,14 +260,15 @@ def straighten_vertebrae(
     out = []
     for i, label in enumerate(labels):
         contact = fov_contact(mask, label)
-        grid, soft, body, tilt = body_aligned(mask, label, straight_grid(curve, label, spec), contact=contact)
+        grid, soft, found, tilt = body_aligned(mask, label, straight_grid(curve, label, spec), contact=contact)
+        body = found.body
         heights = column_heights(soft, body, grid.spacing_mm[2])
         ct_crop = straighten_volume(ct, grid) if ct is not None else None
         label_map = straighten_labels(mask, grid) if ct is not None else None
         fov = fov_status(mask, grid, body, heights, contact)
         out.append(StraightVertebra(label, grid, soft, body, heights, ct_crop, fov.cut_by_fov, label_map,
                                     fov.cut_sections, fov.touches_fov, tilt, fov.heights_bounded,
-                                    beyond_disc_mm(soft, body, grid)))
+                                    found.beyond_disc * float(grid.spacing_mm[2])))
         if progress:
             progress(i + 1, len(labels), f"straightened label {label}")
     return curve, out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from healthivert.geometry.body import isolate_body, posterior_wall_mm
+from healthivert.geometry.body import isolate_body, isolated_body, posterior_wall_mm
 
 LR = np.arange(-30.0, 31.0)
 AP = np.arange(-40.0, 36.0)
@@ -124,8 +124,8 @@ def test_a_piece_of_the_neighbour_beyond_a_disc_is_dropped():
     assert not out[neighbour].any(), "the neighbour's piece was kept"
     assert out[body].all(), "part of the body was lost"
     assert not out[:, :, 39:].any()
-    kept = isolate_body(label, LR, AP, 1.0, split_at_discs=False)
-    assert kept[neighbour].all() and kept[body].all()
+    assert isolated_body(label, LR, AP, 1.0).beyond_disc == 13  # the rim's deepest 3 samples and the piece's 10
+    assert isolated_body(body | _posterior_elements(), LR, AP, 1.0).beyond_disc == 0
 
 
 def test_a_body_with_a_concave_wall_is_not_split():

@@ -48,7 +48,7 @@ from healthivert.labels import (
     UNANCHORED_NOTE,
     is_anchored,
 )
-from healthivert.segmentation.ribs import lowest_rib_bearing, rib_bearing
+from healthivert.segmentation.ribs import lowest_rib_bearing, rib_bearing, rib_flags
 
 MIN_BODY_ML = 3.0  # a vertebral body near the axis: T1 is ~ 5 ml, L5 ~ 35 ml
 MIN_SACRUM_ML = 2.0  # the network may call only the top of S1 sacrum (3 ml on the real evaluation CT)
@@ -678,7 +678,8 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
     t12 = None
     if hu is not None and order:
         ribs = rib_bearing(instances, hu, affine, out == SACRUM_LABEL)
-        last_rib = max((k for k, i in enumerate(order) if ribs.get(i, False)), default=-1)
+        flags = rib_flags(order, ribs)
+        last_rib = max((k for k, bears in enumerate(flags) if bears), default=-1)
         if order[last_rib + 1:]:  # grown again with the roots of the rib-free vertebrae below the ribs
             instances, bodies = _grow_column(col, order[last_rib + 1:])
             out = _mark_sacral(sacrum, instances, sacral)

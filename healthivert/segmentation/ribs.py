@@ -111,16 +111,10 @@ def _side_pieces(pieces: np.ndarray, affine: np.ndarray) -> set[int]:
     return {int(k) for k in np.unique(faces) if k}
 
 
-def lowest_rib_bearing(order: list[int], ribs: dict[int, bool]) -> int | None:
-    """The instance that is T12: the lowest of the rib-bearing run at the top of the view,
-    given a rib-free vertebra right below it. ``order`` lists instances cranial first.
-
-    Bone beside the lowest one or two vertebrae in view, below at least ``PELVIS_BELOW_FREE``
-    rib-free ones, is the iliac crest beside L4-L5 (the sacrum may lie below the view), not a rib.
-    None when the top vertebra bears no rib (a lumbar view, or ribs cropped away), when every
-    vertebra bears one (T12 may lie below the view) or when a rib-bearing vertebra appears
-    again further down (something other than ribs was taken for one: no anchor is safer).
-    """
+def rib_flags(order: list[int], ribs: dict[int, bool]) -> list[bool]:
+    """Whether each instance of ``order`` (cranial first) bears a rib, with bone beside the
+    lowest one or two vertebrae in view, below at least ``PELVIS_BELOW_FREE`` rib-free ones,
+    taken for the iliac crest beside L4-L5 (the sacrum may lie below the view), not a rib."""
     flags = [ribs.get(i, False) for i in order]
     lowest = len(flags)
     while lowest > 0 and flags[lowest - 1]:
@@ -128,6 +122,19 @@ def lowest_rib_bearing(order: list[int], ribs: dict[int, bool]) -> int | None:
     if (0 < len(flags) - lowest <= PELVIS_LEVELS and lowest >= PELVIS_BELOW_FREE
             and not any(flags[lowest - PELVIS_BELOW_FREE:lowest])):
         flags[lowest:] = [False] * (len(flags) - lowest)
+    return flags
+
+
+def lowest_rib_bearing(order: list[int], ribs: dict[int, bool]) -> int | None:
+    """The instance that is T12: the lowest of the rib-bearing run at the top of the view,
+    given a rib-free vertebra right below it. ``order`` lists instances cranial first.
+
+    Bone beside the lowest vertebrae that is the iliac crest is no rib (:func:`rib_flags`).
+    None when the top vertebra bears no rib (a lumbar view, or ribs cropped away), when every
+    vertebra bears one (T12 may lie below the view) or when a rib-bearing vertebra appears
+    again further down (something other than ribs was taken for one: no anchor is safer).
+    """
+    flags = rib_flags(order, ribs)
     if not flags or not flags[0] or all(flags):
         return None
     last = flags.index(False) - 1

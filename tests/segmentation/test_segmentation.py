@@ -255,11 +255,13 @@ def test_pedicle_roots_behind_each_core_take_its_label():
     np.testing.assert_array_equal(out[:, 20:, :], seeds[:, 20:, :])  # the cores are unchanged
 
 
-@pytest.mark.parametrize(("rib_from_top", "rooted"), [(0, 4), (2, 2), (None, 5)])
-def test_identify_seeds_the_pedicle_roots_of_the_vertebrae_below_the_ribs(monkeypatch, rib_from_top, rooted):
+@pytest.mark.parametrize(("with_ribs", "rooted"), [({0}, 4), ({0, 1, 2}, 2), (set(), 5), ({4}, 5)],
+                         ids=["T12 on top", "T10-T12", "no ribs", "iliac crest beside the lowest"])
+def test_identify_seeds_the_pedicle_roots_of_the_vertebrae_below_the_ribs(monkeypatch, with_ribs, rooted):
     """With the CT given, identification grows the vertebrae again with the pedicle roots of
-    those below the lowest rib-bearing one seeded (all of them when none bears a rib); the
-    thoracic ones' spinous processes reach down behind the next vertebra and are left alone.
+    those below the lowest rib-bearing one seeded (all of them when none bears a rib, and bone
+    beside the lowest vertebra below rib-free ones is the iliac crest, no rib); the thoracic
+    ones' spinous processes reach down behind the next vertebra and are left alone.
     The column is cut into segments once; only the growth runs again."""
     from healthivert.segmentation import identify as ident_module
 
@@ -276,7 +278,7 @@ def test_identify_seeds_the_pedicle_roots_of_the_vertebrae_below_the_ribs(monkey
 
     def ribs(instances, hu, affine, sacrum=None):
         ids = sorted((int(i) for i in np.unique(instances) if i), reverse=True)  # cranial first
-        return {i: rib_from_top is not None and k <= rib_from_top for k, i in enumerate(ids)}
+        return {i: k in with_ribs for k, i in enumerate(ids)}
 
     monkeypatch.setattr(ident_module, "_column_segments", segments)
     monkeypatch.setattr(ident_module, "_grow_column", grow)

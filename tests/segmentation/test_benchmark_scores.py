@@ -11,13 +11,24 @@ from benchmarks.segmentation import annotated_bone_dice, bone_dice
 
 def test_a_vertebra_the_experts_left_unlabelled_is_left_out_of_the_secondary_dice():
     """Truth: L1 and L2 (10 voxels each). The prediction finds both, L2 one voxel short, and the
-    T12 above that the experts did not annotate (10 voxels, none on their bone)."""
+    T12 above, cut by the view's edge, that the experts did not annotate (10 voxels, none on
+    their bone)."""
     truth = np.zeros(40, np.uint8)
     truth[10:20], truth[20:30] = 20, 21
     pred = np.zeros(40, np.uint8)
     pred[0:10], pred[10:20], pred[20:29] = 19, 20, 21
     assert bone_dice(pred, truth) == pytest.approx(2 * 19 / (29 + 20))
     assert annotated_bone_dice(pred, truth) == pytest.approx(2 * 19 / (19 + 20))
+
+
+def test_an_unannotated_vertebra_inside_the_view_stays_false_bone():
+    """A predicted vertebra the experts did not annotate that the view does not cut (an extra
+    label between the image's faces) is no cut neighbour: both readings count it."""
+    truth = np.zeros(40, np.uint8)
+    truth[10:20], truth[20:30] = 20, 21
+    pred = np.zeros(40, np.uint8)
+    pred[2:10], pred[10:20], pred[20:30] = 19, 20, 21
+    assert annotated_bone_dice(pred, truth) == pytest.approx(bone_dice(pred, truth)) == pytest.approx(2 * 20 / 48)
 
 
 def test_a_vertebra_mostly_on_the_experts_bone_is_kept():

@@ -141,6 +141,15 @@ def straighten_volume(volume: Volume, grid: StraightGrid, order: int = 1, cval: 
 COARSE_SPEC = CropSpec(ap_front_mm=60.0, ap_back_mm=60.0, lr_step_mm=2.0, ap_step_mm=2.0, si_step_mm=2.0)
 
 
+#: a body centre that moves farther than this between two passes is a body isolation gone wrong
+#: (sub-verse007's T10 from its CT: 22 mm to the front in the second pass, after T11's label had
+#: gained 3 % of bone; the curve bent and T10's crop missed its body). Between the two passes
+#: the centres moved up to 1.5 mm on the experts' masks, 7.5 mm on TotalSegmentator's (its T11,
+#: cut by the view's top) and 12 mm on the shipped weights' segmentation of sub-verse007 (L3,
+#: cut by the view's bottom)
+MAX_CENTRE_SHIFT_MM = 10.0
+
+
 def body_centres(mask: Volume, curve: SpineCurve, spec: CropSpec = COARSE_SPEC) -> dict[int, np.ndarray]:
     """Centre (RAS mm) of each vertebra's body, found on a coarse straightened crop."""
     from healthivert.geometry.body import isolate_body
@@ -160,14 +169,19 @@ def fit_body_axis(mask: Volume, centroids: dict[int, np.ndarray], passes: int = 
     Whole-vertebra centroids (VerSe's) zig-zag antero-posteriorly with the posterior
     elements and with fractures, which bends an interpolating spline by 10-30 degrees at
     some levels; a first curve through them serves only to find the bodies, and the final
-    curve runs through the body centres.
+    curve runs through the body centres. A centre that moves more than ``MAX_CENTRE_SHIFT_MM``
+    from one pass of body centres to the next keeps its place.
     """
     from healthivert.geometry.curve import fit_spine_curve
 
     curve = fit_spine_curve(centroids)
+    previous: dict[int, np.ndarray] = {}
     for _ in range(passes):
         centres = body_centres(mask, curve)
         if len(centres) < len(curve.anchors):
             break
+        centres = {lab: c if lab not in previous or np.linalg.norm(c - previous[lab]) <= MAX_CENTRE_SHIFT_MM
+                   else previous[lab] for lab, c in centres.items()}
+        previous = centres
         curve = fit_spine_curve(centres)
     return curve

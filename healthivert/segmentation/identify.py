@@ -168,7 +168,31 @@ def _bodies(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.nda
     coms = ndimage.center_of_mass(flat, lab, np.arange(1, n + 1)) if n else []
     top = z.max() + TOP_EDGE_MM / step  # a top vertebra cut by the field of view is too thin for the ball
     between = np.concatenate([[False], [z.min() <= c[2] <= top for c in coms]]).astype(bool)
-    return _one_column(ball | between[lab], affine)
+    return _front_of_column(_one_column(ball | between[lab], affine), affine)
+
+
+#: what lies farther behind the front of an axial slice of the column is no body: deeper than a
+#: lumbar body with its osteophytes (sub-verse007's T10: 44 mm), shallower than a body and its
+#: arch. The opening keeps thick posterior elements joined to the bodies at the lumbosacral
+#: junction, and the axis through the slices' centres ran behind them: on sub-verse014 from its
+#: CT no axis point lay on L4's body, and its disc with L5 showed only as a guess. The three
+#: real subjects, each segmented by weights that never saw it: mean Dice per vertebra 0.814
+#: without; 0.832 / 0.830 / 0.821 / 0.807 at 40 / 45 / 50 / 55 mm
+BODY_DEPTH_MM = 45.0
+
+
+def _front_of_column(bodies: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """``bodies`` with, on each axial slice, what lies more than ``BODY_DEPTH_MM`` behind the
+    slice's front left out (L4-L5's pedicles and articular masses, as thick as the opening's
+    ball at 2 mm). Hand-written: a per-slice crop no library offers."""
+    step = float(np.linalg.norm(affine[:3, 1]))
+    reach = int(round(BODY_DEPTH_MM / step))
+    out = np.zeros_like(bodies)
+    for k in np.flatnonzero(bodies.any(axis=(0, 1))):
+        plane = bodies[:, :, k]
+        front = np.flatnonzero(plane.any(axis=0)).max()  # RAS: the second axis runs to the front
+        out[:, max(front - reach, 0):front + 1, k] = plane[:, max(front - reach, 0):front + 1]
+    return out
 
 
 def _one_column(bodies: np.ndarray, affine: np.ndarray) -> np.ndarray:
@@ -387,7 +411,8 @@ def _column_segments(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) 
     profile = ndimage.uniform_filter1d(profile, 2)
     cuts = confirmed_discs(cuts, profile, step)
     split = split_long_segments(cuts, area, profile)
-    guessed = refine_cuts(np.setdiff1d(split, cuts), profile)  # cut at the expected length: no disc seen
+    added = refine_cuts(np.setdiff1d(split, cuts), profile)  # cut at the expected length ...
+    guessed = np.setdiff1d(added, confirmed_discs(added, profile, step))  # ... where no disc shows
     cuts = refine_cuts(split, profile)
     idx = np.argwhere(vertebra)
     world_axis = axis @ affine[:3, :3].T + affine[:3, 3]

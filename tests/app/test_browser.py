@@ -38,16 +38,29 @@ def _playwright_importable() -> bool:
     return True
 
 
+#: how long an assertion waits for the page: the viewer reruns its script on every click, and on
+#: the 2-core CI machine with the suite's other workers busy a rerun took over Playwright's 5 s
+EXPECT_TIMEOUT_MS = 30_000
+
+
 @pytest.fixture(scope="session")
 def browser_deps() -> None:
     """Install chromium (apt) and playwright (pip) when missing; skip only when that fails."""
     if CHROMIUM.exists() and _playwright_importable():
+        _patient_expect()
         return
     script = ROOT / "scripts" / "install_browser_test_deps.sh"
     proc = subprocess.run(["bash", str(script), sys.executable], capture_output=True, text=True, timeout=900)
     if proc.returncode != 0 or not CHROMIUM.exists() or not _playwright_importable():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         pytest.skip(f"chromium / playwright could not be installed by {script.name}: {' | '.join(tail)}")
+    _patient_expect()
+
+
+def _patient_expect() -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 def _free_port() -> int:

@@ -199,3 +199,28 @@ def test_a_section_whose_columns_run_into_the_edge_is_cut():
     assert "superior" in faces
     _, (v,) = straighten_vertebrae(mask, centroids_from_mask(mask), spec=SMALL)
     assert v.cut_sections == ["anterior"] and "superior" in v.cut_by_fov
+
+
+def test_body_axis_keeps_a_body_centre_that_jumps_between_passes(monkeypatch):
+    """The curve is fitted again through the bodies found in the crops along the last one; a
+    body isolation gone wrong in a later pass (sub-verse007's T10 from its CT: 22 mm to the
+    front, after T11's label gained 3 % of bone) bent the curve, and the crop along it missed
+    the body (T10 measured 10 mm in front, graded 3). A centre that moves more than 10 mm
+    from the pass before keeps its place."""
+    from healthivert.geometry import straighten
+
+    labels = range(18, 23)
+    passes = []
+
+    def centres(mask, curve):
+        passes.append(curve)
+        out = {lab: np.array([0.0, 10.0, -30.0 * k]) for k, lab in enumerate(labels)}
+        if len(passes) == 2:
+            out[20] = out[20] + np.array([0.0, 22.0, 0.0])
+        return out
+
+    monkeypatch.setattr(straighten, "body_centres", centres)
+    curve = straighten.fit_body_axis(None, {lab: np.array([0.0, 0.0, -30.0 * k]) for k, lab in enumerate(labels)})
+    assert len(passes) == 2
+    nearest = np.linalg.norm(curve.points - np.array([0.0, 10.0, -60.0]), axis=1).min()
+    assert nearest < 1.0

@@ -26,11 +26,10 @@ from healthivert.errors import InputError
 from healthivert.geometry.vertebrae import straighten_vertebrae
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.io.images import load_mask
-from healthivert.labels import SPINE_ORDER, VERSE_NAMES
+from healthivert.labels import SPINE_ORDER, T13, VERSE_NAMES
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 FIRST = REAL / "verse2019_subset" / "derivatives" / "sub-verse007" / "sub-verse007_seg-vert_msk.nii.gz"
-TRANSITIONAL = (25, 28)  # L6, T13: neither mask holds one
 SECOND = REAL / "verse007" / "sub-verse007_seg-vert_msk.nii.gz"
 
 
@@ -52,7 +51,7 @@ def body_sizes(path: Path) -> dict[int, tuple[float, float, float]]:
 def offset_rows(first: dict, second: dict, offsets: range) -> list[str]:
     """Per level offset k (the second mask's label k levels below the first's), the levels
     paired and the mean absolute difference of width and of median height (mm)."""
-    order = [lab for lab in sorted(SPINE_ORDER, key=SPINE_ORDER.get) if lab not in TRANSITIONAL]
+    order = [lab for lab in sorted(SPINE_ORDER, key=SPINE_ORDER.get) if lab != T13]  # T12 and L1 adjacent
     rows = []
     for k in offsets:
         pairs = [(a, order[order.index(a) + k]) for a in first if 0 <= order.index(a) + k < len(order)]

@@ -105,6 +105,9 @@ from healthivert.report.record import Heights, SectionValues, VertebraRecord
 from healthivert.sections import SECTIONS
 from healthivert.synthesis.guard import combine
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: benchmarks/ beside it
+from segmentation import reaches_a_face  # noqa: E402  (benchmarks/segmentation.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 DEFAULT_OUT = ROOT / "build" / "benchmarks" / "real_verse"
@@ -232,7 +235,7 @@ def totalseg_measure(tsm, mask: Volume, ct: Volume | None, body: np.ndarray | No
             row.heights_mm = Heights(SectionValues(**by_section), SectionValues(None, None, None))
         else:
             b = (canon_mask == lab) & canon_body
-            edge = any(b.take(i, axis=a).any() for a in range(3) for i in (0, -1))
+            edge = reaches_a_face(b)
             row.status = ("not graded: S1, not measured by TotalSegmentator" if name == "S1" else
                              "not graded: TotalSegmentator skips a body that touches the image border" if edge
                              else "not graded: not measured by TotalSegmentator")

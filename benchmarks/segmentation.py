@@ -94,11 +94,11 @@ def annotated_bone_dice(pred: np.ndarray, truth: np.ndarray) -> float:
     the experts did not annotate inside the view is no such part: it stays false bone."""
     bone = (truth > 0) & (truth < 26)
     left_out = [int(k) for k in np.unique(pred) if 0 < k < 26
-                and bone[pred == k].mean() < ANNOTATED_FRACTION and _reaches_a_face(pred == k)]
+                and bone[pred == k].mean() < ANNOTATED_FRACTION and reaches_a_face(pred == k)]
     return dice((pred > 0) & (pred < 26) & ~np.isin(pred, left_out), bone)
 
 
-def _reaches_a_face(mask: np.ndarray) -> bool:
+def reaches_a_face(mask: np.ndarray) -> bool:
     """Whether a boolean array holds a voxel on any face of its box."""
     return any(np.take(mask, i, axis=ax).any() for ax in range(mask.ndim) for i in (0, -1))
 

@@ -12,7 +12,7 @@ from healthivert.registry import Registry
 GRADES = (0, 1, 2, 3)
 FEATURES = (
     "rhlv_anterior", "rhlv_middle", "rhlv_posterior", "rhlv_whole",
-    "ratio_anterior_posterior", "ratio_middle_posterior",
+    "ratio_anterior_posterior", "ratio_middle_posterior", "ratio_anterior_posterior_z",
 )
 
 

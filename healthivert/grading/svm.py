@@ -208,8 +208,14 @@ class SVMGrader:
         self.model = load_model(model_path)
         self.model_path = Path(model_path)
 
+    @property
+    def features(self) -> list[str]:
+        """The columns this model reads: ``FEATURES``, or their first ones for a model trained
+        before the later ones were added (the first six: before the z-score)."""
+        return list(FEATURES)[:int(getattr(self.model, "n_features_in_", len(FEATURES)))]
+
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        x = features[list(FEATURES)].to_numpy(float)
+        x = features[self.features].to_numpy(float)
         proba = np.zeros((len(x), len(GRADES)))
         proba[:, [int(c) for c in self.model.classes_]] = self.model.predict_proba(x)
         return proba

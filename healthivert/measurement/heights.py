@@ -8,13 +8,15 @@ import numpy as np
 
 from healthivert.geometry.vertebrae import StraightVertebra
 from healthivert.measurement.density import density_category, trabecular_hu
-from healthivert.sections import SECTIONS, relative_height_loss, section_heights
+from healthivert.normative import ratio_z
+from healthivert.sections import SECTIONS, ap_extent_mm, relative_height_loss, section_heights
 from healthivert.synthesis.base import PseudoHealthy
 
 
 @dataclass
 class VertebraMeasurement:
-    """What is measured on one vertebra; lengths in mm, RHLV and ratios as fractions."""
+    """What is measured on one vertebra; lengths in mm, RHLV and ratios as fractions
+    (``ratios["anterior_posterior_z"]`` in SDs of healthy people: ``normative.ratio_z``)."""
 
     label: int
     original_mm: dict[str, float]
@@ -28,11 +30,13 @@ class VertebraMeasurement:
     extra: dict = field(default_factory=dict)
 
     def features(self) -> dict[str, float]:
-        """Grading features: RHLV per section and whole, and the classical ratios."""
+        """Grading features: RHLV per section and whole, the classical ratios, and the
+        anterior/posterior ratio's z-score against the level's published normal."""
         return {
             **{f"rhlv_{k}": self.rhlv[k] for k in (*SECTIONS, "whole")},
             "ratio_anterior_posterior": self.ratios["anterior_posterior"],
             "ratio_middle_posterior": self.ratios["middle_posterior"],
+            "ratio_anterior_posterior_z": self.ratios["anterior_posterior_z"],
         }
 
 
@@ -53,6 +57,8 @@ def measure_vertebra(v: StraightVertebra, healthy: PseudoHealthy) -> VertebraMea
         "anterior_posterior": original["anterior"] / original["posterior"],
         "middle_posterior": original["middle"] / original["posterior"],
     }
+    ratios["anterior_posterior_z"] = ratio_z(v.label, ratios["anterior_posterior"],
+                                             ap_extent_mm(v.heights_mm.T, v.grid.ap_mm), original["posterior"])
     loss_mm, loss_frac = height_loss_map(v.heights_mm, healthy.heights_mm)
     hu = trabecular_hu(v.ct, v.body, v.grid.spacing_mm) if v.ct is not None else None
     return VertebraMeasurement(v.label, original, pseudo, rhlv, ratios, loss_mm, loss_frac, hu,

@@ -3,7 +3,8 @@
 Local coordinates (mm): ``l`` towards the patient's right, ``a`` anterior, ``u`` superior
 along the spine axis, origin at the vertebral body's centre. Sizes follow adult means,
 interpolated between levels (T1 to L5) and jittered per study and per vertebra; the natural
-sagittal wedge of each level is the published normative one (:mod:`healthivert.normative`).
+sagittal wedge of each level is the published normative one, varying between bodies by the
+published spread of healthy people (:mod:`healthivert.normative`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from healthivert.normative import wedge_deg
+from healthivert.normative import wedge_deg, wedge_sd_deg
 
 # level index: 0 = T1 ... 11 = T12, 12 = L1 ... 16 = L5 (VerSe labels 8..24)
 _LEVELS = np.array([0, 7, 11, 12, 14, 16])
@@ -23,8 +24,10 @@ _DISC = np.array([4.0, 5.0, 6.0, 8.0, 9.5, 10.5])  # disc below the vertebra, mm
 _CANAL_LR = np.array([8.0, 8.5, 9.5, 10.5, 11.5, 12.5])  # canal half-width, mm
 #: the body's flat posterior wall sits this fraction of its AP depth behind its centre
 POSTERIOR_WALL_FRACTION = 0.42
-#: per-vertebra spread of the natural wedge around its level's normative mean (degrees)
-WEDGE_JITTER_DEG = 1.5
+#: A body's natural wedge is drawn from its level's published normal (mean, SD) and kept within
+#: this many SDs: at 2 SD, T10's anterior third is 11 % shorter than the level's norm, short of
+#: a mild fracture's 20 %, so a healthy phantom body never passes for a fractured one.
+WEDGE_SD_LIMIT = 2.0
 
 
 def level_index(label: int) -> int:
@@ -74,9 +77,10 @@ def vertebra_shape(label: int, rng: np.random.Generator, study_scale: float = 1.
     height, depth, width = (size(t) * k for t, k in zip((_HEIGHT, _DEPTH, _WIDTH), proportions))
     disc_below, canal_lr = size(_DISC, 0.1), size(_CANAL_LR, 0.05)
     canal_ap = float(rng.uniform(7.0, 8.5) * study_scale)
-    # the level's published normative wedge (healthivert.normative), jittered; as a fraction
+    # the level's published normative wedge and spread (healthivert.normative); as a fraction
     # of the height lost from the posterior wall to the anterior edge (see healthy_endplates)
-    wedge = np.radians(wedge_deg(label) + rng.uniform(-WEDGE_JITTER_DEG, WEDGE_JITTER_DEG))
+    spread = float(np.clip(rng.normal(), -WEDGE_SD_LIMIT, WEDGE_SD_LIMIT)) * wedge_sd_deg(label, depth, height)
+    wedge = np.radians(wedge_deg(label) + spread)
     wall_to_edge = 0.5 + POSTERIOR_WALL_FRACTION  # (depth / 2 - posterior_wall) / depth
     return VertebraShape(
         label=label, height=height, depth=depth, width=width, disc_below=disc_below, canal_lr=canal_lr,

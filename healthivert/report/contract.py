@@ -51,7 +51,7 @@ CSV_COLUMNS = [
     "rhlv_anterior", "rhlv_middle", "rhlv_posterior", "rhlv_whole",
     "height_anterior_mm", "height_middle_mm", "height_posterior_mm",
     "healthy_height_anterior_mm", "healthy_height_middle_mm", "healthy_height_posterior_mm",
-    "ratio_anterior_posterior", "ratio_middle_posterior",
+    "ratio_anterior_posterior", "ratio_middle_posterior", "ratio_anterior_posterior_z",
     "prob_grade0", "prob_grade1", "prob_grade2", "prob_grade3",
     "trabecular_hu", "bone_density", "synthesizer", "grader", "labels_anchor",
 ]
@@ -80,6 +80,7 @@ def csv_row(study_id: str, v: VertebraRecord, labels_anchor: str | None = None) 
         **{f"healthy_height_{k}_mm": heights.pseudo_healthy.get(k) if heights else None for k in SECTIONS},
         "ratio_anterior_posterior": ratios.get("anterior_posterior"),
         "ratio_middle_posterior": ratios.get("middle_posterior"),
+        "ratio_anterior_posterior_z": ratios.get("anterior_posterior_z"),
         **{f"prob_grade{g}": v.probabilities.get(g) for g in GENANT_GRADES},
         "trabecular_hu": v.trabecular_hu, "bone_density": v.bone_density,
         "synthesizer": v.synthesizer, "grader": v.grader, "labels_anchor": labels_anchor,

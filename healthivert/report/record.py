@@ -83,7 +83,8 @@ class VertebraRecord:
         synthesizer: the one its pseudo-healthy body came from ("prior" where the GAN's was refused).
         rhlv: relative height loss (fractions); None when the body was not measured.
         heights_mm: section heights (mm), measured and pseudo-healthy; None when not measured.
-        ratios: intra-vertebral height ratios (fractions): ``anterior_posterior``, ``middle_posterior``.
+        ratios: intra-vertebral height ratios (fractions): ``anterior_posterior``, ``middle_posterior``;
+            ``anterior_posterior_z``: the first's z-score against its level's published normal (SDs).
         pseudo_healthy_from: names of the neighbours the pseudo-healthy body was estimated from.
         trabecular_hu: mean trabecular density (HU); None without a CT.
         bone_density: its category ("normal", "osteopenia", ...); None without a CT.

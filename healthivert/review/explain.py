@@ -90,8 +90,22 @@ def _disagreement(name: str, grade: int, grader: str, section: str, rhlv: float,
     direction = "higher" if grade > rule else "lower"
     return (f"The {grader.upper()} graded {name} {grade} ({GRADE_NAMES[grade]}){p}, {direction} than the Genant "
             f"rule's {rule} ({GRADE_NAMES[rule]}) for its {section} height loss of {_pct(rhlv)} "
-            f"({threshold_band(rhlv)}). The {grader.upper()} weighs all sections and their ratios, learnt from "
-            "expert grades, so it can differ from the rule's single worst section; check the images.")
+            f"({threshold_band(rhlv)}). The {grader.upper()} weighs all sections, their ratios and the level's normal "
+            "wedge, learnt from graded vertebrae, so it can differ from the rule's single worst section; check "
+            "the images.")
+
+
+def wedge_text(vertebra: VertebraRecord, name: str) -> str | None:
+    """The body's anterior/posterior height ratio against its level's published normal, e.g.
+    ``"L1's anterior / posterior height ratio is 0.78: 2.4 SD below a healthy L1's"``; None
+    when not measured."""
+    ratios = vertebra.ratios or {}
+    ratio, z = ratios.get("anterior_posterior"), ratios.get("anterior_posterior_z")
+    if ratio is None or z is None:
+        return None
+    where = "within 1 SD of" if abs(z) < 1 else f"{abs(z):.1f} SD {'below' if z < 0 else 'above'}"
+    return (f"{name}'s anterior / posterior height ratio is {ratio:.2f}: {where} a healthy "
+            f"{vertebra.name}'s (published spread of healthy people).")
 
 
 def _fallback(vertebra: VertebraRecord) -> str:
@@ -125,6 +139,9 @@ def explain_vertebra(vertebra: VertebraRecord, study_synthesizer: str | None = N
     rule = genant_grade_from_loss(rhlv)
     lines.append(f"Largest height loss: {section}, RHLV {_pct(rhlv)} ({threshold_band(rhlv)}); "
                  f"the Genant rule grades that {rule} ({GRADE_NAMES[rule]}).")
+    wedge = wedge_text(vertebra, name)
+    if wedge:
+        lines.append(wedge)
     if grade is None:
         lines.append(f"{name} was not graded: {vertebra.status}")
         return Explanation(None, grader, section, rhlv, rule, probs, lines, None, fallback)

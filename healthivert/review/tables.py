@@ -21,7 +21,7 @@ EXPORT_COLUMNS: list[str] = [
     "rhlv_anterior", "rhlv_middle", "rhlv_posterior", "rhlv_whole",
     "height_anterior_mm", "height_middle_mm", "height_posterior_mm",
     "healthy_height_anterior_mm", "healthy_height_middle_mm", "healthy_height_posterior_mm",
-    "ratio_anterior_posterior", "ratio_middle_posterior",
+    "ratio_anterior_posterior", "ratio_middle_posterior", "ratio_anterior_posterior_z",
     "prob_grade0", "prob_grade1", "prob_grade2", "prob_grade3", "trabecular_hu", "grader",
     "synthesizer", "gan_refused", "labels_anchor", "labels_anchored",
 ]

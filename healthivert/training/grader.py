@@ -49,7 +49,7 @@ def phantom_features(cfg: GraderConfig, progress: Progress | None = None, jobs: 
 
 #: Change this when straightening, measurement, the prior or the phantom anatomy changes: the
 #: features cached under the old revision are then measured again.
-FEATURES_REVISION = "2026-12-05: the prior counts only a neighbour's full-height columns"
+FEATURES_REVISION = "2026-12-06: phantom wedges spread as published; the ratio z-score"
 
 
 def cache_key(cfg: GraderConfig) -> dict:

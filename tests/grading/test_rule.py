@@ -18,7 +18,8 @@ def _features(anterior: float, middle: float, posterior: float) -> dict[str, flo
     return {"rhlv_anterior": anterior, "rhlv_middle": middle, "rhlv_posterior": posterior,
             "rhlv_whole": (anterior + middle + posterior) / 3,
             "ratio_anterior_posterior": (1 - anterior) / (1 - posterior),
-            "ratio_middle_posterior": (1 - middle) / (1 - posterior)}
+            "ratio_middle_posterior": (1 - middle) / (1 - posterior),
+            "ratio_anterior_posterior_z": 0.0}
 
 
 # worst-section losses clear of, and up to 0.5 % from, each of the 20 / 25 / 40 % boundaries

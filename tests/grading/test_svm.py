@@ -35,7 +35,8 @@ GRADE_LOSS = {0: 0.05, 1: 0.225, 2: 0.32, 3: 0.5}
 def _row(loss: float) -> dict[str, float]:
     """A wedge-like vertebra: anterior loss ``loss``, middle half of it, posterior intact."""
     return {"rhlv_anterior": loss, "rhlv_middle": loss / 2, "rhlv_posterior": 0.0, "rhlv_whole": loss / 2,
-            "ratio_anterior_posterior": 1 - loss, "ratio_middle_posterior": 1 - loss / 2}
+            "ratio_anterior_posterior": 1 - loss, "ratio_middle_posterior": 1 - loss / 2,
+            "ratio_anterior_posterior_z": -loss / 0.05}
 
 
 @cache
@@ -259,8 +260,25 @@ def test_shipped_model_grades_clear_cases():
     if not DEFAULT_MODEL.is_file():
         pytest.skip(f"no shipped grader weights at {DEFAULT_MODEL}")
     grader = get_grader("svm")
-    severe = dict.fromkeys(FEATURES, 0.5) | {"ratio_anterior_posterior": 1.0, "ratio_middle_posterior": 1.0}
-    intact = dict.fromkeys(FEATURES, 0.0) | {"ratio_anterior_posterior": 1.0, "ratio_middle_posterior": 1.0}
+    square = {"ratio_anterior_posterior": 1.0, "ratio_middle_posterior": 1.0, "ratio_anterior_posterior_z": 0.0}
+    severe = dict.fromkeys(FEATURES, 0.5) | square
+    intact = dict.fromkeys(FEATURES, 0.0) | square
     proba = grader.predict_proba(pd.DataFrame([severe, intact]))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert grade_from_proba(proba).tolist() == [3, 0]
+
+
+def test_a_model_trained_before_the_z_score_reads_its_own_six_columns(tmp_path):
+    """A grader file fitted on the first six features (before the ratio's z-score was added)
+    still grades: it is given those columns, not all of ``FEATURES``."""
+    features, grades, groups = _table()
+    old = list(FEATURES)[:6]
+    model, _ = train_svm(features.assign(ratio_anterior_posterior_z=0.0), grades, groups, folds=4,
+                         param_grid=ONE_SVC)
+    six = svm_module._base_pipeline(0).set_params(svc__kernel="rbf", svc__C=10.0, svc__gamma=1.0)
+    from sklearn.calibration import CalibratedClassifierCV
+    legacy = CalibratedClassifierCV(six, method="sigmoid", cv=3).fit(features[old].to_numpy(float), grades)
+    grader = SVMGrader(save_model(legacy, tmp_path / "six.skops"))
+    assert grader.features == old
+    np.testing.assert_allclose(grader.predict_proba(features), legacy.predict_proba(features[old].to_numpy(float)))
+    assert SVMGrader(save_model(model, tmp_path / "seven.skops")).features == list(FEATURES)

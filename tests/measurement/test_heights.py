@@ -46,7 +46,10 @@ def test_measure_a_wedge_against_a_box():
     assert m.original_mm == pytest.approx({"anterior": 101 / 6, "middle": 121 / 6, "posterior": 70 / 3}, abs=1e-5)
     assert m.rhlv == pytest.approx(
         {"anterior": 49 / 150, "middle": 29 / 150, "posterior": 1 / 15, "whole": 44 / 225}, abs=1e-6)
-    assert m.ratios == pytest.approx({"anterior_posterior": 101 / 140, "middle_posterior": 121 / 140}, abs=1e-6)
+    # L1's published wedge (3.35 degrees) over the 30 mm extent, its APR SD 0.06: the thirds'
+    # normal ratio 1 - 2/3 * 30 tan(3.35) / (70/3) = 0.9498, their SD 0.04; z = -5.71
+    assert m.ratios == pytest.approx({"anterior_posterior": 101 / 140, "middle_posterior": 121 / 140,
+                                      "anterior_posterior_z": -5.710}, abs=1e-3)
     assert list(m.features()) == list(FEATURES)
     assert m.features()["rhlv_anterior"] == pytest.approx(49 / 150, abs=1e-6)
     # the maps: NaN off the body, the per-column loss on it

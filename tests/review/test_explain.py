@@ -82,3 +82,16 @@ def test_a_grade_from_lower_bounds_says_the_edge_cut_the_body_short() -> None:
                            "pseudo-healthy height.")
     assert e.disagreement is None
     assert not any("edge" in line for line in explain_vertebra(_record(0.08, 0.02, 0.0, 0)).lines)
+
+
+def test_the_wedge_against_the_levels_normal_is_stated() -> None:
+    """The ratio's z-score reads as SDs below or above a healthy body of the level; a result
+    written before the z-score (no such key) gets no sentence."""
+    ratios = {"anterior_posterior": 0.78, "middle_posterior": 0.9, "anterior_posterior_z": -2.43}
+    e = explain_vertebra(_record(0.30, 0.1, 0.05, 2, ratios=ratios), name="L2")
+    assert "L2's anterior / posterior height ratio is 0.78: 2.4 SD below a healthy L1's" in " ".join(e.lines)
+    e = explain_vertebra(_record(0.30, 0.1, 0.05, 2, ratios=ratios | {"anterior_posterior_z": 0.4}))
+    assert "is 0.78: within 1 SD of a healthy L1's" in " ".join(e.lines)
+    e = explain_vertebra(_record(0.30, 0.1, 0.05, 2, ratios=ratios | {"anterior_posterior_z": 1.5}))
+    assert "1.5 SD above a healthy L1's" in " ".join(e.lines)
+    assert not any("height ratio" in line for line in explain_vertebra(_record(0.30, 0.1, 0.05, 2)).lines)

@@ -95,7 +95,7 @@ def test_cli_fits_the_calibration_of_the_shipped_gan_on_held_out_phantoms(tmp_pa
     shipped.calibration = far_off
     weights = save_gan(shipped, tmp_path / "g.safetensors", shipped_card)
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(json.dumps({"top": "T11", "bottom": "L4", "calibration_studies": 1, "calibration_seed": 8000,
+    recipe.write_text(json.dumps({"top": "T10", "bottom": "L5", "calibration_studies": 1, "calibration_seed": 8001,
                                   "output": str(weights)}))
     assert main(["train", "synthesizer", "--config", str(recipe), "--calibrate-only"]) == 0
     model, card = load_gan(weights)
@@ -103,16 +103,16 @@ def test_cli_fits_the_calibration_of_the_shipped_gan_on_held_out_phantoms(tmp_pa
     assert card["trained_on"] == shipped_card["trained_on"]  # the rest of the card is kept
     assert model.calibration == HeightCalibration(entry["scale"], entry["offset_mm"])
     assert model.calibration not in (HeightCalibration(), far_off)
-    assert entry["healthy_vertebrae"] == 5  # seed 8000, T11-L4: all but L2 (a sub-threshold deformity)
+    assert entry["healthy_vertebrae"] == 7  # seed 8001, T10-L5: all but T12 (a grade-3 crush)
     # the fit is of the network's own heights, near the real ones: the stored + 5 mm was not applied
     assert abs(entry["mean_section_error_mm_before"]) < 1.0, entry
     for name, module in (("generator", model.generator), ("classifier", model.classifier)):  # weights untouched
         theirs = getattr(shipped, name).state_dict()
         assert all(torch.equal(v, theirs[k]) for k, v in module.state_dict().items())
     # the fit leaves these healthy bodies unbiased: closer to 0 than the network's own heights,
-    # or within 0.05 mm where those already were
+    # or within 0.1 mm where those already were (a robust Huber fit: its mean residual is not 0)
     after, before = abs(entry["mean_section_error_mm_after"]), abs(entry["mean_section_error_mm_before"])
-    assert after < before or after <= 0.05
+    assert after < before or after <= 0.1
 
 
 def test_calibration_reads_the_verse_splits_and_refuses_too_few_healthy_vertebrae(tiny_weights, tmp_path):

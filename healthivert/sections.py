@@ -33,20 +33,15 @@ def full_columns(lengths: np.ndarray, fraction: float) -> np.ndarray:
     return present & (lengths >= fraction * np.median(lengths[present]))
 
 
-def _extent(present: np.ndarray, coords: np.ndarray, axis: int) -> tuple[float, float]:
-    """Lowest and highest coordinate (mm) of the present columns along one axis of the grid."""
-    idx = np.flatnonzero(present.any(axis=1 - axis))
-    return tuple(sorted((float(coords[idx[0]]), float(coords[idx[-1]]))))
-
-
-def ap_extent_mm(heights_mm: np.ndarray, ap_mm: np.ndarray) -> float:
-    """The body's AP extent (mm) over its full columns (as the thirds are cut); NaN when empty.
-    ``heights_mm`` is (n_ap, n_lr) as in :func:`section_columns`."""
-    present = full_columns(np.asarray(heights_mm, dtype=float), MIN_COLUMN_FRACTION)
-    if not present.any():
-        return float("nan")
-    lo, hi = _extent(present, np.asarray(ap_mm), 0)
-    return hi - lo
+def body_extent(heights_mm: np.ndarray, coords: np.ndarray, axis: int,
+                fraction: float = MIN_COLUMN_FRACTION) -> tuple[float, float]:
+    """Coordinates (mm) of the first and last grid line along ``axis`` of ``heights_mm`` that
+    hold a column of at least ``fraction`` of the median one (:func:`full_columns`: the body's
+    extent as its thirds are cut); NaN for an empty body."""
+    present = np.flatnonzero(full_columns(heights_mm, fraction).any(axis=1 - axis))
+    if not present.size:
+        return float("nan"), float("nan")
+    return float(coords[present[0]]), float(coords[present[-1]])
 
 
 def section_columns(
@@ -67,8 +62,8 @@ def section_columns(
     present = full_columns(heights_mm, MIN_COLUMN_FRACTION)
     if not present.any():
         return {name: np.zeros(heights_mm.shape, bool) for name in SECTIONS}
-    ap_lo, ap_hi = _extent(present, np.asarray(ap_mm), 0)
-    lr_lo, lr_hi = _extent(present, np.asarray(lr_mm), 1)
+    ap_lo, ap_hi = sorted(body_extent(heights_mm, ap_mm, 0))
+    lr_lo, lr_hi = sorted(body_extent(heights_mm, lr_mm, 1))
     lr_mid, half_band = (lr_lo + lr_hi) / 2, CENTRAL_LR_FRACTION * (lr_hi - lr_lo) / 2
     in_band = np.abs(np.asarray(lr_mm) - lr_mid) <= half_band
     step = (abs(float(ap_mm[1] - ap_mm[0])) if len(ap_mm) > 1 else 1.0,

@@ -9,7 +9,7 @@ import numpy as np
 from healthivert.geometry.vertebrae import StraightVertebra
 from healthivert.measurement.density import density_category, trabecular_hu
 from healthivert.normative import ratio_z
-from healthivert.sections import SECTIONS, ap_extent_mm, relative_height_loss, section_heights
+from healthivert.sections import SECTIONS, body_extent, relative_height_loss, section_heights
 from healthivert.synthesis.base import PseudoHealthy
 
 
@@ -57,8 +57,9 @@ def measure_vertebra(v: StraightVertebra, healthy: PseudoHealthy) -> VertebraMea
         "anterior_posterior": original["anterior"] / original["posterior"],
         "middle_posterior": original["middle"] / original["posterior"],
     }
-    ratios["anterior_posterior_z"] = ratio_z(v.label, ratios["anterior_posterior"],
-                                             ap_extent_mm(v.heights_mm.T, v.grid.ap_mm), original["posterior"])
+    ap0, ap1 = body_extent(v.heights_mm, v.grid.ap_mm, 1)  # heights_mm is (n_lr, n_ap)
+    ratios["anterior_posterior_z"] = ratio_z(v.label, ratios["anterior_posterior"], abs(ap1 - ap0),
+                                             original["posterior"])
     loss_mm, loss_frac = height_loss_map(v.heights_mm, healthy.heights_mm)
     hu = trabecular_hu(v.ct, v.body, v.grid.spacing_mm) if v.ct is not None else None
     return VertebraMeasurement(v.label, original, pseudo, rhlv, ratios, loss_mm, loss_frac, hu,

@@ -31,7 +31,14 @@ from healthivert.geometry.vertebrae import StraightVertebra
 from healthivert.labels import T13, level_gap
 from healthivert.measurement.plausibility import NO_REFERENCE_RATIO, merged_suspects
 from healthivert.normative import REFERENCE_HEIGHT_MM, graded_level, wedge_drop_mm
-from healthivert.sections import MIN_COLUMN_FRACTION, SECTIONS, full_columns, relative_height_loss, section_heights
+from healthivert.sections import (
+    MIN_COLUMN_FRACTION,
+    SECTIONS,
+    body_extent,
+    full_columns,
+    relative_height_loss,
+    section_heights,
+)
 from healthivert.synthesis.base import PseudoHealthy, body_from_heights, register_synthesizer
 
 RESTORE_ABOVE = 0.15
@@ -47,13 +54,6 @@ MAX_ROUNDS = 5
 NEIGHBOUR_FULL_FRACTION = 0.6
 
 
-def _extent(heights: np.ndarray, coords: np.ndarray, axis: int, fraction: float) -> tuple[float, float]:
-    """The body's extent (mm) along LR (``axis`` 0) or AP (1): its columns of at least
-    ``fraction`` of the median one (:func:`~healthivert.sections.full_columns`)."""
-    present = np.flatnonzero(full_columns(heights, fraction).any(axis=1 - axis))
-    return float(coords[present[0]]), float(coords[present[-1]])
-
-
 #: the extents the normalised mapping aligns: the target's as its sections take it (a crushed
 #: front is the target's own), a neighbour's over its full-height columns only, so short bone a
 #: mask holds in front of a body (an osteophyte, a calcified ligament: 5-6 mm columns over 7 mm
@@ -66,10 +66,10 @@ TARGET_FRACTION, SOURCE_FRACTION = MIN_COLUMN_FRACTION, NEIGHBOUR_FULL_FRACTION
 def map_onto(source: StraightVertebra, source_heights: np.ndarray, target: StraightVertebra) -> np.ndarray:
     """A neighbour's column heights resampled onto the target's footprint (normalised coords)."""
     g_s, g_t = source.grid, target.grid
-    lr0_s, lr1_s = _extent(source_heights, g_s.lr_mm, 0, SOURCE_FRACTION)
-    ap0_s, ap1_s = _extent(source_heights, g_s.ap_mm, 1, SOURCE_FRACTION)
-    lr0_t, lr1_t = _extent(target.heights_mm, g_t.lr_mm, 0, TARGET_FRACTION)
-    ap0_t, ap1_t = _extent(target.heights_mm, g_t.ap_mm, 1, TARGET_FRACTION)
+    lr0_s, lr1_s = body_extent(source_heights, g_s.lr_mm, 0, SOURCE_FRACTION)
+    ap0_s, ap1_s = body_extent(source_heights, g_s.ap_mm, 1, SOURCE_FRACTION)
+    lr0_t, lr1_t = body_extent(target.heights_mm, g_t.lr_mm, 0, TARGET_FRACTION)
+    ap0_t, ap1_t = body_extent(target.heights_mm, g_t.ap_mm, 1, TARGET_FRACTION)
     lam = (g_t.lr_mm - lr0_t) / max(lr1_t - lr0_t, 1e-6)
     alp = (g_t.ap_mm - ap0_t) / max(ap1_t - ap0_t, 1e-6)
     lr_src = lr0_s + lam * (lr1_s - lr0_s)
@@ -84,7 +84,7 @@ def map_onto(source: StraightVertebra, source_heights: np.ndarray, target: Strai
 def _ap_position(v: StraightVertebra, fraction: float = TARGET_FRACTION) -> tuple[np.ndarray, float]:
     """(n_lr, n_ap) position of each column along the body's AP extent (0 posterior wall,
     1 anterior wall) and that extent (mm)."""
-    ap0, ap1 = _extent(v.heights_mm, v.grid.ap_mm, 1, fraction)
+    ap0, ap1 = body_extent(v.heights_mm, v.grid.ap_mm, 1, fraction)
     depth = max(ap1 - ap0, 1e-6)
     alpha = (v.grid.ap_mm - ap0) / depth
     return np.broadcast_to(alpha, v.heights_mm.shape), depth

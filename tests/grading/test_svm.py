@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import GroupKFold, KFold, cross_val_score
 
 from healthivert.errors import InputError
@@ -276,7 +277,6 @@ def test_a_model_trained_before_the_z_score_reads_its_own_six_columns(tmp_path):
     model, _ = train_svm(features.assign(ratio_anterior_posterior_z=0.0), grades, groups, folds=4,
                          param_grid=ONE_SVC)
     six = svm_module._base_pipeline(0).set_params(svc__kernel="rbf", svc__C=10.0, svc__gamma=1.0)
-    from sklearn.calibration import CalibratedClassifierCV
     legacy = CalibratedClassifierCV(six, method="sigmoid", cv=3).fit(features[old].to_numpy(float), grades)
     grader = SVMGrader(save_model(legacy, tmp_path / "six.skops"))
     assert grader.features == old

@@ -179,13 +179,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from healthivert.io.centroids import centroids_from_mask, write_centroids
-    from healthivert.io.images import load_ct, write_volume
+    from healthivert.io.images import check_output_image, load_ct, write_volume
     from healthivert.labels import VERSE_NAMES
     from healthivert.models import model_set
     from healthivert.pipeline import relabel, segment_study
 
     if args.weights is not None and args.models is not None:
         raise InputError("give --weights or --models, not both")
+    check_output_image(args.out)
     weights = args.weights or (model_set(args.models).path("segmenter") if args.models else None)
     seg = segment_study(load_ct(args.ct, args.series), weights)
     mask, notes = seg.mask, list(seg.notes)

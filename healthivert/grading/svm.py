@@ -85,6 +85,23 @@ def grade_drops(model, x: np.ndarray, rises: tuple[float, ...] = MONOTONE_PROBE)
     return float(dropped.mean())
 
 
+def no_gain(x: np.ndarray, columns: list[str]) -> np.ndarray:
+    """``x`` (columns named by ``columns``) with each negative RHLV (a section taller than its
+    pseudo-healthy height) raised to 0.
+
+    Training keeps only settings whose grade never falls as the losses rise, so a body taller
+    than its pseudo-healthy one should grade no higher than one that matches it. Training checks
+    that on the training vertebrae only: an RBF kernel far outside them is arbitrary (a raw GAN
+    body 41 % shorter than the real one, RHLV -0.41, was graded 3), so grading compares each row
+    with its ``no_gain`` copy and keeps the lower grade. Phantom-trained normals lie within a
+    few points of 0, where the two agree.
+    """
+    cols = [i for i, f in enumerate(columns) if f in LOSS_FEATURES]
+    out = np.array(x, float, copy=True)
+    out[:, cols] = np.maximum(out[:, cols], 0.0)
+    return out
+
+
 def complexity(params: dict) -> tuple[int, float, float]:
     """Sort key of an SVC setting, simplest first: linear before RBF, then wider RBF
     (smaller gamma; "scale" is 1 / n_features on standardised features), then smaller C."""
@@ -214,10 +231,20 @@ class SVMGrader:
         before the later ones were added (the first six: before the z-score)."""
         return list(FEATURES)[:int(getattr(self.model, "n_features_in_", len(FEATURES)))]
 
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        x = features[self.features].to_numpy(float)
+    def _proba(self, x: np.ndarray) -> np.ndarray:
         proba = np.zeros((len(x), len(GRADES)))
         proba[:, [int(c) for c in self.model.classes_]] = self.model.predict_proba(x)
+        return proba
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Grade probabilities; a row whose sections are taller than their pseudo-healthy
+        heights (negative RHLV) takes those of the same row with no loss there when its own
+        grade would be higher (``no_gain``)."""
+        x = features[self.features].to_numpy(float)
+        proba = self._proba(x)
+        floor = self._proba(no_gain(x, self.features))
+        above = grade_from_proba(proba) > grade_from_proba(floor)
+        proba[above] = floor[above]
         return proba
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:

@@ -234,10 +234,22 @@ def check_overlap(ct: Volume, mask: Volume, min_fraction: float = 0.5) -> None:
         )
 
 
+def check_output_image(path: str | Path) -> Path:
+    """``path`` as a NIfTI file to write, or an InputError naming what is wrong with it (a
+    folder, or another extension), before any long work that would end by writing it."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: a folder; give the NIfTI file to write, e.g. {path / 'mask.nii.gz'}")
+    if not _is_nifti(path):
+        raise InputError(f"{path}: give a NIfTI file name ending in .nii.gz or .nii")
+    return path
+
+
 def write_volume(
     volume: Volume, path: str | Path, *, on_source_grid: bool = True, interpolation: str = "nearest"
 ) -> Path:
     """Write a volume as NIfTI (atomically), on its source file's grid when it has one."""
+    path = check_output_image(path)
     if on_source_grid:
         image = to_source_grid(volume, interpolation)
     else:

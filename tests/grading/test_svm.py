@@ -282,3 +282,28 @@ def test_a_model_trained_before_the_z_score_reads_its_own_six_columns(tmp_path):
     assert grader.features == old
     np.testing.assert_allclose(grader.predict_proba(features), legacy.predict_proba(features[old].to_numpy(float)))
     assert SVMGrader(save_model(model, tmp_path / "seven.skops")).features == list(FEATURES)
+
+
+def test_a_body_taller_than_its_pseudo_healthy_one_grades_no_higher_than_one_that_matches(tmp_path):
+    """A model that learnt nonsense below zero loss (its grade-3 vertebrae are 40 % taller than
+    their pseudo-healthy bodies; an RBF kernel far from its training set is as arbitrary) grades
+    such a body 3; the grader keeps the grade of the same body with no loss (0), while rows
+    with a loss are graded as the model grades them."""
+    rng = np.random.default_rng(0)
+    loss = {0: 0.05, 1: 0.225, 2: 0.32, 3: -0.4}
+    flat = {"ratio_anterior_posterior": 1.0, "ratio_middle_posterior": 1.0, "ratio_anterior_posterior_z": 0.0}
+    sections = ("rhlv_anterior", "rhlv_middle", "rhlv_posterior", "rhlv_whole")
+    rows, grades, groups = [], [], []
+    for s in range(8):
+        for k in range(8):
+            grade = (s + k) % 4
+            rows.append({**dict.fromkeys(sections, loss[grade] + rng.normal(0.0, 0.01)), **flat})
+            grades.append(grade)
+            groups.append(s)
+    model, _ = train_svm(pd.DataFrame(rows), np.array(grades), np.array(groups), folds=4, param_grid=ONE_SVC)
+    grader = SVMGrader(save_model(model, tmp_path / "m.skops"))
+    probe = pd.DataFrame([{**dict.fromkeys(sections, v), **flat} for v in (-0.4, 0.0, 0.3)])[list(FEATURES)]
+    assert list(model.predict(probe.to_numpy())) == [3, 0, 2]
+    assert list(grader.predict(probe)) == [0, 0, 2]
+    assert np.allclose(grader.predict_proba(probe)[0], grader.predict_proba(probe)[1])
+    assert np.allclose(svm_module.no_gain(probe.to_numpy(), list(FEATURES))[0, :4], 0.0)

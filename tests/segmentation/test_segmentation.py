@@ -622,6 +622,23 @@ def test_segment_cli_without_weights_is_a_clear_error(tmp_path, phantom, capfd):
     assert not (tmp_path / "m.nii.gz").exists()
 
 
+@pytest.mark.parametrize("out, fragment", [("seg", "ending in .nii.gz or .nii"), ("seg.png", "ending in .nii.gz"),
+                                           (".", "a folder; give the NIfTI file")])
+def test_segment_cli_refuses_an_output_it_cannot_write_before_segmenting(tmp_path, phantom, capfd, monkeypatch,
+                                                                        out, fragment):
+    """``--out`` without a NIfTI name (a folder, or no extension) is refused in one line before
+    the CT is segmented, not with SimpleITK's traceback after it."""
+    from healthivert import pipeline
+    from healthivert.io.images import write_volume
+
+    ct = write_volume(phantom.ct, tmp_path / "ct.nii.gz")
+    monkeypatch.setattr(pipeline, "segment_study", lambda *a, **k: pytest.fail("segmented before the check"))
+    monkeypatch.chdir(tmp_path)
+    rc = main(["segment", "--ct", str(ct), "--out", out])
+    assert_one_line_error(rc, capfd.readouterr(), fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct.nii.gz"]
+
+
 def test_bad_segmenter_recipe(tmp_path):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("stepz: 3\n")

@@ -28,6 +28,7 @@ from healthivert.io.volume import Volume, empty_sitk_image, sitk_from_array
 from healthivert.labels import is_anchored
 from healthivert.segmentation.boundaries import body_zone, confident_markers, flood_from_markers
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
+from healthivert.segmentation.field_of_view import fill_outside_body
 from healthivert.segmentation.identify import Identification, identify
 from healthivert.segmentation.outline import grow_into_cortex, nearest_label_within
 
@@ -212,22 +213,38 @@ def predict_probabilities(model: torch.nn.Module, image: MetaTensor, cfg: Segmen
     return probabilities[..., :probabilities.shape[-1] - pad]
 
 
+def network_input(image: MetaTensor, hu: np.ndarray, cfg: SegmenterConfig) -> MetaTensor:
+    """``image`` (windowed, channel first) with the air and padding around the body filled by
+    the scan's soft tissue (:mod:`healthivert.segmentation.field_of_view`); ``hu`` is the same
+    image in HU."""
+    lo, hi = cfg.hu_window
+    filled, fraction = fill_outside_body(hu, cfg.spacing_mm)
+    if fraction == 0.0:
+        return image
+    out = image.clone()
+    out[0] = torch.from_numpy(((filled - lo) / (hi - lo)).astype(np.float32))
+    return out
+
+
 def predict_classes(model: torch.nn.Module, image: MetaTensor, cfg: SegmenterConfig) -> np.ndarray:
     """Class index per voxel at the network's spacing."""
     return predict_probabilities(model, image, cfg).argmax(axis=0).astype(np.uint8)
 
 
-def segment_ct(ct: Volume, model: torch.nn.Module, cfg: SegmenterConfig) -> Segmentation:
+def segment_ct(ct: Volume, model: torch.nn.Module, cfg: SegmenterConfig, fill_outside: bool = True) -> Segmentation:
     """Segment and label the vertebrae of a CT; the mask is on the CT's grid.
+
+    ``fill_outside``: fill the air and padding far from the body before the network
+    (:func:`network_input`); off only to measure what the fill does (``benchmarks/field_of_view.py``).
 
     Raises:
         InputError: no vertebra found (no spine in the field of view).
     """
     image = preprocess(ct, cfg)
     affine = image.affine.numpy()
-    prob = predict_probabilities(model, image, cfg)
     lo, hi = cfg.hu_window  # the windowed CT back in HU (clipped to the window: enough to find ribs)
     hu = image.as_tensor()[0].numpy() * (hi - lo) + lo
+    prob = predict_probabilities(model, network_input(image, hu, cfg) if fill_outside else image, cfg)
     ident = identify(_clean(prob.argmax(axis=0).astype(np.uint8)), affine, hu=hu)
     if not (ident.labels > 0).any() or not ((ident.labels > 0) & (ident.labels < 26)).any():
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")

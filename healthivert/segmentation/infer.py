@@ -28,7 +28,7 @@ from healthivert.io.volume import Volume, empty_sitk_image, sitk_from_array
 from healthivert.labels import is_anchored
 from healthivert.segmentation.boundaries import body_zone, confident_markers, flood_from_markers
 from healthivert.segmentation.config import SACRUM_CLASS, VERTEBRA_CLASS, SegmenterConfig
-from healthivert.segmentation.field_of_view import fill_outside_body
+from healthivert.segmentation.field_of_view import AIR_HU, fill_outside_body
 from healthivert.segmentation.identify import Identification, identify
 from healthivert.segmentation.outline import grow_into_cortex, nearest_label_within
 
@@ -216,9 +216,10 @@ def predict_probabilities(model: torch.nn.Module, image: MetaTensor, cfg: Segmen
 def network_input(image: MetaTensor, hu: np.ndarray, cfg: SegmenterConfig) -> MetaTensor:
     """``image`` (windowed, channel first) with the air and padding around the body filled by
     the scan's soft tissue (:mod:`healthivert.segmentation.field_of_view`); ``hu`` is the same
-    image in HU."""
+    image in HU (clipped to the window: a window whose floor lies above ``AIR_HU`` takes its
+    floor for air)."""
     lo, hi = cfg.hu_window
-    filled, fraction = fill_outside_body(hu, cfg.spacing_mm)
+    filled, fraction = fill_outside_body(hu, cfg.spacing_mm, air_hu=max(AIR_HU, lo))
     if fraction == 0.0:
         return image
     out = image.clone()

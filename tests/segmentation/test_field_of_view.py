@@ -90,3 +90,18 @@ def test_real_ct_cut_by_a_small_field_of_view_segments_as_the_whole():
         overlap = seg.mask.array[truth]
         assert np.bincount(overlap[overlap > 0]).argmax() == label
     assert np.mean(dice) >= 0.80, np.round(dice, 3)
+
+
+def test_a_window_floor_above_the_air_threshold_still_finds_the_air():
+    """A segmenter windowed from -200 HU clips air and padding to -200: that floor is the air."""
+    import torch
+    from monai.data import MetaTensor
+
+    from healthivert.segmentation.config import SegmenterConfig
+    from healthivert.segmentation.infer import network_input
+
+    cfg = SegmenterConfig(hu_window=(-200.0, 1300.0))
+    hu = np.clip(_scan(), -200.0, 1300.0)
+    image = MetaTensor(torch.from_numpy((hu - -200.0) / 1500.0)[None])
+    filled = network_input(image, hu, cfg).as_tensor()[0].numpy() * 1500.0 - 200.0
+    assert filled[0, 0, 0] == pytest.approx(35.0, abs=1e-3) and filled[15, 30, 10] == pytest.approx(-200.0)

@@ -30,7 +30,7 @@ from healthivert.io.volume import Volume
 from healthivert.segmentation import DEFAULT_WEIGHTS, load_weights, segment_ct
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from segmentation import TOTALSEG, VERSE, bone_dice, dice, overlap_dice  # noqa: E402
+from segmentation import TOTALSEG, VERSE, bone_dice, overlap_dice, same_label_dice  # noqa: E402
 
 PADDING_HU = -1024.0
 CIRCLES_MM = (90.0, 110.0, 150.0)
@@ -62,14 +62,10 @@ def padded_view(volume: Volume, pad: list[int], value: float) -> Volume:
 
 def totalseg_row(name: str, ct: Volume, truth: np.ndarray, model, cfg, fill: bool) -> str:
     seg = segment_ct(ct, model, cfg, fill_outside=fill)
-    scores, right = [], 0
-    for label in range(19, 25):
-        t = truth == label
-        scores.append(dice(seg.mask.array == label, t))
-        hit = seg.mask.array[t]
-        hit = hit[hit > 0]
-        right += bool(hit.size) and int(np.bincount(hit).argmax()) == label
-    return f"| {name} | {'on' if fill else 'off'} | {np.mean(scores):.3f} | - | {right} / 6 | {seg.anchor} |"
+    scores = same_label_dice(seg.mask.array, truth, range(19, 25))  # T12..L5
+    right = sum(got == label for label, (_, got) in scores.items())
+    mean = np.mean([d for d, _ in scores.values()])
+    return f"| {name} | {'on' if fill else 'off'} | {mean:.3f} | - | {right} / 6 | {seg.anchor} |"
 
 
 def verse_row(name: str, ct: Volume, truth: np.ndarray, model, cfg, fill: bool) -> str:

@@ -150,6 +150,18 @@ def verse_table(model, cfg, seen: bool = False) -> str:
     return "\n".join(rows)
 
 
+def same_label_dice(pred: np.ndarray, truth: np.ndarray, labels) -> dict[int, tuple[float, int]]:
+    """Per truth label: Dice against the predicted voxels of the same label, and the predicted
+    label that covers most of it (0: none)."""
+    out = {}
+    for label in labels:
+        t = truth == label
+        hit = pred[t]
+        hit = hit[hit > 0]
+        out[label] = (dice(pred == label, t), int(np.bincount(hit).argmax()) if hit.size else 0)
+    return out
+
+
 def real_table(model, cfg) -> str:
     if not TOTALSEG.is_dir():
         return "totalseg_example: ../shared/data/real/totalseg_example absent, skipped"
@@ -158,16 +170,11 @@ def real_table(model, cfg) -> str:
     seg = segment_ct(ct, model, cfg)
     rows = ["Real CT totalseg_example (3 mm) against TotalSegmentator:", "",
             "| vertebra | Dice (same label) | predicted label at its largest overlap |", "|---|---|---|"]
-    dices, right = [], 0
-    for label in range(19, 25):  # T12..L5
-        r = ref.array == label
-        d = dice(seg.mask.array == label, r)
-        overlap = seg.mask.array[r]
-        overlap = overlap[overlap > 0]
-        got = int(np.bincount(overlap).argmax()) if overlap.size else 0
-        right += got == label
-        dices.append(d)
-        rows.append(f"| {VERSE_NAMES[label]} | {d:.3f} | {VERSE_NAMES.get(got, 'none')} |")
+    scores = same_label_dice(seg.mask.array, ref.array, range(19, 25))  # T12..L5
+    dices = [d for d, _ in scores.values()]
+    right = sum(got == label for label, (_, got) in scores.items())
+    rows += [f"| {VERSE_NAMES[label]} | {d:.3f} | {VERSE_NAMES.get(got, 'none')} |"
+             for label, (d, got) in scores.items()]
     rows.append(f"\nmean Dice T12..L5: {np.nanmean(dices):.3f} (target >= 0.80); labels right: {right} of 6 "
                 f"(target >= 5); anchor: {seg.anchor}; notes: {seg.notes or '-'}")
     return "\n".join(rows)

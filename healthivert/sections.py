@@ -38,10 +38,15 @@ def body_extent(heights_mm: np.ndarray, coords: np.ndarray, axis: int,
     """Coordinates (mm) of the first and last grid line along ``axis`` of ``heights_mm`` that
     hold a column of at least ``fraction`` of the median one (:func:`full_columns`: the body's
     extent as its thirds are cut); NaN for an empty body."""
-    present = np.flatnonzero(full_columns(heights_mm, fraction).any(axis=1 - axis))
-    if not present.size:
+    return _extent(full_columns(heights_mm, fraction), coords, axis)
+
+
+def _extent(present: np.ndarray, coords: np.ndarray, axis: int) -> tuple[float, float]:
+    """First and last coordinate along ``axis`` of the lines of ``present`` holding a column."""
+    lines = np.flatnonzero(present.any(axis=1 - axis))
+    if not lines.size:
         return float("nan"), float("nan")
-    return float(coords[present[0]]), float(coords[present[-1]])
+    return float(coords[lines[0]]), float(coords[lines[-1]])
 
 
 def section_columns(
@@ -62,8 +67,8 @@ def section_columns(
     present = full_columns(heights_mm, MIN_COLUMN_FRACTION)
     if not present.any():
         return {name: np.zeros(heights_mm.shape, bool) for name in SECTIONS}
-    ap_lo, ap_hi = sorted(body_extent(heights_mm, ap_mm, 0))
-    lr_lo, lr_hi = sorted(body_extent(heights_mm, lr_mm, 1))
+    ap_lo, ap_hi = sorted(_extent(present, ap_mm, 0))
+    lr_lo, lr_hi = sorted(_extent(present, lr_mm, 1))
     lr_mid, half_band = (lr_lo + lr_hi) / 2, CENTRAL_LR_FRACTION * (lr_hi - lr_lo) / 2
     in_band = np.abs(np.asarray(lr_mm) - lr_mid) <= half_band
     step = (abs(float(ap_mm[1] - ap_mm[0])) if len(ap_mm) > 1 else 1.0,

@@ -242,9 +242,12 @@ class SVMGrader:
         grade would be higher (``no_gain``)."""
         x = features[self.features].to_numpy(float)
         proba = self._proba(x)
-        floor = self._proba(no_gain(x, self.features))
-        above = grade_from_proba(proba) > grade_from_proba(floor)
-        proba[above] = floor[above]
+        raised = no_gain(x, self.features)
+        rows = np.flatnonzero((raised != x).any(axis=1))  # only rows with a negative RHLV differ
+        if rows.size:
+            floor = self._proba(raised[rows])
+            higher = grade_from_proba(proba[rows]) > grade_from_proba(floor)
+            proba[rows[higher]] = floor[higher]
         return proba
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:

@@ -54,17 +54,17 @@ def tissue_hu(hu: np.ndarray, inside: np.ndarray) -> float:
     return float(np.median(values)) if values.size else DEFAULT_TISSUE_HU
 
 
-def fill_outside_body(hu: np.ndarray, spacing_mm: float | np.ndarray,
-                      air_hu: float = AIR_HU) -> tuple[np.ndarray, float]:
-    """(``hu`` with the outside filled by the scan's soft tissue beyond ``KEEP_MM`` of the body
-    or the view's edge, the fraction of voxels filled). ``spacing_mm``: the grid's voxel size;
-    ``air_hu``: see :func:`outside_body` (a CT windowed above ``AIR_HU`` is air at its floor)."""
+def fill_outside_body(hu: np.ndarray, spacing_mm: float | np.ndarray, air_hu: float = AIR_HU) -> np.ndarray:
+    """``hu`` with the outside filled by the scan's soft tissue beyond ``KEEP_MM`` of the body or
+    the view's edge; ``hu`` itself when there is nothing that far. ``spacing_mm``: the grid's
+    voxel size; ``air_hu``: see :func:`outside_body` (a CT windowed above ``AIR_HU`` is air at
+    its floor)."""
     outside = outside_body(hu, air_hu)
     if not outside.any():
-        return hu, 0.0
+        return hu
     far = outside & (ndimage.distance_transform_edt(outside, sampling=spacing_mm) > KEEP_MM)
     if not far.any():
-        return hu, 0.0
+        return hu
     out = hu.copy()
     out[far] = tissue_hu(hu, ~outside)
-    return out, float(far.mean())
+    return out

@@ -219,8 +219,8 @@ def network_input(image: MetaTensor, hu: np.ndarray, cfg: SegmenterConfig) -> Me
     image in HU (clipped to the window: a window whose floor lies above ``AIR_HU`` takes its
     floor for air)."""
     lo, hi = cfg.hu_window
-    filled, fraction = fill_outside_body(hu, cfg.spacing_mm, air_hu=max(AIR_HU, lo))
-    if fraction == 0.0:
+    filled = fill_outside_body(hu, cfg.spacing_mm, air_hu=max(AIR_HU, lo))
+    if filled is hu:
         return image
     out = image.clone()
     out[0] = torch.from_numpy(((filled - lo) / (hi - lo)).astype(np.float32))

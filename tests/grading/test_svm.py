@@ -306,4 +306,5 @@ def test_a_body_taller_than_its_pseudo_healthy_one_grades_no_higher_than_one_tha
     assert list(model.predict(probe.to_numpy())) == [3, 0, 2]
     assert list(grader.predict(probe)) == [0, 0, 2]
     assert np.allclose(grader.predict_proba(probe)[0], grader.predict_proba(probe)[1])
+    assert np.allclose(grader.predict_proba(probe)[1:], model.predict_proba(probe.to_numpy()[1:]))
     assert np.allclose(svm_module.no_gain(probe.to_numpy(), list(FEATURES))[0, :4], 0.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.segmentation import annotated_bone_dice, bone_dice
+from benchmarks.segmentation import annotated_bone_dice, bone_dice, same_label_dice
 
 
 def test_a_vertebra_the_experts_left_unlabelled_is_left_out_of_the_secondary_dice():
@@ -39,3 +39,17 @@ def test_a_vertebra_mostly_on_the_experts_bone_is_kept():
     pred = np.zeros(40, np.uint8)
     pred[14:24], pred[30:40] = 21, 26
     assert annotated_bone_dice(pred, truth) == pytest.approx(bone_dice(pred, truth)) == pytest.approx(2 * 6 / 20)
+
+
+def test_same_label_dice_scores_each_label_and_names_the_label_covering_it():
+    """Truth L1 and L2 (10 voxels each); the prediction shifts the labels by one level on L2's
+    voxels (called L3) and finds no L4: L1 scores by its own label, L2 scores 0 but is covered
+    by L3, L4 is covered by nothing."""
+    truth = np.zeros(40, np.uint8)
+    truth[0:10], truth[10:20], truth[20:30] = 20, 21, 23
+    pred = np.zeros(40, np.uint8)
+    pred[0:8], pred[10:20] = 20, 22
+    scores = same_label_dice(pred, truth, (20, 21, 23))
+    assert scores[20] == (pytest.approx(2 * 8 / 18), 20)
+    assert scores[21] == (0.0, 22)
+    assert scores[23] == (0.0, 0)

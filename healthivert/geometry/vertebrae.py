@@ -15,6 +15,7 @@ from healthivert.geometry.curve import SpineCurve
 from healthivert.geometry.straighten import (
     CropSpec,
     StraightGrid,
+    core_centres,
     fit_body_axis,
     straight_grid,
     straighten_label,
@@ -254,7 +255,8 @@ def straighten_vertebrae(
     counts = np.bincount(mask.array.ravel(), minlength=256)
     typical = float(np.median([counts[lab] for lab in labels])) if labels else 0.0
     shaping = [lab for lab in labels if counts[lab] >= MIN_CURVE_VOLUME_FRACTION * typical]
-    curve = fit_body_axis(mask, {lab: centroids[lab] for lab in shaping})
+    cores = core_centres(mask, shaping)
+    curve = fit_body_axis(mask, {lab: cores.get(lab, centroids[lab]) for lab in shaping})
     others = {lab: curve.project(centroids[lab]) for lab in labels if lab not in curve.anchors}
     curve = replace(curve, anchors={**curve.anchors, **others})
     out = []

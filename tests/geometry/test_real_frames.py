@@ -151,13 +151,33 @@ def test_a_real_spine_labelled_from_c6_grades_its_thoracic_vertebrae_against_eac
 
 
 @cache
-def _verse008_from_its_ct():
-    """sub-verse008 segmented from its CT alone by the shipped segmenter, then analysed."""
+def _from_its_ct(subject: str):
+    """A VerSe subject segmented from its CT alone by the shipped segmenter, then analysed."""
     from healthivert.pipeline import guessed_labels, load_inputs
 
-    ct = shared_path("real/verse2019_subset") / "rawdata/sub-verse008/sub-verse008_ct.nii.gz"
+    ct = shared_path("real/verse2019_subset") / f"rawdata/{subject}/{subject}_ct.nii.gz"
     inputs = load_inputs(None, ct, None)
     return analyse_study(inputs.mask, inputs.centroids, inputs.ct, guessed=guessed_labels(inputs.labels))
+
+
+def _verse008_from_its_ct():
+    return _from_its_ct("sub-verse008")
+
+
+def test_a_real_body_whose_label_holds_the_arch_above_is_found_in_its_own_crop():
+    """sub-verse014 from its CT alone (the shipped segmenter): L5's label holds L4's arch. Its
+    whole-label centroid moved back and up, the first curve through it tilted L5's crop by 15
+    degrees, and the body isolated there kept the arch: 50.5 mm tall, refused as two vertebrae
+    in one label. The first curve runs through the labels' cores (their bodies) now. The
+    experts' mask measures 26.1 / 25.2 / 24.2 mm."""
+    l5 = {r.name: r for r in _from_its_ct("sub-verse014").records}["L5"]
+    assert l5.heights_mm is not None, l5.status
+    measured = l5.heights_mm.original
+    for section, expert in zip(SECTIONS, (26.1, 25.2, 24.2)):
+        assert getattr(measured, section) == pytest.approx(expert, abs=3.0), (section, measured)
+    for grader in ("svm", "rule"):
+        grade_records(_from_its_ct("sub-verse014"), get_grader(grader))
+        assert l5.genant_grade == 0, (grader, l5.rhlv)
 
 
 def test_a_real_body_segmented_without_its_arch_is_measured_whole():

@@ -224,3 +224,23 @@ def test_body_axis_keeps_a_body_centre_that_jumps_between_passes(monkeypatch):
     assert len(passes) == 2
     nearest = np.linalg.norm(curve.points - np.array([0.0, 10.0, -60.0]), axis=1).min()
     assert nearest < 1.0
+
+
+def test_a_labels_core_is_its_body_whatever_arch_it_holds():
+    """A body (40 x 30 x 24 mm) with a 5 mm plate of arch 30 mm behind it and above it in the
+    same label (a neighbour's arch, as identification can leave it): the whole-label centroid
+    moves back and up by several millimetres; the core's centre stays at the body's."""
+    from healthivert.geometry.straighten import core_centres
+    from healthivert.io.volume import Volume
+
+    array = np.zeros((60, 90, 70), np.uint8)  # 1 mm voxels, RAS: i right, j anterior, k superior
+    array[10:50, 50:80, 20:44] = 24  # the body: centre (29.5, 64.5, 31.5)
+    array[5:55, 15:20, 30:65] = 24  # a plate of arch behind it, reaching above it
+    array[10:50, 50:80, 48:68] = 23  # the body above, alone
+    mask = Volume(array, np.eye(4))
+    centroid = np.argwhere(array == 24).mean(axis=0)
+    assert np.linalg.norm(centroid - [29.5, 64.5, 31.5]) > 10.0  # the arch drags the centroid
+    cores = core_centres(mask, [23, 24, 25])
+    assert set(cores) == {23, 24}  # L6 is not in the mask
+    assert cores[24] == pytest.approx([29.5, 64.5, 31.5], abs=0.5)
+    assert cores[23] == pytest.approx([29.5, 64.5, 57.5], abs=0.5)

@@ -169,15 +169,19 @@ def test_a_real_body_whose_label_holds_the_arch_above_is_found_in_its_own_crop()
     whole-label centroid moved back and up, the first curve through it tilted L5's crop by 15
     degrees, and the body isolated there kept the arch: 50.5 mm tall, refused as two vertebrae
     in one label. The first curve runs through the labels' cores (their bodies) now. The
-    experts' mask measures 26.1 / 25.2 / 24.2 mm."""
-    l5 = {r.name: r for r in _from_its_ct("sub-verse014").records}["L5"]
+    experts' mask measures 26.1 / 25.2 / 24.2 mm. (Its label held the top of S1 too once; it no
+    longer does.) L1-L5 are graded 0, as the experts have them, under the experts' labels
+    (anchored on T12's ribs)."""
+    analysis = _from_its_ct("sub-verse014")
+    l5 = {r.name: r for r in analysis.records}["L5"]
     assert l5.heights_mm is not None, l5.status
     measured = l5.heights_mm.original
     for section, expert in zip(SECTIONS, (26.1, 25.2, 24.2)):
         assert getattr(measured, section) == pytest.approx(expert, abs=3.0), (section, measured)
     for grader in ("svm", "rule"):
-        grade_records(_from_its_ct("sub-verse014"), get_grader(grader))
-        assert l5.genant_grade == 0, (grader, l5.rhlv)
+        grade_records(analysis, get_grader(grader))
+        graded = {r.name: r.genant_grade for r in analysis.records if r.genant_grade is not None}
+        assert graded == {"L1": 0, "L2": 0, "L3": 0, "L4": 0, "L5": 0}, (grader, graded)
 
 
 def test_a_real_body_segmented_without_its_arch_is_measured_whole():

@@ -40,29 +40,6 @@ def test_too_few_bodies_or_a_cut_body_make_no_suspect():
     assert merged_suspects(just_under) == {}
 
 
-@pytest.mark.realdata
-@pytest.mark.slow
-def test_a_real_ct_whose_l5_label_holds_the_sacrum_too_is_not_graded():
-    """sub-verse014 (L1-L5 and the top of the sacrum, 2 mm slices) from the CT alone, as
-    ``healthivert run --ct`` has it: the shipped segmenter calls S1 vertebra and its body label
-    joins it to L5. L5 is not graded and says why (L4 and L5 in one label with S1 were graded 3
-    once, RHLV -57 %; with S1's arch left out, L5 measured whole was graded 3 again); L1-L4 are
-    graded 0, as the experts have them, under the experts' labels (anchored on T12's ribs)."""
-    from healthivert.grading import get_grader
-    from healthivert.pipeline import analyse_study, grade_records, guessed_labels, load_inputs
-    from tests.helpers import shared_path
-
-    ct = shared_path("real/verse2019_subset") / "rawdata/sub-verse014/sub-verse014_ct.nii.gz"
-    inputs = load_inputs(None, ct, None)
-    analysis = analyse_study(inputs.mask, inputs.centroids, inputs.ct, guessed=guessed_labels(inputs.labels))
-    grade_records(analysis, get_grader("svm"))
-    by_label = {r.label: r for r in analysis.records}
-    assert {20, 21, 22, 23, 24} <= set(by_label)
-    assert by_label[24].status.startswith("not graded: ") and by_label[24].genant_grade is None
-    graded = {r.name: r.genant_grade for r in analysis.records if r.genant_grade is not None}
-    assert graded == {"L1": 0, "L2": 0, "L3": 0, "L4": 0}, graded
-
-
 def test_a_section_far_taller_than_its_pseudo_healthy_height_is_named():
     from healthivert.measurement.plausibility import TALLER_LIMIT, taller_than_predicted
 

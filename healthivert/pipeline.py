@@ -151,7 +151,7 @@ def relabel(mask: Volume, first_label: str, labels: dict, notes: list[str] | Non
 
 
 #: voxels longer than this along the spine (mm) make a study note: at 3 mm the expert masks'
-#: grades held, at 5 mm section heights moved up to 4.8 mm and a normal vertebra was graded 2
+#: grades held, at 5 mm section heights moved up to 5.1 mm and a normal vertebra was graded 2
 #: (benchmarks/acquisition.py)
 THICK_SLICE_MM = 3.0
 

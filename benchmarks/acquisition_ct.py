@@ -28,9 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from acquisition import SUBJECTS  # benchmarks/acquisition.py
 from scipy import ndimage
-from segmentation import bone_dice, overlap_dice, same_label_dice  # benchmarks/segmentation.py
 
 from healthivert.evaluation import load_truth
 from healthivert.grading import get_grader
@@ -39,6 +37,10 @@ from healthivert.io.images import load_ct, load_mask
 from healthivert.io.volume import Volume, empty_sitk_image, sitk_from_array, volume_from_sitk
 from healthivert.pipeline import analyse_study, grade_records
 from healthivert.segmentation import DEFAULT_WEIGHTS, load_weights, segment_ct
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported: benchmarks/ beside it
+from acquisition import SUBJECTS  # noqa: E402  (benchmarks/acquisition.py)
+from segmentation import bone_dice, overlap_dice, same_label_dice  # noqa: E402  (benchmarks/segmentation.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))

@@ -53,6 +53,8 @@ VARIANTS = {
     "1 mm iso": (0.0, 0.0, 1.0, False),
     "onto the world's axes, 1 mm": (0.0, 0.0, 1.0, True),
     "turned 12 degrees": (12.0, 6.0, 1.0, False),
+    "12 degrees about LR only": (12.0, 0.0, 1.0, False),
+    "12 degrees about AP only (sideways)": (0.0, 12.0, 1.0, False),
     "turned 25 degrees": (25.0, 12.5, 1.0, False),
     "3 mm slices": (0.0, 0.0, 3.0, False),
     "5 mm slices": (0.0, 0.0, 5.0, False),

@@ -55,7 +55,6 @@ def regrid(mask: Volume, turn_a: float, turn_b: float, si_mm: float) -> Volume:
     """``mask`` on a grid turned by ``turn_a`` / ``turn_b`` degrees about the world's first two
     axes around the labels' centre, 1 mm voxels but ``si_mm`` along the (turned) third axis,
     covering the labels and ``PAD_MM`` around them (nearest neighbour)."""
-    image = sitk_from_array(mask.array, mask.affine)
     found = np.argwhere(mask.array > 0)
     lo, hi = found.min(axis=0), found.max(axis=0)
     corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])], float)
@@ -70,9 +69,36 @@ def regrid(mask: Volume, turn_a: float, turn_b: float, si_mm: float) -> Volume:
     affine = np.eye(4)
     affine[:3, :3] = rot * spacing
     affine[:3, 3] = centre - rot @ (half - spacing / 2)
-    reference = empty_sitk_image(tuple(size), affine, image.GetPixelID())
-    out = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, image.GetPixelID())
+    return resample_onto(mask, empty_sitk_image(tuple(size), affine, sitk.sitkUInt8))
+
+
+def resample_onto(volume: Volume, reference: sitk.Image, linear: bool = False) -> Volume:
+    """``volume`` resampled onto ``reference``: linearly for a CT (outside -1024 HU), by nearest
+    neighbour for a mask (outside 0)."""
+    pixel = sitk.sitkFloat32 if linear else sitk.sitkUInt8
+    image = sitk_from_array(volume.array.astype(np.float32 if linear else np.uint8), volume.affine)
+    out = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear if linear else sitk.sitkNearestNeighbor,
+                        -1024.0 if linear else 0.0, pixel)
     return volume_from_sitk(out, keep_source=False)
+
+
+def subset_truth() -> dict[tuple[str, int], int]:
+    """(subject, VerSe label) -> the experts' grade, for ``SUBJECTS``."""
+    return {(r.study_id, int(r.label)): int(r.truth_grade) for r in load_truth().itertuples()
+            if r.study_id in SUBJECTS}
+
+
+def detection_cells(truth: dict[tuple[str, int], int], grades: dict[str, dict[int, int | None]]) -> str:
+    """Markdown cells "fractures found | normals kept | not graded" of ``grades`` (subject ->
+    label -> grade, None or absent: not graded) against ``truth``."""
+    found = kept = refused = 0
+    for (subject, label), expert in truth.items():
+        got = grades[subject].get(label)
+        refused += got is None
+        found += expert >= 1 and got is not None and got >= 1
+        kept += expert == 0 and got == 0
+    fractures = sum(g >= 1 for g in truth.values())
+    return f"{found}/{fractures} | {kept}/{len(truth) - fractures} | {refused}/{len(truth)}"
 
 
 def grade(mask: Volume) -> dict[int, tuple[int | None, dict[str, float]]]:
@@ -95,8 +121,7 @@ def main() -> int:
     if not tree.is_dir():
         print(f"no real data at {tree}: nothing to measure", file=sys.stderr)
         return 1
-    truth = load_truth()
-    truth = {(r.study_id, int(r.label)): int(r.truth_grade) for r in truth.itertuples() if r.study_id in SUBJECTS}
+    truth = subset_truth()
     masks = {s: load_mask(tree / "derivatives" / s / f"{s}_seg-vert_msk.nii.gz") for s in SUBJECTS}
     results = {}
     for name, spec in VARIANTS.items():
@@ -109,22 +134,18 @@ def main() -> int:
           "largest section height change (mm) | grades changed (experts' grade: as given -> here) |")
     print("|---|---|---|---|---|---|---|")
     for name, by_subject in results.items():
-        found = kept = refused = same = 0
-        change, changed = 0.0, []
+        same, change, changed = 0, 0.0, []
         for (subject, label), expert in truth.items():
             got, heights = by_subject[subject].get(label, (None, {}))
             ref_grade, ref_heights = given[subject].get(label, (None, {}))
-            refused += got is None
-            found += expert >= 1 and got is not None and got >= 1
-            kept += expert == 0 and got == 0
             same += got == ref_grade
             if got != ref_grade:
                 changed.append(f"{subject} {VERSE_NAMES[label]} ({expert}: {_g(ref_grade)} -> {_g(got)})")
             if heights and ref_heights:
                 change = max(change, max(abs(heights[s] - ref_heights[s]) for s in SECTIONS))
-        fractures = sum(g >= 1 for g in truth.values())
-        print(f"| {name} | {found}/{fractures} | {kept}/{len(truth) - fractures} | {refused}/{len(truth)} | "
-              f"{same}/{len(truth)} | {change:.1f} | {', '.join(changed) or '-'} |")
+        grades = {s: {label: g for label, (g, _) in by.items()} for s, by in by_subject.items()}
+        print(f"| {name} | {detection_cells(truth, grades)} | {same}/{len(truth)} | {change:.1f} | "
+              f"{', '.join(changed) or '-'} |")
     return 0
 
 

@@ -30,16 +30,15 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from healthivert.evaluation import load_truth
 from healthivert.grading import get_grader
 from healthivert.io.centroids import centroids_from_mask
 from healthivert.io.images import load_ct, load_mask
-from healthivert.io.volume import Volume, empty_sitk_image, sitk_from_array, volume_from_sitk
+from healthivert.io.volume import Volume, empty_sitk_image
 from healthivert.pipeline import analyse_study, grade_records
 from healthivert.segmentation import DEFAULT_WEIGHTS, load_weights, segment_ct
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported: benchmarks/ beside it
-from acquisition import SUBJECTS  # noqa: E402  (benchmarks/acquisition.py)
+from acquisition import SUBJECTS, detection_cells, resample_onto, subset_truth  # noqa: E402  (benchmarks/acquisition.py)
 from segmentation import bone_dice, overlap_dice, same_label_dice  # noqa: E402  (benchmarks/segmentation.py)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,16 +85,6 @@ def new_grid(volume: Volume, turn_a: float, turn_b: float, si_mm: float, world_a
     return empty_sitk_image(tuple(np.floor(2 * half / step).astype(int) + 1), affine, sitk.sitkFloat32), axis
 
 
-def regrid(volume: Volume, reference: sitk.Image, linear: bool) -> Volume:
-    """``volume`` resampled onto ``reference`` (linear for a CT, outside -1024 HU; nearest for a mask)."""
-    pixel = sitk.sitkFloat32 if linear else sitk.sitkUInt8
-    array = volume.array.astype(np.float32 if linear else np.uint8)
-    image = sitk_from_array(array, volume.affine)
-    out = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear if linear else sitk.sitkNearestNeighbor,
-                        -1024.0 if linear else 0, pixel)
-    return volume_from_sitk(out, keep_source=False)
-
-
 def thick_slices(ct: Volume, axis: int, si_mm: float) -> Volume:
     """``ct`` averaged along its array ``axis`` over slices ``si_mm`` thick (a Gaussian slice profile)."""
     sigma = si_mm * FWHM_TO_SIGMA / float(ct.spacing_mm[axis])
@@ -109,7 +98,7 @@ def variant(ct: Volume, mask: Volume, spec: tuple | None) -> tuple[Volume, Volum
     reference, axis = new_grid(ct, *spec)
     si_mm = spec[2]
     source = thick_slices(ct, axis, si_mm) if si_mm > float(ct.spacing_mm[axis]) else ct
-    return regrid(source, reference, linear=True), regrid(mask, reference, linear=False)
+    return resample_onto(source, reference, linear=True), resample_onto(mask, reference)
 
 
 def score(ct: Volume, truth: Volume, weights: Path) -> dict:
@@ -140,8 +129,7 @@ def main() -> int:
         print(f"no fold weights: {', '.join(missing)} (run benchmarks/segmenter_loso.py, or --shipped)",
               file=sys.stderr)
         return 1
-    truth = load_truth()
-    truth = {(r.study_id, int(r.label)): int(r.truth_grade) for r in truth.itertuples() if r.study_id in SUBJECTS}
+    truth = subset_truth()
     cases = {s: (load_ct(tree / "rawdata" / s / f"{s}_ct.nii.gz"),
                  load_mask(tree / "derivatives" / s / f"{s}_seg-vert_msk.nii.gz")) for s in SUBJECTS}
     whose = "the shipped weights (trained on all three)" if args.shipped else "each subject's held-out fold"
@@ -150,22 +138,16 @@ def main() -> int:
     print("| grid | bone Dice (007 / 008 / 014) | mean Dice per vertebra | labels right | anchors | "
           "fractures found | normals kept | not graded |")
     print("|---|---|---|---|---|---|---|---|")
-    fractures = sum(g >= 1 for g in truth.values())
     for name, spec in VARIANTS.items():
         print(f"  {name} ...", file=sys.stderr)
         scores = {s: score(*variant(ct, mask, spec), weights[s]) for s, (ct, mask) in cases.items()}
-        found = kept = refused = 0
-        for (subject, label), expert in truth.items():
-            got = scores[subject]["grades"].get(label)
-            refused += got is None
-            found += expert >= 1 and got is not None and got >= 1
-            kept += expert == 0 and got == 0
         per = [d for sc in scores.values() for d in sc["per"]]
         bone = " / ".join(f"{sc['bone']:.3f}" for sc in scores.values())
         right = ", ".join(f"{sc['right']}/{sc['labels']}" for sc in scores.values())
         anchors = "; ".join(sc["anchor"] for sc in scores.values())
-        print(f"| {name} | {bone} | {np.mean(per):.3f} | {right} | {anchors} | {found}/{fractures} | "
-              f"{kept}/{len(truth) - fractures} | {refused}/{len(truth)} |", flush=True)
+        grades = {s: sc["grades"] for s, sc in scores.items()}
+        print(f"| {name} | {bone} | {np.mean(per):.3f} | {right} | {anchors} | {detection_cells(truth, grades)} |",
+              flush=True)
     print(f"\n{totalseg_table(args.data / 'real' / 'totalseg_example')}")
     return 0
 

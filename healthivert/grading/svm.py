@@ -26,8 +26,8 @@ from sklearn.svm import SVC
 
 from healthivert.errors import InputError
 from healthivert.grading.base import FEATURES, GRADES, grade_from_proba, register_grader
+from healthivert.grading.rule import GenantRuleGrader
 from healthivert.io.atomic import atomic_write
-from healthivert.sections import genant_grade_from_loss
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "grader_svm.skops"
 #: the shipped SVM for each synthesizer: each was trained on features measured through it
@@ -110,14 +110,12 @@ def no_gain(x: np.ndarray, columns: list[str]) -> np.ndarray:
 #: training vertebrae an RBF kernel is arbitrary: sub-verse007's T11 on 5 mm slices read a
 #: posterior loss of 24 % alone (phantoms have no such shape) and was graded 3
 MAX_ABOVE_LOSS_GRADE = 1
-SECTION_LOSSES = ("rhlv_anterior", "rhlv_middle", "rhlv_posterior")
 
 
 def loss_ceiling(features: pd.DataFrame) -> np.ndarray:
-    """Per row, the highest grade the SVM may give: the Genant grade of the largest section
-    loss plus ``MAX_ABOVE_LOSS_GRADE`` (no ceiling below 3 where a loss is unknown, NaN)."""
-    worst = features[list(SECTION_LOSSES)].to_numpy(float).max(axis=1)
-    return np.array([genant_grade_from_loss(v) for v in worst], int) + MAX_ABOVE_LOSS_GRADE
+    """Per row, the highest grade the SVM may give: the Genant rule's grade (that of the largest
+    section loss) plus ``MAX_ABOVE_LOSS_GRADE`` (no ceiling below 3 where a loss is unknown, NaN)."""
+    return GenantRuleGrader().predict(features) + MAX_ABOVE_LOSS_GRADE
 
 
 def complexity(params: dict) -> tuple[int, float, float]:

@@ -160,10 +160,6 @@ def _from_its_ct(subject: str):
     return analyse_study(inputs.mask, inputs.centroids, inputs.ct, guessed=guessed_labels(inputs.labels))
 
 
-def _verse008_from_its_ct():
-    return _from_its_ct("sub-verse008")
-
-
 def test_a_real_body_whose_label_holds_the_arch_above_is_found_in_its_own_crop():
     """sub-verse014 from its CT alone (the shipped segmenter): L5's label holds L4's arch. Its
     whole-label centroid moved back and up, the first curve through it tilted L5's crop by 15
@@ -190,7 +186,7 @@ def test_a_real_body_segmented_without_its_arch_is_measured_whole():
     cut at its own back, not at its lower endplate's concave centre (that kept its front 19 mm
     and read 18.0 / 31.6 / 31.1 mm, graded 3 by the rule). The experts' mask measures
     31.9 / 28.2 / 25.2 mm."""
-    analysis = _verse008_from_its_ct()
+    analysis = _from_its_ct("sub-verse008")
     l5 = {r.name: r for r in analysis.records}["L5"]
     measured = l5.heights_mm.original
     for section, expert in zip(SECTIONS, (31.9, 28.2, 25.2)):
@@ -205,7 +201,7 @@ def test_a_piece_of_the_vertebra_the_view_cuts_does_not_stop_its_neighbour_being
     T12's label across the disc, and T12's body then reached the image's top: not graded. Its
     body is split at the disc; it is measured whole and graded 0, as on the experts' mask
     (25.6 / 24.5 / 24.8 mm)."""
-    analysis = _verse008_from_its_ct()
+    analysis = _from_its_ct("sub-verse008")
     t12 = {r.name: r for r in analysis.records}["T12"]
     measured = t12.heights_mm.original
     assert measured is not None, t12.status

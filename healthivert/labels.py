@@ -26,8 +26,10 @@ ANCHOR_RIB = "lowest rib (T12)"
 ANCHOR_CONFLICT = "sacrum and lowest rib (T12) disagree"
 ANCHOR_USER = "first label given by the user"  # relabel_from_top
 ANCHOR_NONE = "none: labels guessed"
+#: one anchor seen, but a vertebra counted from it may hold two (its disc not found)
+ANCHOR_DOUBT = "one anchor, but a vertebra may hold two"
 #: anchors whose labels a reader should check before trusting them
-UNCERTAIN_ANCHORS = (ANCHOR_NONE, ANCHOR_CONFLICT)
+UNCERTAIN_ANCHORS = (ANCHOR_NONE, ANCHOR_CONFLICT, ANCHOR_DOUBT)
 UNANCHORED_NOTE = "labels unanchored"  # how the note on guessed labels begins
 
 

@@ -37,15 +37,18 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
+from scipy.signal import find_peaks
 
 from healthivert.labels import (
     ANCHOR_BOTH,
     ANCHOR_CONFLICT,
+    ANCHOR_DOUBT,
     ANCHOR_NONE,
     ANCHOR_RIB,
     ANCHOR_SACRUM,
     SPINE_ORDER,
     UNANCHORED_NOTE,
+    VERSE_NAMES,
     is_anchored,
 )
 from healthivert.segmentation.ribs import lowest_rib_bearing, rib_bearing, rib_flags
@@ -92,6 +95,7 @@ MIN_SPACING_MM = 14.0  # bodies are at least this far apart (C3 and below; a T12
 # vertebra); bone that far out but not connected to a body (pelvis, ribs) is not grown into
 COLUMN_RADIUS_MM = 60.0
 MIDLINE_MM = 25.0
+TOP_CUT_VOXELS = 2  # a vertebra this close to the grid's top face is cut by the view
 TOP_EDGE_MM = 20.0  # below one thoracic pitch (~24 mm at T8): no room for a whole extra body
 PROFILE_RADIUS_MM = 10.0  # the body core around the axis: inside the smallest (T1) body
 MERGE_RATIO = 1.5  # a segment this many expected lengths long holds two vertebrae
@@ -110,7 +114,19 @@ COLUMN_OFFSET_MM = 15.0
 # fall); the narrowings of the opened bodies that were no disc (a waist, the top of S1, a body
 # cut by the view) lowered it by 0.01-0.09 there and none showed on phantoms seeds 6000-6011
 DISC_MIN_DIP = 0.15
-DIP_REACH_MM = 16.0  # the bodies either side: within one thoracic body height of the cut
+DIP_REACH_MM = 16.0
+#: a dip of the bone fraction across the axis this deep (prominence) is a disc even where the
+#: bodies' axial cross-section shows none (:func:`profile_discs`)
+PROFILE_DISC_DIP = 0.25
+#: a vertebra's pitch along the axis over the square root of its body's cross-section, at most
+#: (single vertebrae on the real CTs at hand, on every grid of acquisition_ct.py: 0.67-1.14,
+#: median 0.9; two merged: 1.46-2.46)
+PITCH_PER_WIDTH = 1.0
+#: an inner segment this many expected lengths long may hold two vertebra (single ones on the
+#: real CTs at hand: at most 1.2 on their own grids, 1.64 on a grid turned 25 degrees; two
+#: merged: 1.46-1.57): the labels counted past it are flagged (:func:`doubtful_segments`)
+DOUBT_RATIO = 1.3
+SHORTEST_BODY = 0.6  # of that: a piece shorter than this beside a dip holds no whole body  # the bodies either side: within one thoracic body height of the cut
 # body voxels this close to a cut are not seeded but grown into (a disc tilted 15 degrees to the
 # plane across the axis strays ~5 mm from it at the front or back of a 40 mm deep body)
 CORE_MARGIN_MM = 6.0
@@ -135,16 +151,30 @@ def _ball(radius_vox: int) -> np.ndarray:
 
 
 def _midline_pieces(opened: np.ndarray, vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.ndarray:
-    """Pieces of an opened mask big enough for a body and near the LR midline of all the bone."""
+    """Pieces of an opened mask big enough for a body and near the LR midline: first of all the
+    bone (the bilateral pelvis and ribs sit off it), then of the line through the pieces kept
+    so far, at each piece's own level, until no piece is added.
+
+    The second test follows a spine tilted sideways to the grid (a patient lying obliquely):
+    the TotalSegmentator example turned 12 degrees about AP left T12 and L1 27-30 mm off the
+    whole scan's midline, and T12-L2 came out as one vertebra. Hand-written: a line fitted
+    (least squares, weighted by volume) to a handful of centres."""
     lab, n = ndimage.label(opened)
     if n == 0:
         return opened
     sizes = ndimage.sum_labels(opened, lab, index=np.arange(1, n + 1)) * voxel_ml
     coms = np.array(ndimage.center_of_mass(opened, lab, np.arange(1, n + 1)))
-    mid_x = float(np.median(np.argwhere(vertebra)[:, 0]))
-    dx = np.abs(coms[:, 0] - mid_x) * float(np.linalg.norm(affine[:3, 0]))
-    keep = np.concatenate([[False], (sizes >= MIN_BODY_ML) & (dx <= MIDLINE_MM)])
-    return keep[lab]
+    to_mm = float(np.linalg.norm(affine[:3, 0]))
+    big = sizes >= MIN_BODY_ML
+    keep = big & (np.abs(coms[:, 0] - np.median(np.argwhere(vertebra)[:, 0])) * to_mm <= MIDLINE_MM)
+    while keep.any():
+        z, x = coms[keep, 2], coms[keep, 0]
+        line = np.polyfit(z, x, 1, w=np.sqrt(sizes[keep])) if np.ptp(z) > 0 else np.array([0.0, np.mean(x)])
+        more = keep | (big & (np.abs(coms[:, 0] - np.polyval(line, coms[:, 2])) * to_mm <= MIDLINE_MM))
+        if (more == keep).all():
+            break
+        keep = more
+    return np.concatenate([[False], keep])[lab]
 
 
 def _bodies(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> np.ndarray:
@@ -351,6 +381,25 @@ def _split_once(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray, ratio: 
     return np.array(sorted(out), dtype=int)
 
 
+def doubtful_segments(cuts: np.ndarray, area: np.ndarray) -> list[int]:
+    """Indices (from the bottom, 0 up) of the inner segments long enough to hold two vertebrae
+    whose disc was not found: ``DOUBT_RATIO`` times a vertebra's expected length or more (its
+    cross-section ``area``'s square root times the study's median pitch, at most
+    ``PITCH_PER_WIDTH``). Not split (the split needs ``MERGE_RATIO`` of the study's median,
+    which merged segments lengthen), such a segment shifts every label counted past it; the end
+    segments are left out (the view cuts the top one; the lowest may hold L5 tilted by the
+    lordosis and the top of S1)."""
+    n = len(area)
+    edges = np.concatenate([[0], np.sort(np.asarray(cuts, int)), [n - 1]]).astype(int)
+    if len(edges) < 4:
+        return []
+    size = np.array([np.sqrt(np.median(area[a:b][area[a:b] > 0])) if (area[a:b] > 0).any() else np.nan
+                     for a, b in zip(edges[:-1], edges[1:])])
+    lengths = np.diff(edges)
+    pitch = min(float(np.nanmedian(lengths / size)), PITCH_PER_WIDTH)
+    return [k for k in range(1, len(lengths) - 1) if lengths[k] >= DOUBT_RATIO * pitch * size[k]]
+
+
 def confirmed_discs(cuts: np.ndarray, profile: np.ndarray, step: float, reach: int = 1) -> np.ndarray:
     """The cuts at which the bone fraction across the axis (``profile``, one value per axis
     point ``step`` mm apart) dips at least ``DISC_MIN_DIP`` below its maxima on both sides
@@ -361,6 +410,41 @@ def confirmed_discs(cuts: np.ndarray, profile: np.ndarray, step: float, reach: i
     keep = [min(profile[max(c - side, 0):c + 1].max(), profile[c:c + side + 1].max())
             - profile[max(c - reach, 0):c + reach + 1].min() >= DISC_MIN_DIP for c in cuts]
     return cuts[np.array(keep, bool)] if len(cuts) else cuts
+
+
+def profile_discs(profile: np.ndarray, area: np.ndarray, cuts: np.ndarray, step: float) -> np.ndarray:
+    """Discs the bodies' axial cross-section missed: dips of the bone fraction across the axis
+    (``profile``, one value per axis point ``step`` mm apart) at least ``PROFILE_DISC_DIP`` deep
+    that leave a whole body on either side. Axial slices cut a disc the lordosis or a tilted
+    patient tilts obliquely, so the cross-section per slice shows no dip there, while the
+    profile across the axis does (sub-verse014 on 3 mm slices: L4/L5 read 0.69 of the bodies'
+    1.0 and came out as one vertebra, every label below anchored one level off). A body's dim
+    core can dip as deep (0.28 inside sub-verse014's L3 put onto the world's axes), so each side
+    of the dip must be at least ``SHORTEST_BODY`` of a vertebra's expected length along the axis
+    (its pitch over the square root of its cross-section, ``area``: the study's median, at most
+    ``PITCH_PER_WIDTH``; merged segments lengthen the median), except at an end of the column,
+    which the view may cut (there ``MIN_SPACING_MM``)."""
+    spacing = max(1, int(round(MIN_SPACING_MM / step)))
+    found, props = find_peaks(-profile, prominence=PROFILE_DISC_DIP, distance=spacing)
+    n = len(profile)
+    cuts = [int(c) for c in np.sort(np.asarray(cuts, int))]
+    edges = np.concatenate([[0], cuts, [n - 1]]).astype(int)
+    size = [np.sqrt(np.median(area[a:b][area[a:b] > 0])) if (area[a:b] > 0).any() else np.nan
+            for a, b in zip(edges[:-1], edges[1:])]
+    pitch = min(float(np.nanmedian(np.diff(edges) / np.array(size))), PITCH_PER_WIDTH)
+    for c in found[np.argsort(-props["prominences"])]:  # the deepest first
+        edges = np.concatenate([[0], cuts, [n - 1]]).astype(int)
+        k = int(np.searchsorted(edges, c, side="right")) - 1
+        if k < 0 or k >= len(edges) - 1 or c in edges:
+            continue
+        a, b = edges[k], edges[k + 1]
+        inside = area[a:b][area[a:b] > 0]
+        shortest = SHORTEST_BODY * pitch * (np.sqrt(np.median(inside)) if len(inside) else 0.0)
+        need_lo = spacing if a == 0 else shortest
+        need_hi = spacing if b == n - 1 else shortest
+        if c - a >= need_lo and b - c >= need_hi:
+            cuts = sorted(cuts + [int(c)])
+    return np.array(cuts, dtype=int)
 
 
 def refine_cuts(cuts: np.ndarray, profile: np.ndarray, reach: int = 1) -> np.ndarray:
@@ -383,6 +467,7 @@ class _Column(NamedTuple):
     level: np.ndarray
     step: float
     beside_guess: list[int]
+    doubtful: list[int] = []
 
 
 def _column_segments(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> _Column | None:
@@ -397,7 +482,6 @@ def _column_segments(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) 
     a cut with as much bone across it as around it is dropped, segments about twice the expected length (a disc
     the network filled) are split, and every cut moves to the nearby minimum.
     """
-    from scipy.signal import find_peaks
     from scipy.spatial import cKDTree
 
     step = float(np.mean(np.linalg.norm(affine[:3, :3], axis=0)))
@@ -410,6 +494,7 @@ def _column_segments(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) 
     profile = _axis_profile(vertebra, axis, step)
     profile = ndimage.uniform_filter1d(profile, 2)
     cuts = confirmed_discs(cuts, profile, step)
+    cuts = profile_discs(profile, area, cuts, step)
     split = split_long_segments(cuts, area, profile)
     added = refine_cuts(np.setdiff1d(split, cuts), profile)  # cut at the expected length ...
     guessed = np.setdiff1d(added, confirmed_discs(added, profile, step))  # ... where no disc shows
@@ -436,7 +521,8 @@ def _column_segments(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) 
             seeds[seeds == k] = 0
     seeds[tuple(idx.T)] *= _away_from_cuts(nearest, cuts, len(axis), step)
     beside_guess = [k + d for k in np.flatnonzero(np.isin(cuts, guessed)) for d in (1, 2)]  # instances k+1, k+2
-    return _Column(seeds, column, bodies, level, step, sorted(set(beside_guess)))
+    return _Column(seeds, column, bodies, level, step, sorted(set(beside_guess)),
+                   [k + 1 for k in doubtful_segments(cuts, area)])
 
 
 def _grow_column(col: _Column, rooted: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -708,9 +794,17 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
         if order[last_rib + 1:]:  # grown again with the roots of the rib-free vertebrae below the ribs
             instances, bodies = _grow_column(col, order[last_rib + 1:])
             out = _mark_sacral(sacrum, instances, sacral)
-        t12_id = lowest_rib_bearing(order, ribs)
+        top_cut = bool((instances[:, :, -TOP_CUT_VOXELS:] == order[0]).any())
+        t12_id = lowest_rib_bearing(order, ribs, top_cut)
         t12 = order.index(t12_id) if t12_id is not None else None
     labels, anchor, more = anchor_labels(len(order), bool(sacrum.any()), t12)
+    doubtful = [label for i, label in zip(order, labels) if i in col.doubtful and label]
+    if doubtful and anchor in (ANCHOR_RIB, ANCHOR_SACRUM):  # two agreeing anchors count the levels between
+        names = ", ".join(VERSE_NAMES[label] for label in doubtful)
+        more.append(f"labels counted from the {'lowest rib (T12)' if anchor == ANCHOR_RIB else 'sacrum'}, but "
+                    f"{names} {'is' if len(doubtful) == 1 else 'are'} long enough to hold two vertebrae whose "
+                    "disc was not found: labels past it may be one level off; check them")
+        anchor = ANCHOR_DOUBT
     for i, label in zip(order, labels):
         out[instances == i] = label
     body_labels = np.where(bodies > 0, out, 0).astype(np.uint8)

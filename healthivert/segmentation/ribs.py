@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from healthivert.segmentation.field_of_view import outside_body
+
 # bone after a 3-voxel median (a 3 mm CT's 12th rib: 150-250 HU); enhanced vessels reach it but
 # do not start at the joints (below)
 RIB_HU = 150.0
@@ -82,7 +84,7 @@ def rib_bearing(instances: np.ndarray, hu: np.ndarray, affine: np.ndarray,
     midline = float(np.median(centre_array[:, 0]))
     reach = np.asarray(ndimage.maximum(dist, pieces, index))
     radius = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(free, sampling=spacing), pieces, index))
-    side = _side_pieces(pieces, affine)
+    side = _side_pieces(pieces, affine, hu, dist)
     long = (reach >= RIB_REACH_MM) | ((reach >= RIB_CUT_REACH_MM) & np.isin(index, list(side)))
     for k in np.flatnonzero(long & (radius <= RIB_MAX_RADIUS_MM) & ~pelvis) + 1:
         piece = pieces == k
@@ -104,11 +106,20 @@ def rib_bearing(instances: np.ndarray, hu: np.ndarray, affine: np.ndarray,
     return out
 
 
-def _side_pieces(pieces: np.ndarray, affine: np.ndarray) -> set[int]:
-    """Pieces that reach the image's left or right face (the voxel axis closest to RAS x)."""
+def _side_pieces(pieces: np.ndarray, affine: np.ndarray, hu: np.ndarray, dist: np.ndarray) -> set[int]:
+    """Pieces that leave the scan at its left or right: they reach the image's left or right
+    face (the voxel axis closest to RAS x), or, ``RIB_CUT_REACH_MM`` from every vertebra
+    (``dist``, mm), the padding of a scan whose view the grid does not follow (a turned or
+    oblique crop put on another grid: the scan's side edges then lie inside the image, with air
+    or padding beyond: :func:`outside_body`). The air the top or bottom slices cut across (bowel
+    gas reaching a side face) is no such edge."""
     axis = int(np.argmax(np.abs(affine[0, :3])))
     faces = np.concatenate([np.take(pieces, 0, axis=axis).ravel(), np.take(pieces, -1, axis=axis).ravel()])
-    return {int(k) for k in np.unique(faces) if k}
+    edge = ndimage.binary_dilation(outside_body(hu))
+    si = int(np.argmax(np.abs(affine[2, :3])))
+    edge[(slice(None),) * si + (slice(0, 2),)] = edge[(slice(None),) * si + (slice(-2, None),)] = False
+    beyond = pieces[edge & (dist >= RIB_CUT_REACH_MM)]
+    return {int(k) for k in np.unique(np.concatenate([faces, beyond])) if k}
 
 
 def rib_flags(order: list[int], ribs: dict[int, bool]) -> list[bool]:
@@ -125,7 +136,7 @@ def rib_flags(order: list[int], ribs: dict[int, bool]) -> list[bool]:
     return flags
 
 
-def lowest_rib_bearing(order: list[int], ribs: dict[int, bool]) -> int | None:
+def lowest_rib_bearing(order: list[int], ribs: dict[int, bool], top_cut: bool = False) -> int | None:
     """The instance that is T12: the lowest of the rib-bearing run at the top of the view,
     given a rib-free vertebra right below it. ``order`` lists instances cranial first.
 
@@ -133,8 +144,13 @@ def lowest_rib_bearing(order: list[int], ribs: dict[int, bool]) -> int | None:
     None when the top vertebra bears no rib (a lumbar view, or ribs cropped away), when every
     vertebra bears one (T12 may lie below the view) or when a rib-bearing vertebra appears
     again further down (something other than ribs was taken for one: no anchor is safer).
+    ``top_cut``: the top vertebra is cut by the view's top, which may leave its rib out of view
+    (a rib's head lies level with its vertebra's lower half): the run may then start at the
+    second (sub-verse007 on 3 or 5 mm slices: T9 cut and rib-free, T10-T12 bearing ribs).
     """
     flags = rib_flags(order, ribs)
+    if top_cut and len(flags) > 1 and not flags[0] and flags[1]:
+        order, flags = order[1:], flags[1:]
     if not flags or not flags[0] or all(flags):
         return None
     last = flags.index(False) - 1

@@ -125,6 +125,34 @@ def test_rib_bearing_sees_ribs_cut_by_a_narrow_field_of_view():
     assert not any(rib_bearing(inst[47:73], hu[47:73], AFFINE).values())
 
 
+def test_rib_bearing_sees_ribs_leaving_a_scan_whose_view_the_grid_does_not_follow():
+    """A turned or oblique crop put on another grid: its side edges lie inside the image, with
+    padding (read as air) beyond. Ribs cut there count as ribs cut by a side face; stubs cut 6 mm
+    beside the vertebrae, and the air the bottom slices cut across, do not."""
+    inst, hu = _spine_with_ribs(2)
+    padded = hu.copy()
+    padded[:41], padded[79:] = -1024.0, -1024.0  # the scan's view: 16 mm beside the vertebrae
+    assert rib_bearing(inst, padded, AFFINE) == {1: True, 2: True, 3: False, 4: False, 5: False}
+    padded = hu.copy()
+    padded[:47], padded[73:] = -1024.0, -1024.0  # 4 mm beside them
+    assert not any(rib_bearing(inst, padded, AFFINE).values())
+    bottom = hu.copy()
+    bottom[71:110, 20:24, 0:6] = 400.0  # bone beside the lowest vertebra, out to the side ...
+    bottom[:, :, :2] = -1024.0  # ... ending at the air that the bottom slice cuts across
+    assert not rib_bearing(inst, bottom, AFFINE)[5]
+
+
+@pytest.mark.parametrize(("flags", "top_cut", "expected"), [
+    ([False, True, True, False, False], True, 3),  # T9 cut by the view, its rib out of it
+    ([False, True, True, False, False], False, None),  # whole and rib-free: not a thoracic run
+    ([False, False, True, False], True, None),  # one rib-free vertebra is all a cut may hide
+])
+def test_lowest_rib_bearing_lets_a_top_vertebra_cut_by_the_view_show_no_rib(flags, top_cut, expected):
+    order = [10 * (k + 1) for k in range(len(flags))]
+    got = lowest_rib_bearing(order, dict(zip(order, flags)), top_cut)
+    assert got == (None if expected is None else order[expected - 1])
+
+
 def test_rib_bearing_refuses_thick_bone():
     """Bone as long as a rib but holding a ball 10 mm across (an iliac crest, a vertebral body
     the network left unlabelled) is not a rib."""

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from healthivert.cli import main
 from healthivert.io.volume import Volume
-from healthivert.labels import ANCHOR_SACRUM
+from healthivert.labels import ANCHOR_DOUBT, ANCHOR_SACRUM
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.segmentation import infer
 from healthivert.segmentation.config import SegmenterConfig
@@ -20,7 +20,9 @@ from healthivert.segmentation.identify import (
     _with_pedicle_roots,
     below_lowest_body,
     confirmed_discs,
+    doubtful_segments,
     identify,
+    profile_discs,
     refine_cuts,
     split_long_segments,
 )
@@ -223,6 +225,25 @@ def test_identify_keeps_every_body_of_an_oblique_grid(tilt_deg):
     assert sorted(int(x) for x in np.unique(ident.labels) if x) == [19, 20, 21, 22, 23, 24, 26]
 
 
+def test_identify_keeps_every_body_of_a_spine_tilted_sideways():
+    """A patient lying obliquely: seven bodies stepping 10 mm to the left per level, and a
+    pelvis-sized block beside the lowest. The top and bottom bodies lie 30 mm from the midline
+    of all the bone; judged by it alone they were dropped and the top three vertebrae came out
+    as one (the TotalSegmentator example turned 12 degrees about AP). The block stays out."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    classes = np.zeros((90, 30, 20 + 13 * 8), np.uint8)
+    z = classes.shape[2] - 5
+    for k in range(7):
+        x = 60 - 5 * k
+        classes[x - 7:x + 7, 8:22, z - 10:z] = 1
+        z -= 13
+    classes[x - 7:x + 7, 8:22, z - 10:z] = 2  # the sacrum, under the lowest body
+    classes[x + 32:x + 44, 8:22, z + 3:z + 23] = 1  # an iliac wing, 64-88 mm to the side
+    ident = identify(classes, affine)
+    assert sorted(int(v) for v in np.unique(ident.labels) if v) == [18, 19, 20, 21, 22, 23, 24, 26]
+    assert not ident.labels[x + 32:x + 44, :, z + 3:z + 23].any()
+
+
 def test_the_column_keeps_two_bodies_beside_each_others_tilted_ends():
     """The lordosis tilts L4 and L5: L5 ends above in a posterior-superior corner, L4 below in an
     anterior-inferior one. Each body's centre lies level with the other's corner, 24-26 mm
@@ -382,6 +403,51 @@ def test_split_long_segments_expects_longer_segments_where_bodies_are_larger():
     cuts = np.array([20, 40, 60, 70, 90, 100])
     out = split_long_segments(cuts, area, np.ones(110))
     assert list(out) == [20, 40, 60, 70, 80, 90, 100]
+
+
+def test_profile_discs_finds_a_tilted_disc_the_cross_section_missed_but_not_a_dim_core():
+    """Three bodies of 15 axis points (2 mm) with discs; the cross-section dips at the first disc
+    only (the second is tilted: its axial slices hold bone from both bodies). The bone fraction
+    across the axis dips 0.31 at the second disc and 0.28 in the middle third body (its dim
+    core): the disc is found, the core (7 points from a disc, half a body) is not."""
+    profile = np.ones(46)
+    area = np.full(46, 300.0)
+    profile[13:17], area[13:17] = 0.1, 20.0  # disc 1, seen by both
+    profile[29:32] = [0.8, 0.69, 0.8]  # disc 2, tilted: across the axis only
+    profile[37:40] = [0.85, 0.72, 0.85]  # a dim core inside the third body
+    assert list(profile_discs(profile, area, np.array([15]), 2.0)) == [15, 30]
+    assert list(profile_discs(profile, area, np.array([15, 30]), 2.0)) == [15, 30]
+
+
+def test_doubtful_segments_are_inner_segments_long_enough_for_two_vertebrae():
+    """Segments of 15 axis points with a cross-section of 300 voxels (pitch over width 0.87):
+    an inner one of 24 (1.39 expected lengths) may hold two; the end ones may be long (a cut
+    top, L5 and the top of S1) and are not judged."""
+    area = np.full(120, 300.0)
+    assert doubtful_segments(np.array([25, 40, 64, 79, 94]), area) == [2]
+    assert doubtful_segments(np.array([15, 30, 45, 60, 75]), area) == []
+
+
+def test_identify_flags_labels_counted_past_a_vertebra_that_may_hold_two():
+    """Five vertebrae on a sacrum, the middle one's pitch 1.46 of the others': not split (less
+    than 1.5 times the study's median), but labels counted past it may be one level off: the
+    anchor says so, and the labels are not taken as anchored."""
+    classes = np.zeros((30, 30, 120), np.uint8)
+    z = 115
+    for height in (10, 10, 16, 10, 10):
+        classes[8:22, 8:22, z - height:z] = 1
+        z -= height + 3
+    classes[5:25, 5:25, z - 10:z] = 2
+    ident = identify(classes, np.diag([2.0, 2.0, 2.0, 1.0]))
+    assert sorted(int(x) for x in np.unique(ident.labels) if x) == [20, 21, 22, 23, 24, 26]
+    assert ident.anchor == ANCHOR_DOUBT and not ident.anchored
+    assert any("L3 is long enough to hold two vertebrae" in note for note in ident.notes)
+    classes[8:22, 8:22, :] = np.where(classes[8:22, 8:22, :] == 1, 0, classes[8:22, 8:22, :])
+    z = 115
+    for _ in range(5):  # the same column with five even vertebrae: anchored on the sacrum
+        classes[8:22, 8:22, z - 12:z] = 1
+        z -= 15
+    assert identify(classes, np.diag([2.0, 2.0, 2.0, 1.0])).anchor == ANCHOR_SACRUM
 
 
 def test_confirmed_discs_drops_a_narrowing_with_bone_across_it():

@@ -114,7 +114,7 @@ COLUMN_OFFSET_MM = 15.0
 # fall); the narrowings of the opened bodies that were no disc (a waist, the top of S1, a body
 # cut by the view) lowered it by 0.01-0.09 there and none showed on phantoms seeds 6000-6011
 DISC_MIN_DIP = 0.15
-DIP_REACH_MM = 16.0
+DIP_REACH_MM = 16.0  # the bodies either side: within one thoracic body height of the cut
 #: a dip of the bone fraction across the axis this deep (prominence) is a disc even where the
 #: bodies' axial cross-section shows none (:func:`profile_discs`)
 PROFILE_DISC_DIP = 0.25
@@ -122,11 +122,11 @@ PROFILE_DISC_DIP = 0.25
 #: (single vertebrae on the real CTs at hand, on every grid of acquisition_ct.py: 0.67-1.14,
 #: median 0.9; two merged: 1.46-2.46)
 PITCH_PER_WIDTH = 1.0
-#: an inner segment this many expected lengths long may hold two vertebra (single ones on the
+#: an inner segment this many expected lengths long may hold two vertebrae (single ones on the
 #: real CTs at hand: at most 1.2 on their own grids, 1.64 on a grid turned 25 degrees; two
 #: merged: 1.46-1.57): the labels counted past it are flagged (:func:`doubtful_segments`)
 DOUBT_RATIO = 1.3
-SHORTEST_BODY = 0.6  # of that: a piece shorter than this beside a dip holds no whole body  # the bodies either side: within one thoracic body height of the cut
+SHORTEST_BODY = 0.6  # of that: a piece shorter than this beside a dip holds no whole body
 # body voxels this close to a cut are not seeded but grown into (a disc tilted 15 degrees to the
 # plane across the axis strays ~5 mm from it at the front or back of a 40 mm deep body)
 CORE_MARGIN_MM = 6.0

@@ -4,7 +4,8 @@ Design: the network only says "vertebra" or "sacrum"; which vertebra is which is
 here, anatomically. The vertebral bodies that line up into one column give the spine axis
 (bone elsewhere, pelvis, ribs or bowel contrast, is dropped unless it lies on the column).
 Along the axis the bodies' cross-section shrinks at every disc; the column is cut at those
-minima where the bone fraction across the axis dips too. The core of each body (its voxels
+minima where the bone fraction across the axis dips too, and where that fraction alone dips
+deeply between two whole bodies (a disc tilted to the axial slices: :func:`profile_discs`). The core of each body (its voxels
 well clear of the cuts) takes the segment of its nearest axis point; the rest of the body and
 the arches are grown from the cores through the bone, so a disc tilted to the cut is
 followed. With the CT given, the vertebrae below the ribs are then grown again with their
@@ -26,7 +27,8 @@ with neither anchor in view the lowest vertebra is *guessed* to be L5 and the re
 the labels are unanchored (a piece of S1 cut off below L5 then makes every label one level
 high: sub-verse014 without its ribs); bridging osteophytes or a fused segment can merge two vertebrae
 into one, and so can a disc the network fills at the top of the view (split only when the
-merged piece is 1.5 expected lengths long).
+merged piece is 1.5 expected lengths long). An inner segment 1.3 expected lengths long or more
+may hold two: labels counted past it from a single anchor are flagged (``ANCHOR_DOUBT``).
 """
 
 from __future__ import annotations

@@ -40,8 +40,9 @@ def format_summary(s: BatchSummary) -> str:
              f"log {s.out / 'batch.log'}"]
     if s.uncertain_labels:
         ids = s.uncertain_labels
-        lines.append(f"labels uncertain ({len(ids)}: no sacrum or 12th rib found in view, or they disagree; column "
-                     f"labels_anchor): {', '.join(ids[:10])}" + (" ..." if len(ids) > 10 else ""))
+        lines.append(f"labels uncertain ({len(ids)}: no sacrum or 12th rib found in view, they disagree or a "
+                     f"vertebra may hold two; column labels_anchor): {', '.join(ids[:10])}"
+                     + (" ..." if len(ids) > 10 else ""))
     if s.failed:
         lines.append(f"failed ({s.failed}, reasons in {s.out / 'failed.csv'}): {', '.join(s.failed_ids[:10])}"
                      + (" ..." if s.failed > 10 else ""))

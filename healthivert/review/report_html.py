@@ -20,7 +20,8 @@ from healthivert.review.render import (
 )
 from healthivert.review.studies import GRADE_NAMES, Study
 
-UNANCHORED_WARNING = ("labels unanchored: no sacrum or 12th rib found in view (or the two disagree); "
+UNANCHORED_WARNING = ("labels unanchored: no sacrum or 12th rib found in view (or the two disagree, or a "
+                      "vertebra counted from one may hold two); "
                       "check the level names, relabel if needed")
 
 _CSS = """

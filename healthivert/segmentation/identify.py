@@ -5,10 +5,10 @@ here, anatomically. The vertebral bodies that line up into one column give the s
 (bone elsewhere, pelvis, ribs or bowel contrast, is dropped unless it lies on the column).
 Along the axis the bodies' cross-section shrinks at every disc; the column is cut at those
 minima where the bone fraction across the axis dips too, and where that fraction alone dips
-deeply between two whole bodies (a disc tilted to the axial slices: :func:`profile_discs`). The core of each body (its voxels
-well clear of the cuts) takes the segment of its nearest axis point; the rest of the body and
-the arches are grown from the cores through the bone, so a disc tilted to the cut is
-followed. With the CT given, the vertebrae below the ribs are then grown again with their
+deeply between two whole bodies (a disc tilted to the axial slices: :func:`profile_discs`).
+The core of each body (its voxels well clear of the cuts) takes the segment of its nearest
+axis point; the rest of the body and the arches are grown from the cores through the bone, so
+a disc tilted to the cut is followed. With the CT given, the vertebrae below the ribs are then grown again with their
 pedicle roots seeded too (:func:`_with_pedicle_roots`): a lumbar arch otherwise often went to
 the vertebra below, through a facet joint the network fills. A disc the network filled with
 bone leaves no minimum: a segment about twice its expected length (from its body's width) is

@@ -42,7 +42,8 @@ def show_study_list(folders: ResultsFolder, store: ReviewStore) -> None:
     st.dataframe(frame, hide_index=True, key="study_table")
     unanchored = [r["study_id"] for r in rows if r["labels_anchored"] is False]
     if unanchored:
-        st.warning(f"{len(unanchored)} studies with unanchored labels (no sacrum or 12th rib found in view): "
+        st.warning(f"{len(unanchored)} studies with unanchored labels (no sacrum or 12th rib found in "
+                   "view, or the count is in doubt): "
                    f"{', '.join(unanchored[:10])}{' ...' if len(unanchored) > 10 else ''}; check their level names.")
     for line in folders.problems:
         st.warning(line)

@@ -106,7 +106,8 @@ def score(ct: Volume, truth: Volume, weights: Path) -> dict:
     model, net, _ = load_weights(weights)
     seg = segment_ct(ct, model, net)
     per = overlap_dice(seg.mask.array, truth.array)
-    analysis = analyse_study(seg.mask, centroids_from_mask(seg.mask), ct, guessed=set(seg.guessed))
+    analysis = analyse_study(seg.mask, centroids_from_mask(seg.mask), ct, guessed=set(seg.guessed),
+                             doubtful=set(seg.doubtful))
     grade_records(analysis, get_grader("svm"))
     return {"bone": bone_dice(seg.mask.array, truth.array), "per": [d for d, _ in per.values()],
             "right": sum(got == label for label, (_, got) in per.items()), "labels": len(per),

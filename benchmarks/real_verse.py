@@ -95,6 +95,7 @@ from healthivert.pipeline import (
     RunOptions,
     StudyAnalysis,
     analyse_study,
+    doubtful_labels,
     grade_records,
     graders_for,
     guessed_labels,
@@ -253,7 +254,7 @@ def run_case(case: Case, synthesizers: list[str], tsm, from_ct: bool = False, se
     t0 = time.perf_counter()
     mask, ct, centroids, computed, labels = load_inputs(None if from_ct else case.mask, case.ct, None,
                                                         segmenter_weights=segmenter)
-    guessed = guessed_labels(labels)
+    guessed, doubtful = guessed_labels(labels), doubtful_labels(labels)
     case.timings["load"] = time.perf_counter() - t0
     out: dict[str, list[VertebraRecord]] = {}
     first: StudyAnalysis | None = None
@@ -262,7 +263,8 @@ def run_case(case: Case, synthesizers: list[str], tsm, from_ct: bool = False, se
         if synth == "gan" and ct is None:
             continue
         t = time.perf_counter()
-        analyses[synth] = analysis = analyse_study(mask, centroids, ct, synth, computed, guessed=guessed)
+        analyses[synth] = analysis = analyse_study(mask, centroids, ct, synth, computed, guessed=guessed,
+                                                   doubtful=doubtful)
         first = first or analysis
         names: tuple[str, ...] = (synth,)
         if synth == "gan":  # as `healthivert run` has it: the prior where they disagree (the guard)
@@ -270,7 +272,7 @@ def run_case(case: Case, synthesizers: list[str], tsm, from_ct: bool = False, se
             if "prior" in analyses:  # without the prior's bodies the guard cannot run: raw only
                 kept = combine(analysis.healthy, analyses["prior"].healthy)
                 analyses["gan"] = analyse_study(mask, centroids, ct, synth, computed, synthesize=lambda _, k=kept: k,
-                                                guessed=guessed)
+                                                guessed=guessed, doubtful=doubtful)
                 names = ("gan-raw", "gan")
         for name in names:
             for g in GRADERS:

@@ -140,8 +140,9 @@ def relabel(mask: Volume, first_label: str, labels: dict, notes: list[str] | Non
         raise InputError(f"--first-label {first_label}: {exc}") from None
     was = labels.get("anchor")
     labels.update(anchor=ANCHOR_USER, anchored=True, shift=shift, was=was)
-    if labels.get("guessed"):
-        labels["guessed"] = [VERSE_NAMES[verse_label(name) + shift] for name in labels["guessed"]]
+    for key in ("guessed", "doubtful"):
+        if labels.get(key):
+            labels[key] = [VERSE_NAMES[verse_label(name) + shift] for name in labels[key]]
     if notes is not None:  # the guess the user corrected is no longer a warning
         notes[:] = [n for n in notes if not n.startswith(UNANCHORED_NOTE)]
         notes.append(f"labels shifted by {shift:+d} level{'s' if abs(shift) != 1 else ''} from the "
@@ -191,7 +192,8 @@ def load_inputs(
         seg = segment_study(ct, segmenter_weights)
         mask = seg.mask
         labels = {"source": "segmented from the CT", "anchor": seg.anchor, "anchored": seg.anchored,
-                  **({"guessed": [VERSE_NAMES[g] for g in seg.guessed]} if seg.guessed else {})}
+                  **({"guessed": [VERSE_NAMES[g] for g in seg.guessed]} if seg.guessed else {}),
+                  **({"doubtful": [VERSE_NAMES[g] for g in seg.doubtful]} if seg.doubtful else {})}
         if notes is not None:
             notes.extend(["mask segmented from the CT: on real CTs a segmenter can merge two vertebrae or shift "
                           "the labels; check mask.nii.gz in the viewer before trusting these grades", *seg.notes])
@@ -233,6 +235,18 @@ GUESSED_STATUS = "not graded: boundary guessed by the segmenter (no disc seen be
 def guessed_labels(labels: dict) -> set[int]:
     """The VerSe labels whose boundary the segmenter guessed (``result.json``'s ``labels.guessed``)."""
     return {verse_label(name) for name in labels.get("guessed") or []}
+
+
+#: a vertebra the segmenter found long enough to hold two, with no disc inside it, while the
+#: labels were counted from one anchor: measured as one it reads far taller than its pseudo-
+#: healthy body, and as a neighbour it makes theirs far too tall (sub-verse014 tilted 12
+#: degrees: L1-L2 and L4-L5 each one label, the L3 between them graded 3 at 49 % loss)
+DOUBTFUL_STATUS = "not graded: long enough to hold two vertebrae (no disc found inside it); check the mask"
+
+
+def doubtful_labels(labels: dict) -> set[int]:
+    """The VerSe labels the segmenter found long enough to hold two (``labels.doubtful``)."""
+    return {verse_label(name) for name in labels.get("doubtful") or []}
 
 
 def _listed(items: Sequence[str]) -> str:
@@ -289,13 +303,14 @@ def _fill_measurement(rec: VertebraRecord, m: VertebraMeasurement, ph: PseudoHea
 def analyse_study(
     mask: Volume, centroids: dict[int, np.ndarray], ct: Volume | None = None,
     synthesizer: str = "prior", computed_centroids: Sequence[int] = (), progress: Progress | None = None,
-    synthesize=None, guessed: Collection[int] = (),
+    synthesize=None, guessed: Collection[int] = (), doubtful: Collection[int] = (),
 ) -> StudyAnalysis:
     """Straighten, synthesise and measure every vertebra; records carry status, no grade yet.
 
     ``synthesize`` is the synthesizer itself when it is not the registered ``synthesizer``'s
     default (retrained weights: :func:`synthesizer_for`). ``guessed``: labels whose boundary the
-    segmenter guessed (:func:`guessed_labels`): not graded, and no other vertebra's reference.
+    segmenter guessed (:func:`guessed_labels`), and ``doubtful``: labels that may hold two
+    vertebrae (:func:`doubtful_labels`): neither graded nor another vertebra's reference.
     """
     timings: dict[str, float] = {}
     synthesize = synthesize or get_synthesizer(synthesizer)
@@ -303,7 +318,7 @@ def analyse_study(
     _, vertebrae = straighten_vertebrae(mask, centroids, ct, progress=progress)
     timings["straighten"] = time.perf_counter() - t
     t = time.perf_counter()
-    healthy = synthesize([v for v in vertebrae if v.label not in guessed])
+    healthy = synthesize([v for v in vertebrae if v.label not in guessed and v.label not in doubtful])
     timings["synthesize"] = time.perf_counter() - t
     t = time.perf_counter()
     records, measured, bounded = [], {}, {}
@@ -318,6 +333,8 @@ def analyse_study(
             others = [VERSE_NAMES[g] for g in sorted(guessed, key=SPINE_ORDER.get)
                       if level_gap(g, v.label, with_t13) == 1]
             rec.status = GUESSED_STATUS.format(other=" and ".join(others) or "its neighbour")
+        elif v.label in doubtful:
+            rec.status = DOUBTFUL_STATUS
         elif v.cut_by_fov:
             rec.status = fov_status_text(v)
             ph = healthy.get(v.label)
@@ -330,8 +347,8 @@ def analyse_study(
                     rec.synthesizer = "prior"
                     notes.append(f"{synthesizer} not used: {ph.fallback}")
         elif v.label in merged:
-            rec.status = (f"not graded: its body is {merged[v.label]:.1f} times as tall as the study's others "
-                          "(each scaled by its level): two vertebrae in one label? check the mask")
+            rec.status = (f"not graded: its body is {merged[v.label]:.1f} times the height expected at its level "
+                          "(the study's other bodies, or the level's mean): two vertebrae in one label? check the mask")
         elif v.label not in healthy:
             rec.status = "not graded: no vertebral body found in the mask"
         else:
@@ -453,7 +470,7 @@ def run_study(
     if thick:
         notes.append(thick)
     analysis = analyse_study(mask, centroids, ct, options.synthesizer, computed, progress, synthesize,
-                             guessed_labels(labels))
+                             guessed_labels(labels), doubtful_labels(labels))
     t = time.perf_counter()
     grade_records(analysis, grader)
     timings = {"load": load_s, **analysis.timings, "grade": time.perf_counter() - t}

@@ -151,8 +151,8 @@ def test_grade_records_with_nothing_measured_only_names_the_grader():
 @pytest.mark.parametrize(
     "l3_mm, why",
     [
-        (52, "its body is 2.0 times as tall as the study's others (each scaled by its level): "
-             "two vertebrae in one label? check the mask"),
+        (52, "its body is 2.0 times the height expected at its level (the study's other bodies, or the "
+             "level's mean): two vertebrae in one label? check the mask"),
         (37, "% taller than its pseudo-healthy height: a piece of the next bone in its label? check the mask"),
     ],
     ids=["two vertebrae in one label", "a piece of the next bone"],
@@ -198,15 +198,29 @@ def test_vertebrae_beside_a_guessed_boundary_are_not_graded_nor_a_reference():
     assert records[20]["status"].startswith("graded from intra-vertebral ratios")
 
 
+def test_a_vertebra_that_may_hold_two_is_not_graded_nor_a_reference():
+    """The segmenter counted past L2 from one anchor though L2 was long enough for two: L2 is not
+    graded and informs no neighbour's pseudo-healthy body."""
+    mask = _spine({20: 24, 21: 25, 22: 25, 23: 26, 24: 26}, gap=4)
+    analysis = analyse_study(mask, centroids_from_mask(mask), doubtful={21})
+    grade_records(analysis, get_grader("rule"))
+    records = {r.label: r.to_json() for r in analysis.records}
+    assert records[21]["status"] == pipeline.DOUBTFUL_STATUS and 21 not in analysis.measured
+    assert reason_group(records[21]["status"]) == "long enough to hold two vertebrae"
+    for label in (20, 22, 23, 24):
+        assert "L2" not in records[label]["pseudo_healthy_from"] and records[label]["genant_grade"] == 0
+
+
 def test_the_guessed_boundaries_of_a_segmented_ct_follow_a_relabel(monkeypatch):
     """The segmenter's guessed boundaries reach result.json's labels by name, shifted with the
     labels when --first-label moves them, and back to VerSe labels for the analysis."""
     mask = _spine({21: 25, 22: 25, 23: 26}, gap=4)
-    seg = infer.Segmentation(mask, "none: labels guessed", [], guessed=(22, 23))
+    seg = infer.Segmentation(mask, "none: labels guessed", [], guessed=(22, 23), doubtful=(21,))
     monkeypatch.setattr(pipeline, "segment_study", lambda ct, weights=None: seg)
     ct = mask.with_array(mask.array.astype("float32"))
     monkeypatch.setattr(pipeline, "load_ct", lambda path: ct)
     labels = pipeline.load_inputs(None, "ct.nii.gz", None).labels
     assert labels["guessed"] == ["L3", "L4"] and pipeline.guessed_labels(labels) == {22, 23}
+    assert labels["doubtful"] == ["L2"] and pipeline.doubtful_labels(labels) == {21}
     shifted = pipeline.load_inputs(None, "ct.nii.gz", None, first_label="T12").labels
-    assert shifted["guessed"] == ["L1", "L2"] and shifted["shift"] == -2
+    assert shifted["guessed"] == ["L1", "L2"] and shifted["shift"] == -2 and shifted["doubtful"] == ["T12"]

@@ -59,6 +59,7 @@ _LABELS = {
         "shift": {"type": "integer"},
         "was": {"type": ["string", "null"]},
         "guessed": {"type": "array", "items": {"type": "string"}},
+        "doubtful": {"type": "array", "items": {"type": "string"}},
     },
 }
 

@@ -70,13 +70,15 @@ class Identification:
     ``bodies``: the same labels on the vertebral bodies alone (the column's large pieces, cut
     where the labels are), 0 on the arches and elsewhere. ``guessed_disc``: the labels of the
     vertebrae on either side of a cut that no disc showed (a merged segment split at the
-    expected length: :func:`split_long_segments`)."""
+    expected length: :func:`split_long_segments`). ``doubtful``: the labels of vertebrae long
+    enough to hold two (:func:`doubtful_segments`) when a single anchor counted past them."""
 
     labels: np.ndarray
     anchor: str
     notes: list[str] = field(default_factory=list)
     bodies: np.ndarray | None = None  # None: no body known (all 0)
     guessed_disc: tuple[int, ...] = ()
+    doubtful: tuple[int, ...] = ()  # labels long enough to hold two vertebrae, counted from one anchor
 
     def __post_init__(self) -> None:
         if self.bodies is None:
@@ -807,10 +809,12 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
                     f"{names} {'is' if len(doubtful) == 1 else 'are'} long enough to hold two vertebrae whose "
                     "disc was not found: labels past it may be one level off; check them")
         anchor = ANCHOR_DOUBT
+    else:
+        doubtful = []
     for i, label in zip(order, labels):
         out[instances == i] = label
     body_labels = np.where(bodies > 0, out, 0).astype(np.uint8)
     if not sacrum.any():  # with no sacrum found, the next bone down may have joined the lowest label
         out[below_lowest_body(out, body_labels, affine)] = 0  # never a body voxel
     guessed = tuple(sorted({label for i, label in zip(order, labels) if i in col.beside_guess and label}))
-    return Identification(out, anchor, notes + more, body_labels, guessed)
+    return Identification(out, anchor, notes + more, body_labels, guessed, tuple(sorted(doubtful)))

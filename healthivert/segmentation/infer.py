@@ -48,6 +48,7 @@ class Segmentation:
     anchor: str  # how the labels were anchored: one of identify's ``ANCHOR_*`` texts
     notes: list[str]
     guessed: tuple[int, ...] = ()  # labels beside a cut no disc showed: their boundary is a guess
+    doubtful: tuple[int, ...] = ()  # labels long enough to hold two vertebrae (no disc found inside)
 
     @property
     def anchored(self) -> bool:
@@ -255,4 +256,5 @@ def segment_ct(ct: Volume, model: torch.nn.Module, cfg: SegmenterConfig, fill_ou
     labels = part_arches(labels, ident, affine, ct, cfg, reach)
     if not ((labels > 0) & (labels < 26)).any():
         raise InputError("no vertebra found in the CT: is the spine in the field of view?")
-    return Segmentation(Volume(labels, ct.affine, ct.source), ident.anchor, ident.notes, ident.guessed_disc)
+    return Segmentation(Volume(labels, ct.affine, ct.source), ident.anchor, ident.notes, ident.guessed_disc,
+                        ident.doubtful)

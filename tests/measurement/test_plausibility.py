@@ -40,6 +40,16 @@ def test_too_few_bodies_or_a_cut_body_make_no_suspect():
     assert merged_suspects(just_under) == {}
 
 
+def test_a_body_far_taller_than_its_level_is_a_suspect_however_few_or_merged_the_others():
+    """Two lumbar bodies and their disc in one label read about twice their level's mean height:
+    suspect with only one other body to compare, and when half the study's bodies are merged
+    too (their median then hides them)."""
+    assert merged_suspects([_box(18, 2.5 / SCALE), _box(19, 1.0 / SCALE)]) == {18: pytest.approx(2.5)}
+    merged = [_box(lab, 1.8 / SCALE if lab in (18, 20) else 1.0 / SCALE) for lab in LABELS[:4]]
+    assert set(merged_suspects(merged)) == {18, 20}
+    assert merged_suspects([_box(lab, 1.25 / SCALE) for lab in LABELS]) == {}  # a tall patient
+
+
 def test_a_section_far_taller_than_its_pseudo_healthy_height_is_named():
     from healthivert.measurement.plausibility import TALLER_LIMIT, taller_than_predicted
 

@@ -442,12 +442,14 @@ def test_identify_flags_labels_counted_past_a_vertebra_that_may_hold_two():
     assert sorted(int(x) for x in np.unique(ident.labels) if x) == [20, 21, 22, 23, 24, 26]
     assert ident.anchor == ANCHOR_DOUBT and not ident.anchored
     assert any("L3 is long enough to hold two vertebrae" in note for note in ident.notes)
+    assert ident.doubtful == (22,)  # L3: not graded, nor a reference (pipeline.DOUBTFUL_STATUS)
     classes[8:22, 8:22, :] = np.where(classes[8:22, 8:22, :] == 1, 0, classes[8:22, 8:22, :])
     z = 115
     for _ in range(5):  # the same column with five even vertebrae: anchored on the sacrum
         classes[8:22, 8:22, z - 12:z] = 1
         z -= 15
-    assert identify(classes, np.diag([2.0, 2.0, 2.0, 1.0])).anchor == ANCHOR_SACRUM
+    even = identify(classes, np.diag([2.0, 2.0, 2.0, 1.0]))
+    assert even.anchor == ANCHOR_SACRUM and even.doubtful == ()
 
 
 def test_confirmed_discs_drops_a_narrowing_with_bone_across_it():

@@ -31,11 +31,13 @@ MERGED_RATIO = 1.6
 #: the next bone more
 NO_REFERENCE_RATIO = 1.3
 MIN_BODIES = 3  # a median needs at least this many measurable bodies
-#: a body this many times its level's mean height (``REFERENCE_HEIGHT_MM``) holds two vertebrae
-#: however few bodies there are to compare, or however many of them are merged too: real bodies
-#: read 0.96-1.22 times it (the expert masks at hand and TotalSegmentator's), two lumbar bodies
-#: and their disc about 2.2 (sub-verse014 tilted 12 degrees: L4-L5 in one label, 57 mm, beside
-#: L1-L2 in another; the median of four bodies, two of them merged, hid both)
+#: a body this many times its level's mean height (``REFERENCE_HEIGHT_MM``), and ``MERGED_RATIO``
+#: times the study's shortest, holds two vertebrae however few bodies there are to compare, or
+#: however many of them are merged too: real bodies read 0.96-1.22 times that mean (the expert
+#: masks at hand and TotalSegmentator's), two lumbar bodies and their disc about 2.2 (sub-verse014
+#: tilted 12 degrees: L4-L5 in one label, 57 mm, beside L1-L2 in another; the median of four
+#: bodies, two of them merged, hid both). The second test spares a whole spine given the wrong
+#: levels (lumbar bodies named T1-T3 read 1.9 times T1-T3's mean, every one of them).
 ABSOLUTE_MERGED_RATIO = 1.7
 
 
@@ -52,14 +54,16 @@ def body_height_mm(v: StraightVertebra) -> float:
 def merged_suspects(vertebrae: Sequence[StraightVertebra], ratio: float = MERGED_RATIO) -> dict[int, float]:
     """VerSe label -> how many times the height expected at its level the body is, for the
     bodies at least ``ratio`` times the study's median level-scaled height (the ratio to that
-    median), or else ``ABSOLUTE_MERGED_RATIO`` times their level's mean height (the ratio to
-    that mean; the only test with fewer than ``MIN_BODIES`` bodies to compare). Bodies cut by
-    the field of view and levels without a mean height are left out."""
+    median), or else ``ABSOLUTE_MERGED_RATIO`` times their level's mean height and
+    ``MERGED_RATIO`` times the study's shortest level-scaled body (the ratio to that mean; the
+    only test with fewer than ``MIN_BODIES`` bodies to compare). Bodies cut by the field of view
+    and levels without a mean height are left out."""
     scaled = {v.label: body_height_mm(v) / REFERENCE_HEIGHT_MM[v.label] for v in vertebrae
               if v.label in REFERENCE_HEIGHT_MM and not v.cut_by_fov and v.body.any()}
     scaled = {k: r for k, r in scaled.items() if np.isfinite(r)}
     median = float(np.median(list(scaled.values()))) if len(scaled) >= MIN_BODIES else np.inf
-    out = {k: r for k, r in scaled.items() if r >= ABSOLUTE_MERGED_RATIO}
+    shortest = min(scaled.values(), default=np.inf)
+    out = {k: r for k, r in scaled.items() if r >= ABSOLUTE_MERGED_RATIO and r >= MERGED_RATIO * shortest}
     out.update({k: r / median for k, r in scaled.items() if r >= ratio * median})
     return out
 

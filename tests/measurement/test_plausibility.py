@@ -48,6 +48,7 @@ def test_a_body_far_taller_than_its_level_is_a_suspect_however_few_or_merged_the
     merged = [_box(lab, 1.8 / SCALE if lab in (18, 20) else 1.0 / SCALE) for lab in LABELS[:4]]
     assert set(merged_suspects(merged)) == {18, 20}
     assert merged_suspects([_box(lab, 1.25 / SCALE) for lab in LABELS]) == {}  # a tall patient
+    assert merged_suspects([_box(lab, 1.9 / SCALE) for lab in LABELS]) == {}  # levels named too high
 
 
 def test_a_section_far_taller_than_its_pseudo_healthy_height_is_named():

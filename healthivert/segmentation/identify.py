@@ -71,14 +71,14 @@ class Identification:
     where the labels are), 0 on the arches and elsewhere. ``guessed_disc``: the labels of the
     vertebrae on either side of a cut that no disc showed (a merged segment split at the
     expected length: :func:`split_long_segments`). ``doubtful``: the labels of vertebrae long
-    enough to hold two (:func:`doubtful_segments`) when a single anchor counted past them."""
+    enough to hold two (:func:`doubtful_segments`), unless two agreeing anchors counted them."""
 
     labels: np.ndarray
     anchor: str
     notes: list[str] = field(default_factory=list)
     bodies: np.ndarray | None = None  # None: no body known (all 0)
     guessed_disc: tuple[int, ...] = ()
-    doubtful: tuple[int, ...] = ()  # labels long enough to hold two vertebrae, counted from one anchor
+    doubtful: tuple[int, ...] = ()  # labels long enough to hold two vertebrae, not counted by two anchors
 
     def __post_init__(self) -> None:
         if self.bodies is None:
@@ -803,14 +803,17 @@ def identify(classes: np.ndarray, affine: np.ndarray, vertebra_class: int = 1, s
         t12 = order.index(t12_id) if t12_id is not None else None
     labels, anchor, more = anchor_labels(len(order), bool(sacrum.any()), t12)
     doubtful = [label for i, label in zip(order, labels) if i in col.doubtful and label]
-    if doubtful and anchor in (ANCHOR_RIB, ANCHOR_SACRUM):  # two agreeing anchors count the levels between
-        names = ", ".join(VERSE_NAMES[label] for label in doubtful)
+    if anchor == ANCHOR_BOTH:  # two agreeing anchors count the levels between: one vertebra each
+        doubtful = []
+    names = ", ".join(VERSE_NAMES[label] for label in doubtful)
+    if doubtful and anchor in (ANCHOR_RIB, ANCHOR_SACRUM):
         more.append(f"labels counted from the {'lowest rib (T12)' if anchor == ANCHOR_RIB else 'sacrum'}, but "
                     f"{names} {'is' if len(doubtful) == 1 else 'are'} long enough to hold two vertebrae whose "
                     "disc was not found: labels past it may be one level off; check them")
         anchor = ANCHOR_DOUBT
-    else:
-        doubtful = []
+    elif doubtful:  # the labels are flagged already; the vertebra itself is not measured as one
+        more.append(f"{names} {'is' if len(doubtful) == 1 else 'are'} long enough to hold two vertebrae whose "
+                    "disc was not found: not graded")
     for i, label in zip(order, labels):
         out[instances == i] = label
     body_labels = np.where(bodies > 0, out, 0).astype(np.uint8)

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from healthivert.cli import main
 from healthivert.io.volume import Volume
-from healthivert.labels import ANCHOR_DOUBT, ANCHOR_SACRUM
+from healthivert.labels import ANCHOR_DOUBT, ANCHOR_NONE, ANCHOR_SACRUM
 from healthivert.phantom import PhantomConfig, make_phantom
 from healthivert.segmentation import infer
 from healthivert.segmentation.config import SegmenterConfig
@@ -443,6 +443,8 @@ def test_identify_flags_labels_counted_past_a_vertebra_that_may_hold_two():
     assert ident.anchor == ANCHOR_DOUBT and not ident.anchored
     assert any("L3 is long enough to hold two vertebrae" in note for note in ident.notes)
     assert ident.doubtful == (22,)  # L3: not graded, nor a reference (pipeline.DOUBTFUL_STATUS)
+    unanchored = identify(np.where(classes == 2, 0, classes), np.diag([2.0, 2.0, 2.0, 1.0]))
+    assert unanchored.anchor == ANCHOR_NONE and unanchored.doubtful == (22,)  # flagged already, not graded
     classes[8:22, 8:22, :] = np.where(classes[8:22, 8:22, :] == 1, 0, classes[8:22, 8:22, :])
     z = 115
     for _ in range(5):  # the same column with five even vertebrae: anchored on the sacrum

@@ -8,9 +8,9 @@ minima where the bone fraction across the axis dips too, and where that fraction
 deeply between two whole bodies (a disc tilted to the axial slices: :func:`profile_discs`).
 The core of each body (its voxels well clear of the cuts) takes the segment of its nearest
 axis point; the rest of the body and the arches are grown from the cores through the bone, so
-a disc tilted to the cut is followed. With the CT given, the vertebrae below the ribs are then grown again with their
-pedicle roots seeded too (:func:`_with_pedicle_roots`): a lumbar arch otherwise often went to
-the vertebra below, through a facet joint the network fills. A disc the network filled with
+a disc tilted to the cut is followed. With the CT given, the vertebrae below the ribs are then
+grown again with their pedicle roots seeded too (:func:`_with_pedicle_roots`): a lumbar arch
+otherwise often went to the vertebra below, through a facet joint the network fills. A disc the network filled with
 bone leaves no minimum: a segment about twice its expected length (from its body's width) is
 split where the bone fraction across the axis is lowest.
 The segments are then counted from an anchor (:func:`anchor_labels`): the sacrum
@@ -318,6 +318,24 @@ def _axis_profile(values: np.ndarray, axis: np.ndarray, step: float,
     return np.where(count > 0, total / np.maximum(count, 1), 0.0)
 
 
+def _segment_edges(cuts: np.ndarray, n: int) -> np.ndarray:
+    """The segments' ends along an axis of ``n`` points: 0, the sorted ``cuts``, n - 1."""
+    return np.concatenate([[0], np.sort(np.asarray(cuts, int)), [n - 1]]).astype(int)
+
+
+def _segment_widths(edges: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Per segment between ``edges``, the square root of its median body cross-section
+    (``area`` per axis point, 0 off the bodies): a width, NaN for a segment without body."""
+    return np.array([np.sqrt(np.median(area[a:b][area[a:b] > 0])) if (area[a:b] > 0).any() else np.nan
+                     for a, b in zip(edges[:-1], edges[1:])])
+
+
+def _capped_pitch(edges: np.ndarray, widths: np.ndarray) -> float:
+    """The study's median segment length over width, at most ``PITCH_PER_WIDTH`` (merged
+    segments lengthen the median)."""
+    return min(float(np.nanmedian(np.diff(edges) / widths)), PITCH_PER_WIDTH)
+
+
 def split_long_segments(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray,
                         ratio: float = MERGE_RATIO, passes: int = 3) -> np.ndarray:
     """Cuts (indices of axis points, one per slice) with merged segments split, judged again
@@ -353,13 +371,11 @@ def _split_once(cuts: np.ndarray, area: np.ndarray, profile: np.ndarray, ratio: 
     in one segment 1.8-2.3 expected lengths long when the network filled both discs).
     Hand-written: no library splits a 1-D partition by an expected spacing.
     """
-    n = len(area)
-    edges = np.concatenate([[0], np.sort(cuts), [n - 1]]).astype(int)
+    edges = _segment_edges(cuts, len(area))
     lengths = np.diff(edges).astype(float)
     if len(lengths) < 3:
         return np.sort(cuts)
-    size = np.array([np.sqrt(np.median(area[a:b][area[a:b] > 0])) if (area[a:b] > 0).any() else np.nan
-                     for a, b in zip(edges[:-1], edges[1:])])
+    size = _segment_widths(edges, area)
     expected = np.nanmedian(lengths / size) * size
     out = list(edges[1:-1])
     top = edges[-2]
@@ -393,14 +409,12 @@ def doubtful_segments(cuts: np.ndarray, area: np.ndarray) -> list[int]:
     which merged segments lengthen), such a segment shifts every label counted past it; the end
     segments are left out (the view cuts the top one; the lowest may hold L5 tilted by the
     lordosis and the top of S1)."""
-    n = len(area)
-    edges = np.concatenate([[0], np.sort(np.asarray(cuts, int)), [n - 1]]).astype(int)
+    edges = _segment_edges(cuts, len(area))
     if len(edges) < 4:
         return []
-    size = np.array([np.sqrt(np.median(area[a:b][area[a:b] > 0])) if (area[a:b] > 0).any() else np.nan
-                     for a, b in zip(edges[:-1], edges[1:])])
+    size = _segment_widths(edges, area)
+    pitch = _capped_pitch(edges, size)
     lengths = np.diff(edges)
-    pitch = min(float(np.nanmedian(lengths / size)), PITCH_PER_WIDTH)
     return [k for k in range(1, len(lengths) - 1) if lengths[k] >= DOUBT_RATIO * pitch * size[k]]
 
 
@@ -432,18 +446,15 @@ def profile_discs(profile: np.ndarray, area: np.ndarray, cuts: np.ndarray, step:
     found, props = find_peaks(-profile, prominence=PROFILE_DISC_DIP, distance=spacing)
     n = len(profile)
     cuts = [int(c) for c in np.sort(np.asarray(cuts, int))]
-    edges = np.concatenate([[0], cuts, [n - 1]]).astype(int)
-    size = [np.sqrt(np.median(area[a:b][area[a:b] > 0])) if (area[a:b] > 0).any() else np.nan
-            for a, b in zip(edges[:-1], edges[1:])]
-    pitch = min(float(np.nanmedian(np.diff(edges) / np.array(size))), PITCH_PER_WIDTH)
+    edges = _segment_edges(cuts, n)
+    pitch = _capped_pitch(edges, _segment_widths(edges, area))
     for c in found[np.argsort(-props["prominences"])]:  # the deepest first
-        edges = np.concatenate([[0], cuts, [n - 1]]).astype(int)
+        edges = _segment_edges(cuts, n)
         k = int(np.searchsorted(edges, c, side="right")) - 1
         if k < 0 or k >= len(edges) - 1 or c in edges:
             continue
         a, b = edges[k], edges[k + 1]
-        inside = area[a:b][area[a:b] > 0]
-        shortest = SHORTEST_BODY * pitch * (np.sqrt(np.median(inside)) if len(inside) else 0.0)
+        shortest = SHORTEST_BODY * pitch * np.nan_to_num(_segment_widths(np.array([a, b]), area)[0])
         need_lo = spacing if a == 0 else shortest
         need_hi = spacing if b == n - 1 else shortest
         if c - a >= need_lo and b - c >= need_hi:
@@ -471,7 +482,7 @@ class _Column(NamedTuple):
     level: np.ndarray
     step: float
     beside_guess: list[int]
-    doubtful: list[int] = []
+    doubtful: list[int]
 
 
 def _column_segments(vertebra: np.ndarray, affine: np.ndarray, voxel_ml: float) -> _Column | None:
